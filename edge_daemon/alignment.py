@@ -1,0 +1,75 @@
+"""Face alignment: warp a detected face into the crop an embedder was trained on."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edge_daemon.messages import Detection
+
+# Where the five landmarks (right eye, left eye, nose tip, right and left mouth corners, as the
+# YuNet detectors order them) sit in the widely used 112x112 face crop (ArcFace/InsightFace layout).
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+
+class Aligner(Protocol):
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """The aligned face crop (BGR uint8) for one detection in ``image``."""
+        ...
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation mapping ``source`` points onto ``target``
+    (Umeyama 1991). Returns a 2x3 matrix for ``cv2.warpAffine``."""
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    source_centred, target_centred = source - source_mean, target - target_mean
+    covariance = target_centred.T @ source_centred / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    reflection = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        reflection[1, 1] = -1
+    rotation = u @ reflection @ vt
+    variance = (source_centred**2).sum() / len(source)
+    scale = (singular * np.diag(reflection)).sum() / variance if variance > 0 else 1.0
+    translation = target_mean - scale * rotation @ source_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+class TemplateAligner:
+    """5-point similarity warp onto the 112x112 template scaled to ``size`` (used by the VGG16 embedder)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.template = TEMPLATE_112 * (size / 112.0)
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        matrix = similarity_transform(detection.landmarks, self.template)
+        return cv2.warpAffine(image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class DlibChipAligner:
+    """dlib's own alignment for its ResNet: its 5-point shape predictor inside the detected box,
+    then ``get_face_chip`` (150x150, padding 0.25), which is what the network was trained on."""
+
+    size = 150
+
+    def __init__(self, shape_predictor_path: str):
+        import dlib
+
+        self._dlib = dlib
+        self._predictor = dlib.shape_predictor(shape_predictor_path)
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        x, y, w, h = detection.bbox
+        rect = self._dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        shape = self._predictor(rgb, rect)
+        chip_rgb = self._dlib.get_face_chip(rgb, shape, size=self.size, padding=0.25)
+        return np.ascontiguousarray(chip_rgb[:, :, ::-1])

@@ -1,0 +1,146 @@
+"""A few plain functions for still images: find faces, embed them, recognise them, enrol people.
+
+The CLI, the trainer and the evaluation code use these; the daemon uses the same detector,
+aligner and embedder objects in its threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_daemon.detection import Detector
+from edge_daemon.embedding import Embedder
+from edge_daemon.gallery import Gallery, validate_identity
+from edge_daemon.messages import BBox, Detection
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+PINS_PREFIX = "pins_"
+
+
+class ImageError(ValueError):
+    """An image file cannot be read or decoded."""
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """The image at ``path`` as a BGR uint8 array, or ``ImageError`` saying why not."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageError(f"{path} is not a readable image")
+    return image
+
+
+def find_faces(image: np.ndarray, detector: Detector) -> list[Detection]:
+    """Every face the detector finds, largest first."""
+    return sorted(detector.detect(image), key=lambda d: d.bbox[2] * d.bbox[3], reverse=True)
+
+
+def face_nearest_centre(detections: list[Detection], image: np.ndarray) -> Detection | None:
+    """The face whose centre is nearest the image centre (LFW-style crops centre their subject)."""
+    if not detections:
+        return None
+    height, width = image.shape[:2]
+
+    def distance(detection: Detection) -> float:
+        x, y, w, h = detection.bbox
+        return (x + w / 2 - width / 2) ** 2 + (y + h / 2 - height / 2) ** 2
+
+    return min(detections, key=distance)
+
+
+def embed_faces(image: np.ndarray, detections: list[Detection], embedder: Embedder) -> np.ndarray:
+    """(N, dim) L2-normalised embeddings, one row per detection."""
+    crops = [embedder.aligner.align(image, detection) for detection in detections]
+    return embedder.embed(crops)
+
+
+@dataclass(frozen=True)
+class RecognizedFace:
+    bbox: BBox
+    identity: str | None
+    score: float
+    detection_score: float
+
+    def as_dict(self) -> dict:
+        return {
+            "bbox": [round(v, 1) for v in self.bbox],
+            "identity": self.identity,
+            "score": round(self.score, 4),
+        }
+
+
+def recognize(
+    image: np.ndarray,
+    detector: Detector,
+    embedder: Embedder,
+    gallery: Gallery | None,
+    threshold: float | None = None,
+) -> list[RecognizedFace]:
+    """Every face in ``image`` with its gallery identity (None: unknown) and cosine score."""
+    detections = find_faces(image, detector)
+    if not detections:
+        return []
+    vectors = embed_faces(image, detections, embedder)
+    if gallery is None:
+        return [RecognizedFace(d.bbox, None, 0.0, d.score) for d in detections]
+    matches = gallery.match(vectors, threshold)
+    return [RecognizedFace(d.bbox, m.identity, m.score, d.score) for d, m in zip(detections, matches)]
+
+
+def identity_from_folder(folder_name: str) -> str:
+    """Folder name -> identity: the Pins layout ``pins_<Name>`` maps to ``<Name>``."""
+    name = folder_name[len(PINS_PREFIX) :] if folder_name.startswith(PINS_PREFIX) else folder_name
+    return validate_identity(name)
+
+
+def iter_dataset(root: Path) -> list[tuple[str, Path]]:
+    """(identity, image path) for every ``<identity>/<image>`` under ``root``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {root}")
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        identity = identity_from_folder(folder.name)
+        for image in sorted(folder.iterdir()):
+            if image.suffix.lower() in IMAGE_SUFFIXES:
+                items.append((identity, image))
+    return items
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def enrolment_embeddings(
+    paths: list[Path], detector: Detector, embedder: Embedder, progress=None
+) -> tuple[np.ndarray, list[str], list[Skipped]]:
+    """Embeddings of the one face in each image. Images with no face, several faces or that cannot
+    be read are returned as skipped with the reason, never guessed."""
+    vectors, sources, skipped = [], [], []
+    for path in paths:
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            skipped.append(Skipped(str(path), str(exc)))
+        else:
+            detections = find_faces(image, detector)
+            if len(detections) == 1:
+                vectors.append(embed_faces(image, detections, embedder)[0])
+                sources.append(str(path))
+            else:
+                reason = "no face found" if not detections else f"{len(detections)} faces found, expected one"
+                skipped.append(Skipped(str(path), reason))
+        if progress is not None:
+            progress()
+    matrix = np.array(vectors, dtype=np.float32).reshape(-1, embedder.dim)
+    return matrix, sources, skipped

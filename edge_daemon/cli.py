@@ -1,0 +1,317 @@
+"""``edge-daemon`` command line.
+
+Exit codes: 0 success, 1 runtime failure (unreadable model, gallery, camera), 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge_daemon import __version__
+from edge_daemon.config import ConfigError, Settings, load_settings, parse_camera_flag
+from edge_daemon.logs import configure_logging, get_logger
+
+log = get_logger(__name__)
+
+
+class UsageError(Exception):
+    """Bad arguments: exit code 2."""
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    settings = load_settings(args.config, **overrides)
+    configure_logging(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def _gallery_override(path: Path | None) -> dict:
+    return {"gallery": {"path": str(path)}} if path is not None else {}
+
+
+# --- run ------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides: dict = _gallery_override(args.gallery)
+    if args.camera:
+        overrides["cameras"] = [parse_camera_flag(flag) for flag in args.camera]
+    if args.events_out is not None:
+        overrides["events"] = {"jsonl": args.events_out}
+    if args.mqtt is not None:
+        overrides["mqtt"] = {"url": args.mqtt}
+    settings = _settings(args, **overrides)
+    from edge_daemon.daemon import Daemon
+
+    try:
+        daemon = Daemon(settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return daemon.run()
+
+
+# --- config ---------------------------------------------------------------------------
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file)
+    print(settings.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(Settings.model_json_schema(), indent=2))
+    return 0
+
+
+# --- gallery --------------------------------------------------------------------------
+
+
+def _models(settings: Settings):
+    from edge_daemon.detection import create_detector
+    from edge_daemon.embedding import create_embedder
+
+    return create_detector(settings.detector), create_embedder(settings.embedder)
+
+
+def _gallery_path(args: argparse.Namespace, settings: Settings) -> Path:
+    path = args.gallery or settings.gallery.path
+    if path is None:
+        raise UsageError("no gallery: pass --gallery DIR or set gallery.path in the config")
+    return Path(path)
+
+
+def _report_skipped(skipped) -> None:
+    for item in skipped:
+        log.warning("image skipped", image=item.path, reason=item.reason)
+
+
+def cmd_gallery_build(args: argparse.Namespace) -> int:
+    from edge_daemon.api import enrolment_embeddings, iter_dataset
+    from edge_daemon.gallery import Gallery, META_FILE, locked
+    from edge_daemon.progress import Progress
+
+    settings = _settings(args)
+    if (args.out / META_FILE).exists() and not args.force:
+        raise UsageError(f"{args.out} already holds a gallery; pass --force to replace it")
+    try:
+        items = iter_dataset(args.directory)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if not items:
+        raise UsageError(f"no images found under {args.directory} (expected <identity>/<image> folders)")
+    detector, embedder = _models(settings)
+    gallery = Gallery.for_embedder(embedder)
+    progress = Progress(len(items), "enrolling")
+    skipped_all = []
+    by_identity: dict[str, list[Path]] = {}
+    for identity, path in items:
+        by_identity.setdefault(identity, []).append(path)
+    for identity, paths in by_identity.items():
+        vectors, sources, skipped = enrolment_embeddings(paths, detector, embedder, progress)
+        skipped_all += skipped
+        if len(vectors):
+            gallery.add(identity, vectors, sources)
+        else:
+            log.warning("identity not enrolled: no usable image", identity=identity)
+    _report_skipped(skipped_all)
+    with locked(args.out):
+        gallery.save(args.out)
+    summary = {
+        "gallery": str(args.out),
+        "version": gallery.version,
+        "identities": len(gallery.identities()),
+        "embeddings": len(gallery.labels),
+        "skipped": [{"image": item.path, "reason": item.reason} for item in skipped_all],
+        "threshold": gallery.threshold,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edge_daemon.api import enrolment_embeddings
+    from edge_daemon.gallery import META_FILE, Gallery, locked, validate_identity
+
+    settings = _settings(args)
+    try:
+        name = validate_identity(args.name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = _gallery_path(args, settings)
+    detector, embedder = _models(settings)
+    vectors, sources, skipped = enrolment_embeddings([Path(p) for p in args.images], detector, embedder)
+    _report_skipped(skipped)
+    if not len(vectors):
+        log.error("nothing enrolled: no image had exactly one readable face", identity=name)
+        return 1
+    with locked(path):
+        gallery = Gallery.load(path) if (path / META_FILE).exists() else Gallery.for_embedder(embedder)
+        gallery.check_embedder(embedder)
+        gallery.add(name, vectors, sources)
+        gallery.save(path)
+    print(json.dumps({"identity": name, "enrolled": len(sources), "skipped": len(skipped), "version": gallery.version}))
+    return 0
+
+
+def cmd_gallery_list(args: argparse.Namespace) -> int:
+    from edge_daemon.gallery import Gallery
+
+    gallery = Gallery.load(_gallery_path(args, _settings(args)))
+    if args.json:
+        print(json.dumps({"version": gallery.version, "embedder": gallery.embedder, "identities": gallery.identities()}))
+    else:
+        print(f"gallery {gallery.version}  embedder {gallery.embedder}  threshold {gallery.threshold}")
+        for identity, count in gallery.identities().items():
+            print(f"  {identity}\t{count}")
+    return 0
+
+
+def cmd_gallery_remove(args: argparse.Namespace) -> int:
+    from edge_daemon.gallery import Gallery, locked
+
+    path = _gallery_path(args, _settings(args))
+    with locked(path):
+        gallery = Gallery.load(path)
+        removed = gallery.remove(args.name)
+        if not removed:
+            log.error("identity not in gallery", identity=args.name)
+            return 1
+        gallery.save(path)
+    print(json.dumps({"identity": args.name, "removed": removed, "version": gallery.version}))
+    return 0
+
+
+# --- recognize ------------------------------------------------------------------------
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    from edge_daemon.api import ImageError, load_image, recognize
+    from edge_daemon.gallery import Gallery
+
+    settings = _settings(args, **_gallery_override(args.gallery))
+    detector, embedder = _models(settings)
+    gallery = None
+    if settings.gallery.path is not None:
+        gallery = Gallery.load(settings.gallery.path)
+        gallery.check_embedder(embedder)
+    failures = 0
+    for path in args.images:
+        try:
+            faces = recognize(load_image(path), detector, embedder, gallery, settings.gallery.threshold)
+        except ImageError as exc:
+            failures += 1
+            print(json.dumps({"image": path, "error": str(exc)}) if args.json else f"{path}: error: {exc}")
+            continue
+        if args.json:
+            print(json.dumps({"image": path, "faces": [face.as_dict() for face in faces]}))
+        else:
+            print(f"{path}: {len(faces)} face(s)")
+            for face in faces:
+                x, y, w, h = (round(v) for v in face.bbox)
+                print(f"  [{x}, {y}, {w}, {h}]  {face.identity or 'unknown'}  score {face.score:.3f}")
+    return 1 if failures == len(args.images) else 0
+
+
+# --- calibrate ------------------------------------------------------------------------
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edge_daemon.progress import Progress
+    from edge_daemon.verification import calibrate, pair_scores, read_pairs
+
+    settings = _settings(args)
+    detector, embedder = _models(settings)
+    pairs = read_pairs(args.pairs).pairs
+    images = len({key for pair in pairs for key in (pair.first, pair.second)})
+    scores, missing = pair_scores(pairs, args.images, detector, embedder, Progress(images, "embedding"))
+    same = np.array([pair.same for pair in pairs])
+    found = ~np.isnan(scores)
+    result = calibrate(scores[found & same], scores[found & ~same], args.far, f"{Path(args.pairs).name}, FAR {args.far:g}")
+    print(json.dumps({**result.as_dict(), "embedder": embedder.name, "images_without_face": missing}))
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-daemon", description="Face recognition for video streams.")
+    parser.add_argument("--version", action="version", version=f"edge-daemon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    config_parent = argparse.ArgumentParser(add_help=False)
+    config_parent.add_argument("--config", type=Path, help="TOML config file (EDGE_* env vars override it)")
+
+    run = commands.add_parser("run", parents=[config_parent], help="run the daemon")
+    run.add_argument("--camera", action="append", metavar="NAME=URL", help="a file, rtsp://..., or usb:N (repeatable)")
+    run.add_argument("--gallery", type=Path, metavar="DIR", help="gallery directory")
+    run.add_argument("--events-out", metavar="FILE", help="JSON-lines events file, '-' for stdout")
+    run.add_argument("--mqtt", metavar="mqtt://HOST:PORT", help="publish events to this broker")
+    run.set_defaults(handler=cmd_run)
+
+    config = commands.add_parser("config", help="check or describe configuration").add_subparsers(dest="action", required=True)
+    check = config.add_parser("check", help="validate a config file and print the effective config")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=cmd_config_check)
+    config.add_parser("schema", help="print the JSON schema of the configuration").set_defaults(handler=cmd_config_schema)
+
+    gallery = commands.add_parser("gallery", help="build, list or edit a gallery").add_subparsers(dest="action", required=True)
+    build = gallery.add_parser("build", parents=[config_parent], help="enrol every <identity>/<image> under DIR")
+    build.add_argument("directory", type=Path, metavar="DIR")
+    build.add_argument("--out", type=Path, required=True, metavar="GALLERY")
+    build.add_argument("--force", action="store_true", help="replace an existing gallery")
+    build.set_defaults(handler=cmd_gallery_build)
+    listing = gallery.add_parser("list", parents=[config_parent], help="identities and embedding counts")
+    listing.add_argument("--gallery", type=Path)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_gallery_list)
+    remove = gallery.add_parser("remove", parents=[config_parent], help="remove one identity")
+    remove.add_argument("--gallery", type=Path)
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_gallery_remove)
+
+    enroll = commands.add_parser("enroll", parents=[config_parent], help="add one person from a few photos")
+    enroll.add_argument("--gallery", type=Path)
+    enroll.add_argument("name")
+    enroll.add_argument("images", nargs="+")
+    enroll.set_defaults(handler=cmd_enroll)
+
+    rec = commands.add_parser("recognize", parents=[config_parent], help="recognise the faces in still images")
+    rec.add_argument("images", nargs="+")
+    rec.add_argument("--gallery", type=Path)
+    rec.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    rec.set_defaults(handler=cmd_recognize)
+
+    cal = commands.add_parser("calibrate", parents=[config_parent], help="unknown-threshold from LFW-style pairs")
+    cal.add_argument("--pairs", type=Path, required=True)
+    cal.add_argument("--images", type=Path, required=True)
+    cal.add_argument("--far", type=float, default=0.01, help="target false-accept rate (default 0.01)")
+    cal.set_defaults(handler=cmd_calibrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_parser().parse_args(argv)
+    from edge_daemon.detection import DetectorError
+    from edge_daemon.embedding import EmbedderError
+    from edge_daemon.gallery import GalleryError
+
+    try:
+        return args.handler(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"edge-daemon: {exc}", file=sys.stderr)
+        return 2
+    except (DetectorError, EmbedderError, GalleryError, OSError) as exc:
+        print(f"edge-daemon: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

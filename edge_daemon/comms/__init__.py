@@ -1,0 +1,1 @@
+"""Where events go: one dispatcher, pluggable transports (JSON lines, MQTT)."""

@@ -1,0 +1,296 @@
+"""The one configuration tree: TOML file + ``EDGE_...`` environment overrides.
+
+Every section is a pydantic model whose fields carry a title and description, so
+``edge-daemon config schema`` documents itself. Precedence, highest first:
+command-line flags, environment (``EDGE_DETECTOR__BACKEND=yunet_onnx``), TOML file,
+defaults.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CAMERA_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CameraConfig(Section):
+    name: str = Field(
+        title="Camera name",
+        description="Unique name; used in events and MQTT topics (letters, digits, '_', '-', '.').",
+        pattern=CAMERA_NAME_PATTERN,
+    )
+    url: str = Field(
+        title="Source",
+        description="A video file path, an 'rtsp://' / 'http://' URL, or 'usb:N' for a local capture device.",
+        min_length=1,
+    )
+    detect_fps: float = Field(
+        5.0, gt=0, le=60, title="Detection rate", description="Frames per second handed to face detection."
+    )
+    loop: bool = Field(False, title="Loop files", description="Restart a file source at its end (demos, benchmarks).")
+    realtime: bool = Field(
+        True,
+        title="Pace files like a live camera",
+        description=(
+            "Files are read at their native frame rate and, like live cameras, drop the oldest frame when the "
+            "pipeline is behind. False reads as fast as the pipeline takes frames and never drops one."
+        ),
+    )
+    queue_size: int = Field(
+        4, ge=1, le=256, title="Frame queue", description="Frames buffered between capture and detection."
+    )
+    reconnect_initial_s: float = Field(
+        1.0, gt=0, title="First reconnect delay", description="Seconds before the first reconnect attempt."
+    )
+    reconnect_max_s: float = Field(
+        30.0, gt=0, title="Longest reconnect delay", description="Upper bound of the exponential backoff."
+    )
+
+    @property
+    def is_file(self) -> bool:
+        return not (self.url.startswith("usb:") or "://" in self.url)
+
+
+class DetectorConfig(Section):
+    backend: Literal["yuface", "yunet_onnx"] = Field(
+        "yuface",
+        title="Detector backend",
+        description=(
+            "'yuface': libfacedetection with compiled-in weights (works offline, the default). "
+            "'yunet_onnx': OpenCV FaceDetectorYN with the YuNet ONNX file given in model_path (faster)."
+        ),
+    )
+    model_path: Path | None = Field(
+        None, title="YuNet ONNX file", description="Required for 'yunet_onnx' (OpenCV model zoo face_detection_yunet)."
+    )
+    score_threshold: float = Field(
+        0.7, ge=0, le=1, title="Detection score", description="Detections scoring below are discarded."
+    )
+    max_side: int = Field(
+        640, ge=64, le=4096, title="Detection size", description="Frames are downscaled to this longest side first."
+    )
+    min_face_px: int = Field(
+        40, ge=0, title="Minimum face size", description="Faces narrower than this (frame pixels) are not embedded."
+    )
+    max_yaw: float = Field(
+        0.8,
+        ge=0,
+        title="Most turned face",
+        description=(
+            "Frontalness from the 5 landmarks: horizontal nose offset from the eye midpoint divided by the eye "
+            "distance (0 frontal, above 1 near profile). More turned faces are not embedded: their embeddings "
+            "match the wrong people."
+        ),
+    )
+    min_sharpness: float = Field(
+        20.0,
+        ge=0,
+        title="Minimum sharpness",
+        description="Variance of the Laplacian of the face crop; blurrier faces are not embedded.",
+    )
+
+    @model_validator(mode="after")
+    def _onnx_needs_model(self) -> DetectorConfig:
+        if self.backend == "yunet_onnx" and self.model_path is None:
+            raise ValueError("backend 'yunet_onnx' needs detector.model_path (a YuNet .onnx file)")
+        return self
+
+
+class EmbedderConfig(Section):
+    backend: Literal["dlib_resnet", "vgg16"] = Field(
+        "dlib_resnet",
+        title="Embedder backend",
+        description="'dlib_resnet': dlib's pretrained 128-d face ResNet (default). 'vgg16': a model from 'edge-daemon train'.",
+    )
+    model_dir: Path | None = Field(
+        None, title="Model directory", description="Required for 'vgg16': the trainer's output directory."
+    )
+    max_batch: int = Field(16, ge=1, le=256, title="Batch size", description="Most faces embedded in one call.")
+    max_wait_ms: float = Field(
+        30.0, ge=0, le=5000, title="Batch wait", description="Longest a face waits for others to fill a batch."
+    )
+
+    @model_validator(mode="after")
+    def _vgg_needs_model(self) -> EmbedderConfig:
+        if self.backend == "vgg16" and self.model_dir is None:
+            raise ValueError("backend 'vgg16' needs embedder.model_dir (the output of 'edge-daemon train')")
+        return self
+
+
+class GalleryConfig(Section):
+    path: Path | None = Field(
+        None, title="Gallery directory", description="Built by 'edge-daemon gallery build'; without one every face is unknown."
+    )
+    threshold: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        title="Unknown threshold",
+        description="Cosine similarity below which a face is 'unknown'. Unset: the calibrated value stored in the gallery.",
+    )
+    top_k: int = Field(5, ge=1, le=100, title="Neighbours", description="Gallery entries compared per face.")
+
+
+class TrackerConfig(Section):
+    iou_threshold: float = Field(
+        0.3, gt=0, lt=1, title="IoU match", description="Least overlap for a detection to continue a track."
+    )
+    max_missed_s: float = Field(
+        1.5, gt=0, title="Track timeout", description="A track not seen for this many seconds has ended."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=50, title="Embeddings per track", description="Most faces of one track that are embedded."
+    )
+    better_face_ratio: float = Field(
+        1.3,
+        ge=1,
+        title="Clearly better face",
+        description="Embed again only when a face's quality (area x sharpness) beats the best embedded one by this factor.",
+    )
+
+
+class EventsConfig(Section):
+    jsonl: str | None = Field(
+        "-", title="JSON-lines output", description="File to append events to, '-' for stdout, empty to disable."
+    )
+    crops_dir: Path | None = Field(
+        None, title="Face crops", description="If set, the face behind each decision is saved here as a JPEG."
+    )
+
+
+class MqttConfig(Section):
+    url: str | None = Field(
+        None, title="Broker", description="'mqtt://HOST:PORT'; unset disables MQTT."
+    )
+    prefix: str = Field(
+        "edge-daemon",
+        title="Topic prefix",
+        description="Events go to <prefix>/events and <prefix>/<camera>/events; availability to <prefix>/availability.",
+        pattern=r"^[^#+\x00]+$",
+    )
+    client_id: str | None = Field(None, title="Client id", description="Defaults to edge-daemon-<hostname>.")
+    username: str | None = Field(None, title="User name", description="Broker user name.")
+    password: SecretStr | None = Field(None, title="Password", description="Broker password (never logged).")
+    keepalive_s: int = Field(30, ge=5, le=3600, title="Keepalive", description="MQTT keepalive in seconds.")
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, url: str | None) -> str | None:
+        if url:
+            parsed = urlparse(url)
+            if parsed.scheme != "mqtt" or not parsed.hostname:
+                raise ValueError("expected mqtt://HOST[:PORT]")
+            parsed.port  # noqa: B018 - raises ValueError on a bad port
+        return url or None
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "localhost"
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or 1883
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", title="Log level", description="Least severity logged.")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", title="Log format", description="'auto': readable on a terminal, JSON otherwise."
+    )
+
+
+_toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_file", default=None)
+
+
+class Settings(BaseSettings):
+    """The daemon's whole configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid")
+
+    cameras: list[CameraConfig] = Field(
+        default_factory=list, title="Cameras", description="Streams to watch, one capture thread each."
+    )
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, title="Face detection")
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, title="Face embedding")
+    gallery: GalleryConfig = Field(default_factory=GalleryConfig, title="Enrolled people")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, title="Tracking and decisions")
+    events: EventsConfig = Field(default_factory=EventsConfig, title="Event outputs")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_names(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        names = [camera.name for camera in cameras]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"camera names must be unique, repeated: {', '.join(duplicates)}")
+        return cameras
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        toml_file = _toml_file.get()
+        if toml_file is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
+        return sources
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message lists every bad field with its path and reason."""
+
+
+def load_settings(path: Path | None = None, **overrides: object) -> Settings:
+    """Read the TOML file (if any), apply ``EDGE_`` env vars and then ``overrides``; validate everything."""
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"config file not found: {path}")
+    token = _toml_file.set(Path(path) if path is not None else None)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    except ValueError as exc:  # TOML syntax errors and undecodable env values
+        raise ConfigError(f"cannot read configuration: {exc}") from None
+    finally:
+        _toml_file.reset(token)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"{location}: {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def parse_camera_flag(flag: str) -> dict[str, str]:
+    """``NAME=URL`` from ``--camera`` into a camera entry (validated with the rest of the config)."""
+    name, sep, url = flag.partition("=")
+    if not sep or not name or not url:
+        raise ConfigError(f"--camera expects NAME=URL, got {flag!r}")
+    if not re.match(CAMERA_NAME_PATTERN, name):
+        raise ConfigError(f"--camera name {name!r}: use letters, digits, '_', '-', '.'")
+    return {"name": name, "url": url}

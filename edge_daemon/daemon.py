@@ -1,0 +1,156 @@
+"""The daemon: builds the pipeline from the settings, runs it, reloads the gallery on SIGHUP and
+shuts down cleanly (every queue drained, every transport flushed) on SIGINT/SIGTERM or when all
+file cameras have ended.
+
+  Camera (thread per camera) -> TrackingWorker (thread per camera) -> EmbeddingWorker (one thread)
+    -> DecisionMaker (one thread) -> EventDispatcher -> transports
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+
+from edge_daemon.capture import Camera
+from edge_daemon.comms.dispatcher import EventDispatcher, Transport
+from edge_daemon.comms.jsonl import JsonLinesTransport
+from edge_daemon.comms.mqtt import MqttTransport
+from edge_daemon.config import Settings
+from edge_daemon.decisions import DecisionMaker
+from edge_daemon.detection import QualityGate, create_detector
+from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
+from edge_daemon.embedding import create_embedder
+from edge_daemon.logs import get_logger
+from edge_daemon.matcher import Matcher
+from edge_daemon.tracking import TrackingWorker
+
+log = get_logger(__name__)
+
+FACE_QUEUE_SIZE = 256
+IDENTIFICATION_QUEUE_SIZE = 1024
+
+
+def create_transports(settings: Settings) -> list[Transport]:
+    transports: list[Transport] = []
+    if settings.events.jsonl:
+        transports.append(JsonLinesTransport(settings.events.jsonl))
+    if settings.mqtt.url:
+        transports.append(MqttTransport(settings.mqtt))
+    return transports
+
+
+class Daemon:
+    def __init__(self, settings: Settings):
+        if not settings.cameras:
+            raise ValueError("no cameras configured: add [[cameras]] to the config or pass --camera NAME=URL")
+        self.settings = settings
+        self.stopping = threading.Event()
+        self._reload_requested = threading.Event()
+        self.embedder = create_embedder(settings.embedder)
+        self.matcher = Matcher(settings.gallery, self.embedder)
+        gate = QualityGate(settings.detector)
+        self.cameras = [Camera(camera, self.stopping) for camera in settings.cameras]
+        faces: queue.Queue = queue.Queue(maxsize=FACE_QUEUE_SIZE)
+        identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
+        self._faces = faces
+        self.trackers = [
+            TrackingWorker(
+                camera.config.name,
+                camera.frames,
+                faces,
+                create_detector(settings.detector),  # one per camera: detectors keep per-call state
+                gate,
+                self.embedder.aligner,
+                settings.tracker,
+            )
+            for camera in self.cameras
+        ]
+        self.embed_worker = EmbeddingWorker(
+            self.embedder,
+            self.matcher,
+            faces,
+            identifications,
+            settings.embedder.max_batch,
+            settings.embedder.max_wait_ms,
+        )
+        self.dispatcher = EventDispatcher(create_transports(settings))
+        self.decisions = DecisionMaker(
+            identifications, self.dispatcher, self.embedder.name, self.embedder.version, settings.events.crops_dir
+        )
+
+    def start(self) -> None:
+        for thread in [self.decisions, self.embed_worker, *self.trackers, *self.cameras]:
+            thread.start()
+        log.info(
+            "daemon started",
+            cameras=[camera.config.name for camera in self.cameras],
+            detector=self.settings.detector.backend,
+            embedder=self.embedder.name,
+            transports=[transport.name for transport in self.dispatcher.transports],
+        )
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    def run(self) -> int:
+        """Run until stopped or until every camera has finished. Returns the exit code."""
+        self._install_signal_handlers()
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                if self._reload_requested.wait(0.2):
+                    self._reload_requested.clear()
+                    self.matcher.reload()
+                if not any(camera.is_alive() for camera in self.cameras):
+                    break
+        finally:
+            self.shutdown()
+        failed = [camera.config.name for camera in self.cameras if camera.state == "failed"]
+        if failed and len(failed) == len(self.cameras):
+            log.error("no camera could be read", cameras=failed)
+            return 1
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop capture, then drain each stage in pipeline order so no decided event is lost."""
+        self.stopping.set()
+        for thread in [*self.cameras, *self.trackers]:
+            thread.join()
+        self._faces.put(Shutdown())
+        self.embed_worker.join()
+        self.decisions.join()
+        self.dispatcher.close()
+        log.info("daemon stopped", **self.stats())
+
+    def stats(self) -> dict:
+        cameras = {
+            camera.config.name: {"state": camera.state, **camera.counters.values, **tracker.counters.values}
+            for camera, tracker in zip(self.cameras, self.trackers)
+        }
+        return {
+            "cameras": cameras,
+            "embedder": {
+                **self.embed_worker.counters.values,
+                "batches": dict(sorted(self.embed_worker.batch_sizes.items())),
+                "embed_seconds": round(self.embed_worker.embed_seconds, 3),
+            },
+            "events": self.decisions.counters.values,
+            "transports": self.dispatcher.counters.values,
+        }
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # tests and benchmarks drive the daemon from other threads
+
+        def on_stop(signum, frame):
+            log.info("stop requested", signal=signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload())
+

@@ -1,0 +1,231 @@
+"""The enrolled gallery: embeddings + labels in one directory, searched with FAISS (cosine).
+
+Layout of a gallery directory (no pickle anywhere):
+  gallery.json    embedder name and version, dimension, unknown-threshold and its source, revision
+  labels.json     {"labels": [identity per row], "sources": [image per row]}
+  embeddings.npy  float32 (N, dim), L2-normalised, loaded with allow_pickle=False
+
+The FAISS index is rebuilt from ``embeddings.npy`` at load (milliseconds for 100k rows), so a
+damaged or hostile file can only fail numpy's strict parser, never FAISS's binary reader.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import unicodedata
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+GALLERY_FORMAT = "edge-daemon-gallery"
+META_FILE = "gallery.json"
+LABELS_FILE = "labels.json"
+EMBEDDINGS_FILE = "embeddings.npy"
+MAX_IDENTITY_LENGTH = 128
+
+
+class GalleryError(RuntimeError):
+    """A gallery cannot be read, written or used with this embedder."""
+
+
+def validate_identity(name: str) -> str:
+    """The identity name as stored, or ``ValueError`` saying why it is refused."""
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise ValueError("identity name is empty")
+    if len(name) > MAX_IDENTITY_LENGTH:
+        raise ValueError(f"identity name is longer than {MAX_IDENTITY_LENGTH} characters")
+    if "/" in name or "\\" in name or name in {".", ".."}:
+        raise ValueError(f"identity name {name!r} contains a path separator")
+    if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in name):
+        raise ValueError(f"identity name {name!r} contains control characters")
+    return name
+
+
+@dataclass(frozen=True)
+class Match:
+    identity: str | None  # None when the best score is below the threshold
+    score: float
+    nearest: str | None  # best gallery identity regardless of the threshold
+
+
+class Gallery:
+    """Embeddings of enrolled people for one embedder, and the threshold for "unknown"."""
+
+    def __init__(
+        self,
+        embedder: str,
+        embedder_version: str,
+        dim: int,
+        threshold: float,
+        threshold_source: str,
+        labels: list[str] | None = None,
+        sources: list[str] | None = None,
+        vectors: np.ndarray | None = None,
+        revision: int = 0,
+    ):
+        self.embedder = embedder
+        self.embedder_version = embedder_version
+        self.dim = dim
+        self.threshold = threshold
+        self.threshold_source = threshold_source
+        self.labels = list(labels or [])
+        self.sources = list(sources or [])
+        self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        self.revision = revision
+        self._index = self._build_index()
+
+    @classmethod
+    def for_embedder(cls, embedder) -> Gallery:
+        """An empty gallery for ``embedder`` (an ``edge_daemon.embedding.Embedder``)."""
+        return cls(embedder.name, embedder.version, embedder.dim, embedder.default_threshold, embedder.threshold_source)
+
+    def _build_index(self) -> faiss.Index:
+        index = faiss.IndexFlatIP(self.dim)
+        if len(self.vectors):
+            index.add(np.ascontiguousarray(self.vectors))
+        return index
+
+    @property
+    def version(self) -> str:
+        """Content hash: changes whenever an embedding, label or the threshold changes."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([self.embedder, self.embedder_version, self.threshold, self.labels]).encode())
+        digest.update(np.ascontiguousarray(self.vectors).tobytes())
+        return f"r{self.revision}-{digest.hexdigest()[:12]}"
+
+    def identities(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for label in self.labels:
+            counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def check_embedder(self, embedder) -> None:
+        if (self.embedder, self.embedder_version) != (embedder.name, embedder.version):
+            raise GalleryError(
+                f"gallery was built with embedder {self.embedder} ({self.embedder_version}) but the daemon uses "
+                f"{embedder.name} ({embedder.version}); rebuild it with 'edge-daemon gallery build' or change embedder.backend"
+            )
+
+    def add(self, identity: str, vectors: np.ndarray, sources: list[str]) -> None:
+        identity = validate_identity(identity)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors) != len(sources):
+            raise ValueError("one source per vector")
+        self.vectors = np.concatenate([self.vectors, vectors])
+        self.labels += [identity] * len(vectors)
+        self.sources += list(sources)
+        self.revision += 1
+        self._index = self._build_index()
+
+    def remove(self, identity: str) -> int:
+        keep = [i for i, label in enumerate(self.labels) if label != identity]
+        removed = len(self.labels) - len(keep)
+        if removed:
+            self.vectors = self.vectors[keep]
+            self.labels = [self.labels[i] for i in keep]
+            self.sources = [self.sources[i] for i in keep]
+            self.revision += 1
+            self._index = self._build_index()
+        return removed
+
+    def match(self, vectors: np.ndarray, threshold: float | None = None, top_k: int = 5) -> list[Match]:
+        """Best gallery identity and cosine score for each L2-normalised row of ``vectors``."""
+        threshold = self.threshold if threshold is None else threshold
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if not len(self.labels):
+            return [Match(None, 0.0, None) for _ in range(len(vectors))]
+        scores, rows = self._index.search(vectors, min(top_k, len(self.labels)))
+        matches = []
+        for score, row in zip(scores[:, 0], rows[:, 0]):
+            nearest = self.labels[row]
+            matches.append(Match(nearest if score >= threshold else None, float(score), nearest))
+        return matches
+
+    # --- files -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path) -> Gallery:
+        path = Path(path)
+        if not (path / META_FILE).is_file():
+            raise GalleryError(f"{path} is not a gallery ({META_FILE} missing); create one with 'edge-daemon gallery build'")
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            names = json.loads((path / LABELS_FILE).read_text(encoding="utf-8"))
+            vectors = np.load(path / EMBEDDINGS_FILE, allow_pickle=False)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise GalleryError(f"cannot read gallery {path}: {exc}") from None
+        try:
+            if meta["format"] != GALLERY_FORMAT:
+                raise GalleryError(f"{path / META_FILE}: not an edge-daemon gallery")
+            gallery = cls(
+                embedder=str(meta["embedder"]),
+                embedder_version=str(meta["embedder_version"]),
+                dim=int(meta["dim"]),
+                threshold=float(meta["threshold"]),
+                threshold_source=str(meta.get("threshold_source", "")),
+                labels=[str(label) for label in names["labels"]],
+                sources=[str(source) for source in names["sources"]],
+                vectors=vectors,
+                revision=int(meta.get("revision", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GalleryError(f"gallery {path} is incomplete or damaged: {exc!r}") from None
+        if gallery.vectors.ndim != 2 or gallery.vectors.shape != (len(gallery.labels), gallery.dim):
+            raise GalleryError(
+                f"gallery {path} is damaged: {gallery.vectors.shape} embeddings for {len(gallery.labels)} labels "
+                f"of dimension {gallery.dim}"
+            )
+        if len(gallery.sources) != len(gallery.labels) or not np.isfinite(gallery.vectors).all():
+            raise GalleryError(f"gallery {path} is damaged: sources or embeddings inconsistent")
+        return gallery
+
+    def save(self, path: Path) -> None:
+        """Write the gallery; each file is replaced atomically, ``gallery.json`` last."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": GALLERY_FORMAT,
+            "embedder": self.embedder,
+            "embedder_version": self.embedder_version,
+            "dim": self.dim,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "revision": self.revision,
+            "version": self.version,
+            "size": len(self.labels),
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _atomic_write(path / EMBEDDINGS_FILE, lambda handle: np.save(handle, self.vectors, allow_pickle=False))
+        labels = json.dumps({"labels": self.labels, "sources": self.sources}, ensure_ascii=False, indent=1)
+        _atomic_write(path / LABELS_FILE, lambda handle: handle.write(labels.encode()))
+        _atomic_write(path / META_FILE, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
+
+
+def _atomic_write(path: Path, write) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+@contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on a gallery directory while changing it (one enrolment at a time)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,61 @@
+"""Matcher: looks embeddings up in the current gallery; the gallery can be swapped atomically."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edge_daemon.config import GalleryConfig
+from edge_daemon.gallery import Gallery, Match
+from edge_daemon.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Matcher:
+    """Owns the gallery the daemon searches. ``reload()`` (on SIGHUP) builds the new gallery
+    aside and swaps one reference, so in-flight lookups finish on the old one and no frame waits."""
+
+    def __init__(self, config: GalleryConfig, embedder):
+        self._config = config
+        self._embedder = embedder
+        self._lock = threading.Lock()  # serialises reloads, never lookups
+        self.gallery: Gallery | None = self._load() if config.path is not None else None
+        if self.gallery is None:
+            log.warning("no gallery configured: every face will be reported as unknown")
+
+    def _load(self) -> Gallery:
+        gallery = Gallery.load(Path(self._config.path))
+        gallery.check_embedder(self._embedder)
+        log.info(
+            "gallery loaded",
+            path=str(self._config.path),
+            version=gallery.version,
+            people=len(gallery.identities()),
+            embeddings=len(gallery.labels),
+            threshold=self.threshold_for(gallery),
+        )
+        return gallery
+
+    def threshold_for(self, gallery: Gallery) -> float:
+        return gallery.threshold if self._config.threshold is None else self._config.threshold
+
+    def reload(self) -> bool:
+        """Re-read the gallery directory. On any error the current gallery stays in use."""
+        if self._config.path is None:
+            return False
+        with self._lock:
+            try:
+                self.gallery = self._load()
+            except Exception as exc:  # keep serving with the old gallery, say why
+                log.error("gallery reload failed, keeping the current one", error=str(exc))
+                return False
+        return True
+
+    def match(self, vectors: np.ndarray) -> tuple[list[Match], str | None]:
+        gallery = self.gallery  # one read: the whole batch sees the same gallery
+        if gallery is None:
+            return [Match(None, 0.0, None) for _ in range(len(vectors))], None
+        return gallery.match(vectors, self.threshold_for(gallery), self._config.top_k), gallery.version

@@ -1,0 +1,74 @@
+"""Typed messages passed forward between pipeline stages through bounded queues.
+
+capture --Frame--> detection+tracking --FaceSample / TrackEnded--> embedding
+  --Identification / TrackEnded--> decisions --Event--> sinks
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BBox = tuple[float, float, float, float]
+"""A box as (x, y, width, height) in frame pixels."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    camera: str
+    seq: int
+    image: np.ndarray  # BGR, uint8
+    captured_at: float  # wall-clock seconds (time.time()) when the frame was read
+
+
+@dataclass(frozen=True)
+class Detection:
+    bbox: BBox
+    score: float
+    landmarks: np.ndarray  # (5, 2): right eye, left eye, nose tip, right and left mouth corners
+
+
+@dataclass(frozen=True)
+class FaceSample:
+    """One face of a track that is worth embedding, already aligned for the embedder."""
+
+    camera: str
+    track_id: int
+    bbox: BBox
+    quality: float
+    crop: np.ndarray  # aligned face, as the embedder expects it
+    captured_at: float
+    enqueued_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrackEnded:
+    camera: str
+    track_id: int
+    bbox: BBox
+    last_seen_at: float
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The gallery's answer for one embedded face sample."""
+
+    sample: FaceSample
+    identity: str | None  # None: below the unknown threshold, or no gallery
+    score: float  # cosine similarity to the best gallery match (0 without a gallery)
+    gallery_version: str | None
+    embedded_at: float
+
+
+@dataclass
+class StageCounters:
+    """Plain counters a stage increments from its own thread; readers only look."""
+
+    values: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        self.values[name] = self.values.get(name, 0) + amount
+
+    def get(self, name: str) -> int:
+        return self.values.get(name, 0)

@@ -1,0 +1,164 @@
+"""Per-camera detection and tracking: frames in, the faces worth embedding (and track ends) out.
+
+A track's face is embedded only when it helps: the first good face of a new track, then only a
+clearly better one (larger and/or sharper by ``better_face_ratio``), at most ``max_attempts`` times.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_daemon.alignment import Aligner
+from edge_daemon.capture import StreamEnded
+from edge_daemon.config import TrackerConfig
+from edge_daemon.detection import Detector, QualityGate, face_quality
+from edge_daemon.logs import get_logger
+from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackEnded
+
+log = get_logger(__name__)
+
+
+def iou(a: BBox, b: BBox) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    width = min(ax + aw, bx + bw) - max(ax, bx)
+    height = min(ay + ah, by + bh) - max(ay, by)
+    if width <= 0 or height <= 0:
+        return 0.0
+    overlap = width * height
+    return overlap / (aw * ah + bw * bh - overlap)
+
+
+@dataclass
+class Track:
+    track_id: int
+    bbox: BBox
+    last_seen: float
+    attempts: int = 0
+    best_quality: float = 0.0
+
+
+class IouTracker:
+    """Greedy IoU association of detections to the tracks of one camera."""
+
+    def __init__(self, iou_threshold: float, max_missed_s: float):
+        self._iou_threshold = iou_threshold
+        self._max_missed_s = max_missed_s
+        self._ids = itertools.count(1)
+        self.tracks: list[Track] = []
+
+    def update(self, detections: list[Detection], now: float) -> tuple[list[tuple[Track, Detection]], list[Track]]:
+        """Match detections to tracks (new tracks for the rest). Returns (track, detection) pairs and
+        the tracks that have now ended (unseen for longer than ``max_missed_s``)."""
+        candidates = sorted(
+            (
+                (iou(track.bbox, detection.bbox), t, d)
+                for t, track in enumerate(self.tracks)
+                for d, detection in enumerate(detections)
+            ),
+            reverse=True,
+            key=lambda item: item[0],
+        )
+        used_tracks: set[int] = set()
+        used_detections: set[int] = set()
+        pairs = []
+        for overlap, t, d in candidates:
+            if overlap < self._iou_threshold:
+                break
+            if t in used_tracks or d in used_detections:
+                continue
+            used_tracks.add(t)
+            used_detections.add(d)
+            track = self.tracks[t]
+            track.bbox, track.last_seen = detections[d].bbox, now
+            pairs.append((track, detections[d]))
+        for d, detection in enumerate(detections):
+            if d not in used_detections:
+                track = Track(next(self._ids), detection.bbox, now)
+                self.tracks.append(track)
+                pairs.append((track, detection))
+        ended = [track for track in self.tracks if now - track.last_seen > self._max_missed_s]
+        self.tracks = [track for track in self.tracks if now - track.last_seen <= self._max_missed_s]
+        return pairs, ended
+
+    def end_all(self) -> list[Track]:
+        ended, self.tracks = self.tracks, []
+        return ended
+
+
+class TrackingWorker(threading.Thread):
+    """Owns one camera's detector calls and tracker; sends forward what the embedder should see."""
+
+    def __init__(
+        self,
+        camera: str,
+        frames: queue.Queue,
+        output: queue.Queue,
+        detector: Detector,
+        gate: QualityGate,
+        aligner: Aligner,
+        config: TrackerConfig,
+    ):
+        super().__init__(name=f"track-{camera}", daemon=True)
+        self.camera = camera
+        self.counters = StageCounters()
+        self.last_frame_at: float | None = None
+        self._frames = frames
+        self._output = output
+        self._detector = detector
+        self._gate = gate
+        self._aligner = aligner
+        self._config = config
+        self._tracker = IouTracker(config.iou_threshold, config.max_missed_s)
+
+    def run(self) -> None:
+        while True:
+            message = self._frames.get()
+            if isinstance(message, StreamEnded):
+                self._end_tracks(self._tracker.end_all())
+                return
+            try:
+                self._process(message)
+            except Exception:  # one bad frame must not stop the camera
+                self.counters.add("frames_failed")
+                log.exception("frame processing failed", camera=self.camera, seq=message.seq)
+
+    def _process(self, frame: Frame) -> None:
+        detections = self._detector.detect(frame.image)
+        self.counters.add("frames_processed")
+        self.counters.add("faces_detected", len(detections))
+        self.last_frame_at = time.monotonic()
+        pairs, ended = self._tracker.update(detections, frame.captured_at)
+        for track, detection in pairs:
+            self._consider(frame, track, detection)
+        self._end_tracks(ended)
+
+    def _consider(self, frame: Frame, track: Track, detection: Detection) -> None:
+        if track.attempts >= self._config.max_attempts:
+            return
+        verdict = self._gate.check(frame.image, detection)
+        if not verdict.passed:
+            self.counters.add(f"faces_dropped_{verdict.reason}")
+            return
+        quality = face_quality(detection, verdict.sharpness)
+        if track.attempts and quality < track.best_quality * self._config.better_face_ratio:
+            return
+        track.attempts += 1
+        track.best_quality = quality
+        crop = self._aligner.align(frame.image, detection)
+        sample = FaceSample(
+            self.camera, track.track_id, detection.bbox, quality, np.ascontiguousarray(crop), frame.captured_at, time.time()
+        )
+        self._output.put(sample)  # blocks when the embedder is behind: capture then drops, not us
+        self.counters.add("faces_sent")
+
+    def _end_tracks(self, tracks: list[Track]) -> None:
+        for track in tracks:
+            if track.attempts:  # tracks never embedded produced no decision, so no 'ended' either
+                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox, track.last_seen))

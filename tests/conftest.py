@@ -1,0 +1,120 @@
+"""Shared fixtures: paths to ../shared data, real models, a real mosquitto broker."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DATA = SHARED / "data"
+YUNET_ONNX = SHARED / "models" / "face_detection_yunet.onnx"
+HAMILTON = DATA / "video" / "hamilton"
+HAMILTON_CLIP = HAMILTON / "short_hamilton_clip.mp4"
+CROWD_CLIP = DATA / "video" / "crowd" / "crowd_1080p.mp4"
+
+
+def need(path: Path) -> Path:
+    """Skip (with the reason) when shared data is absent; tests never fake it."""
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path} (expected ../shared beside the repository)")
+    return path
+
+
+def wait_until(condition, timeout_s: float, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval_s)
+    return bool(condition())
+
+
+@pytest.fixture(scope="session")
+def yuface_detector():
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detection import create_detector
+
+    return create_detector(DetectorConfig())
+
+
+@pytest.fixture(scope="session")
+def dlib_embedder():
+    from edge_daemon.embedding import DlibResnetEmbedder
+
+    return DlibResnetEmbedder()
+
+
+@pytest.fixture(scope="session")
+def hamilton_gallery(tmp_path_factory, yuface_detector, dlib_embedder) -> Path:
+    """The Hamilton gallery enrolled with the default detector and embedder."""
+    from edge_daemon.api import enrolment_embeddings, iter_dataset
+    from edge_daemon.gallery import Gallery
+
+    gallery = Gallery.for_embedder(dlib_embedder)
+    by_identity: dict[str, list[Path]] = {}
+    for identity, path in iter_dataset(need(HAMILTON / "gallery")):
+        by_identity.setdefault(identity, []).append(path)
+    for identity, paths in by_identity.items():
+        vectors, sources, _ = enrolment_embeddings(paths, yuface_detector, dlib_embedder)
+        gallery.add(identity, vectors, sources)
+    path = tmp_path_factory.mktemp("hamilton") / "gallery"
+    gallery.save(path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Broker:
+    """A real mosquitto on a free loopback port; can be killed and restarted on the same port."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.log = directory / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.config)], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
+        )
+
+        def accepting() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        if not wait_until(accepting, 10):
+            raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        pytest.fail("mosquitto is not installed: apt-get install mosquitto (.ci/run does)")
+    server = Broker(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,104 @@
+"""Detectors against hand-drawn ground truth, quality gates and alignment."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA, YUNET_ONNX, need
+from edge_daemon.alignment import TEMPLATE_112, TemplateAligner, similarity_transform
+from edge_daemon.config import DetectorConfig
+from edge_daemon.detection import DetectorError, QualityGate, YuNetOnnxDetector, create_detector
+from edge_daemon.messages import Detection
+from edge_daemon.tracking import iou
+
+
+def recall_precision(detector, xml_path, min_iou=0.4):
+    true_positive = false_positive = false_negative = 0
+    for image_node in ET.parse(xml_path).getroot().iter("image"):
+        image = cv2.imread(str(xml_path.parent / image_node.get("file")))
+        truth = [tuple(float(box.get(k)) for k in ("left", "top", "width", "height")) for box in image_node.iter("box")]
+        found = [d.bbox for d in detector.detect(image)]
+        used: set[int] = set()
+        for box in truth:
+            overlap, best = max(((iou(box, f), j) for j, f in enumerate(found) if j not in used), default=(0.0, None))
+            if overlap >= min_iou:
+                true_positive += 1
+                used.add(best)
+            else:
+                false_negative += 1
+        false_positive += len(found) - len(used)
+    return true_positive / (true_positive + false_negative), true_positive / max(true_positive + false_positive, 1)
+
+
+# Measured here on testing.xml (25 faces in 5 PASCAL VOC photos), IoU >= 0.4, score >= 0.7:
+# both detectors find 25/25 with no false positive.
+@pytest.mark.parametrize(
+    "config",
+    [DetectorConfig(), DetectorConfig(backend="yunet_onnx", model_path=YUNET_ONNX)],
+    ids=["yuface", "yunet_onnx"],
+)
+def test_detector_recall_and_precision_on_dlib_boxes(config):
+    xml_path = need(DATA / "photos" / "dlib_boxes" / "testing.xml")
+    if config.backend == "yunet_onnx":
+        need(YUNET_ONNX)
+    recall, precision = recall_precision(create_detector(config), xml_path)
+    assert recall >= 0.96, recall
+    assert precision >= 0.96, precision
+
+
+def test_multiface_photo_finds_all_six(yuface_detector):
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
+    detections = yuface_detector.detect(image)
+    assert len(detections) == 6
+    for detection in detections:
+        x, y, w, h = detection.bbox
+        assert 0 <= x and 0 <= y and x + w <= image.shape[1] + 5 and y + h <= image.shape[0] + 5
+        eyes_y = detection.landmarks[:2, 1]
+        mouth_y = detection.landmarks[3:, 1]
+        assert eyes_y.max() < mouth_y.min()  # landmarks are in frame coordinates, eyes above mouth
+
+
+def test_missing_onnx_model_is_a_clear_error(tmp_path):
+    with pytest.raises(DetectorError, match="not found"):
+        YuNetOnnxDetector(tmp_path / "nope.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(DetectorError, match="cannot load YuNet model"):
+        YuNetOnnxDetector(garbage)
+
+
+def test_quality_gate_counts_reasons():
+    gate = QualityGate(DetectorConfig(min_face_px=40, min_sharpness=20.0, score_threshold=0.7))
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    flat = np.full((200, 200, 3), 128, dtype=np.uint8)
+    landmarks = np.zeros((5, 2), np.float32)
+    assert gate.check(sharp, Detection((10, 10, 30, 30), 0.9, landmarks)).reason == "too_small"
+    assert gate.check(sharp, Detection((10, 10, 100, 100), 0.5, landmarks)).reason == "low_score"
+    assert gate.check(flat, Detection((10, 10, 100, 100), 0.9, landmarks)).reason == "blurry"
+    assert gate.check(sharp, Detection((10, 10, 100, 100), 0.9, landmarks)).passed
+
+
+def test_similarity_transform_recovers_a_known_transform():
+    angle, scale, shift = np.deg2rad(17), 1.7, np.array([12.0, -5.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    source = TEMPLATE_112
+    target = source @ rotation.T + shift
+    matrix = similarity_transform(source, target)
+    np.testing.assert_allclose(matrix[:, :2], rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+
+
+def test_template_aligner_puts_landmarks_on_the_template(yuface_detector):
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
+    detection = yuface_detector.detect(image)[0]
+    aligner = TemplateAligner(64)
+    crop = aligner.align(image, detection)
+    assert crop.shape == (64, 64, 3)
+    matrix = similarity_transform(detection.landmarks, aligner._template)
+    mapped = np.c_[detection.landmarks, np.ones(5)] @ matrix.T
+    assert np.abs(mapped - TEMPLATE_112 * 64 / 112).max() < 6  # a similarity fits real landmarks closely
