@@ -99,6 +99,6 @@ def test_template_aligner_puts_landmarks_on_the_template(yuface_detector):
     aligner = TemplateAligner(64)
     crop = aligner.align(image, detection)
     assert crop.shape == (64, 64, 3)
-    matrix = similarity_transform(detection.landmarks, aligner._template)
+    matrix = similarity_transform(detection.landmarks, aligner.template)
     mapped = np.c_[detection.landmarks, np.ones(5)] @ matrix.T
     assert np.abs(mapped - TEMPLATE_112 * 64 / 112).max() < 6  # a similarity fits real landmarks closely
