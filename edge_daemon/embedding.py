@@ -135,6 +135,24 @@ class Vgg16Embedder:
         return l2_normalise(self._model(batch, training=False).numpy())
 
 
+def save_vgg16_artefact(model, model_dir: Path, threshold: dict, extra: dict | None = None) -> None:
+    """Write what ``Vgg16Embedder`` loads: the Keras embedding model, its metadata and the
+    calibrated threshold (a dict with at least ``threshold`` and ``source``). The trainer calls
+    this; so do tests with a small model of their own."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / VGG16_MODEL_FILE)
+    meta = {
+        "format": VGG16_FORMAT,
+        "input_size": int(model.input_shape[1]),
+        "embedding_dim": int(model.output_shape[-1]),
+        "preprocessing": "BGR minus VGG16 ImageNet channel means (edge_daemon.embedding.vgg16_preprocess)",
+        **(extra or {}),
+    }
+    (model_dir / VGG16_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (model_dir / VGG16_THRESHOLD_FILE).write_text(json.dumps(threshold, indent=2), encoding="utf-8")
+
+
 def _load_keras_model(path: Path):
     try:
         import keras
