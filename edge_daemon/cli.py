@@ -88,27 +88,24 @@ def _report_skipped(skipped) -> None:
         log.warning("image skipped", image=item.path, reason=item.reason)
 
 
-def cmd_gallery_build(args: argparse.Namespace) -> int:
+def _build_gallery(directory: Path, detector, embedder):
+    """Enrol every ``<identity>/<image>`` under ``directory``; returns the gallery and skipped images."""
     from edge_daemon.api import enrolment_embeddings, iter_dataset
-    from edge_daemon.gallery import Gallery, META_FILE, locked
+    from edge_daemon.gallery import Gallery
     from edge_daemon.progress import Progress
 
-    settings = _settings(args)
-    if (args.out / META_FILE).exists() and not args.force:
-        raise UsageError(f"{args.out} already holds a gallery; pass --force to replace it")
     try:
-        items = iter_dataset(args.directory)
+        items = iter_dataset(directory)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     if not items:
-        raise UsageError(f"no images found under {args.directory} (expected <identity>/<image> folders)")
-    detector, embedder = _models(settings)
-    gallery = Gallery.for_embedder(embedder)
-    progress = Progress(len(items), "enrolling")
-    skipped_all = []
+        raise UsageError(f"no images found under {directory} (expected <identity>/<image> folders)")
     by_identity: dict[str, list[Path]] = {}
     for identity, path in items:
         by_identity.setdefault(identity, []).append(path)
+    gallery = Gallery.for_embedder(embedder)
+    progress = Progress(len(items), "enrolling")
+    skipped_all = []
     for identity, paths in by_identity.items():
         vectors, sources, skipped = enrolment_embeddings(paths, detector, embedder, progress)
         skipped_all += skipped
@@ -117,6 +114,16 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         else:
             log.warning("identity not enrolled: no usable image", identity=identity)
     _report_skipped(skipped_all)
+    return gallery, skipped_all
+
+
+def cmd_gallery_build(args: argparse.Namespace) -> int:
+    from edge_daemon.gallery import META_FILE, locked
+
+    settings = _settings(args)
+    if (args.out / META_FILE).exists() and not args.force:
+        raise UsageError(f"{args.out} already holds a gallery; pass --force to replace it")
+    gallery, skipped = _build_gallery(args.directory, *_models(settings))
     with locked(args.out):
         gallery.save(args.out)
     summary = {
@@ -124,7 +131,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
         "version": gallery.version,
         "identities": len(gallery.identities()),
         "embeddings": len(gallery.labels),
-        "skipped": [{"image": item.path, "reason": item.reason} for item in skipped_all],
+        "skipped": [{"image": item.path, "reason": item.reason} for item in skipped],
         "threshold": gallery.threshold,
     }
     print(json.dumps(summary, indent=2))
@@ -215,6 +222,28 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     return 1 if failures == len(args.images) else 0
 
 
+# --- demo ---------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge_daemon.daemon import Daemon
+    from edge_daemon.demo import make_demo_assets
+
+    photos, clip = make_demo_assets(args.out)
+    settings = _settings(args)
+    gallery, _ = _build_gallery(photos, *_models(settings))
+    gallery.save(args.out / "gallery")
+    log.info("demo gallery enrolled", people=list(gallery.identities()), clip=str(clip))
+    overrides = {
+        "cameras": [{"name": "demo", "url": str(clip)}],
+        "gallery": {"path": str(args.out / "gallery")},
+        "events": {"jsonl": "-", "crops_dir": str(args.out / "crops")},
+    }
+    if args.mqtt:
+        overrides["mqtt"] = {"url": args.mqtt}
+    return Daemon(_settings(args, **overrides)).run()
+
+
 # --- calibrate ------------------------------------------------------------------------
 
 
@@ -285,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--gallery", type=Path)
     rec.add_argument("--json", action="store_true", help="one JSON object per image per line")
     rec.set_defaults(handler=cmd_recognize)
+
+    demo = commands.add_parser("demo", parents=[config_parent], help="make a demo clip and gallery, run the daemon on it")
+    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="where assets go (default: demo-out)")
+    demo.add_argument("--mqtt", metavar="mqtt://HOST:PORT", help="also publish to this broker")
+    demo.set_defaults(handler=cmd_demo)
 
     cal = commands.add_parser("calibrate", parents=[config_parent], help="unknown-threshold from LFW-style pairs")
     cal.add_argument("--pairs", type=Path, required=True)

@@ -151,6 +151,13 @@ class TrackerConfig(Section):
     iou_threshold: float = Field(
         0.3, gt=0, lt=1, title="IoU match", description="Least overlap for a detection to continue a track."
     )
+    iou_buffer: float = Field(
+        0.5,
+        ge=0,
+        le=3,
+        title="Box buffer",
+        description="Boxes grow by this fraction of their size on each side before IoU, so fast movers keep their track.",
+    )
     max_missed_s: float = Field(
         1.5, gt=0, title="Track timeout", description="A track not seen for this many seconds has ended."
     )

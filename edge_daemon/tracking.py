@@ -35,6 +35,13 @@ def iou(a: BBox, b: BBox) -> float:
     return overlap / (aw * ah + bw * bh - overlap)
 
 
+def buffered(box: BBox, buffer: float) -> BBox:
+    """The box grown by ``buffer`` times its size on every side (buffered IoU): at a few detections
+    per second a walking face moves more than its own width, and plain IoU would lose it."""
+    x, y, w, h = box
+    return (x - buffer * w, y - buffer * h, w * (1 + 2 * buffer), h * (1 + 2 * buffer))
+
+
 @dataclass
 class Track:
     track_id: int
@@ -45,10 +52,11 @@ class Track:
 
 
 class IouTracker:
-    """Greedy IoU association of detections to the tracks of one camera."""
+    """Greedy (buffered) IoU association of detections to the tracks of one camera."""
 
-    def __init__(self, iou_threshold: float, max_missed_s: float):
+    def __init__(self, iou_threshold: float, max_missed_s: float, buffer: float = 0.0):
         self._iou_threshold = iou_threshold
+        self._buffer = buffer
         self._max_missed_s = max_missed_s
         self._ids = itertools.count(1)
         self.tracks: list[Track] = []
@@ -58,7 +66,7 @@ class IouTracker:
         the tracks that have now ended (unseen for longer than ``max_missed_s``)."""
         candidates = sorted(
             (
-                (iou(track.bbox, detection.bbox), t, d)
+                (iou(buffered(track.bbox, self._buffer), buffered(detection.bbox, self._buffer)), t, d)
                 for t, track in enumerate(self.tracks)
                 for d, detection in enumerate(detections)
             ),
@@ -115,7 +123,7 @@ class TrackingWorker(threading.Thread):
         self._gate = gate
         self._aligner = aligner
         self._config = config
-        self._tracker = IouTracker(config.iou_threshold, config.max_missed_s)
+        self._tracker = IouTracker(config.iou_threshold, config.max_missed_s, config.iou_buffer)
 
     def run(self) -> None:
         while True:
