@@ -73,3 +73,13 @@ class DlibChipAligner:
         shape = self._predictor(rgb, rect)
         chip_rgb = self._dlib.get_face_chip(rgb, shape, size=self.size, padding=0.25)
         return np.ascontiguousarray(chip_rgb[:, :, ::-1])
+
+
+def create_aligner(spec: tuple) -> Aligner:
+    """An aligner from an embedder's ``aligner_spec``: ("template", size) or ("dlib_chip", predictor path)."""
+    kind, value = spec
+    if kind == "template":
+        return TemplateAligner(int(value))
+    if kind == "dlib_chip":
+        return DlibChipAligner(str(value))
+    raise ValueError(f"unknown aligner {kind!r}")

@@ -73,7 +73,8 @@ def _models(settings: Settings):
     from edge_daemon.detection import create_detector
     from edge_daemon.embedding import create_embedder
 
-    return create_detector(settings.detector), create_embedder(settings.embedder)
+    # One-shot commands run the models in this process: no pipeline threads to starve.
+    return create_detector(settings.detector, separate_process=False), create_embedder(settings.embedder, separate_process=False)
 
 
 def _gallery_path(args: argparse.Namespace, settings: Settings) -> Path:

@@ -85,6 +85,11 @@ class DetectorConfig(Section):
     max_side: int = Field(
         640, ge=64, le=4096, title="Detection size", description="Frames are downscaled to this longest side first."
     )
+    separate_process: bool = Field(
+        True,
+        title="Own process",
+        description="Run the model in a child process: it holds Python's GIL while it runs and would starve capture.",
+    )
     min_face_px: int = Field(
         40, ge=0, title="Minimum face size", description="Faces narrower than this (frame pixels) are not embedded."
     )
@@ -120,6 +125,11 @@ class EmbedderConfig(Section):
     )
     model_dir: Path | None = Field(
         None, title="Model directory", description="Required for 'vgg16': the trainer's output directory."
+    )
+    separate_process: bool = Field(
+        True,
+        title="Own process",
+        description="Run the model in a child process: it holds Python's GIL while it runs and would starve capture.",
     )
     max_batch: int = Field(16, ge=1, le=256, title="Batch size", description="Most faces embedded in one call.")
     max_wait_ms: float = Field(

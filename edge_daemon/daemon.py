@@ -54,17 +54,19 @@ class Daemon:
         faces: queue.Queue = queue.Queue(maxsize=FACE_QUEUE_SIZE)
         identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self._faces = faces
+        # One detector per camera: each runs in its own process (or keeps its own state).
+        self._detectors = [create_detector(settings.detector) for _ in self.cameras]
         self.trackers = [
             TrackingWorker(
                 camera.config.name,
                 camera.frames,
                 faces,
-                create_detector(settings.detector),  # one per camera: detectors keep per-call state
+                detector,
                 gate,
                 self.embedder.aligner,
                 settings.tracker,
             )
-            for camera in self.cameras
+            for camera, detector in zip(self.cameras, self._detectors)
         ]
         self.embed_worker = EmbeddingWorker(
             self.embedder,
@@ -124,6 +126,8 @@ class Daemon:
         self.embed_worker.join()
         self.decisions.join()
         self.dispatcher.close()
+        for model in [*self._detectors, self.embedder]:
+            model.close()
         log.info("daemon stopped", **self.stats())
 
     def stats(self) -> dict:

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from edge_daemon.config import DetectorConfig
+from edge_daemon.isolation import ChildProcess, IsolationError
 from edge_daemon.messages import BBox, Detection
 
 
@@ -24,6 +25,8 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in a BGR uint8 image, in that image's pixel coordinates."""
         ...
+
+    def close(self) -> None: ...
 
 
 def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -76,6 +79,9 @@ class YuNetOnnxDetector:
             return []
         return _detections(faces, scale)
 
+    def close(self) -> None:
+        pass
+
 
 class YuFaceDetector:
     """libfacedetection (``yuface``): YuNet with compiled-in weights, works on a fresh offline box."""
@@ -97,11 +103,46 @@ class YuFaceDetector:
         rows = np.concatenate([raw[:, 1:15], raw[:, :1] / 100.0], axis=1)
         return _detections(rows, scale)
 
+    def close(self) -> None:
+        pass
 
-def create_detector(config: DetectorConfig) -> Detector:
+
+def create_local_detector(config: DetectorConfig) -> Detector:
     if config.backend == "yunet_onnx":
         return YuNetOnnxDetector(config.model_path, config.score_threshold, config.max_side)
     return YuFaceDetector(config.score_threshold, config.max_side)
+
+
+class ProcessDetector:
+    """A detector backend in a child process (see ``edge_daemon.isolation``). Frames are
+    downscaled here first, so only the small image crosses the pipe."""
+
+    def __init__(self, config: DetectorConfig):
+        try:
+            self._child = ChildProcess(f"detector-{config.backend}", create_local_detector, config, "detect", ("name",))
+        except IsolationError as exc:
+            raise DetectorError(str(exc)) from None
+        self.name = self._child.attributes["name"]
+        self._max_side = config.max_side
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        small, scale = _downscale(_as_bgr(image), self._max_side)
+        found = self._child.call(small)
+        if scale == 1.0:
+            return found
+        return [
+            Detection(tuple(v / scale for v in d.bbox), d.score, d.landmarks / scale) for d in found
+        ]
+
+    def close(self) -> None:
+        self._child.close()
+
+
+def create_detector(config: DetectorConfig, separate_process: bool | None = None) -> Detector:
+    """The configured backend; in a child process when ``separate_process`` (default: the config) says so."""
+    if config.separate_process if separate_process is None else separate_process:
+        return ProcessDetector(config)
+    return create_local_detector(config)
 
 
 def sharpness(image: np.ndarray, bbox: BBox) -> float:

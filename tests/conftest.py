@@ -40,7 +40,7 @@ def yuface_detector():
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detection import create_detector
 
-    return create_detector(DetectorConfig())
+    return create_detector(DetectorConfig(), separate_process=False)
 
 
 @pytest.fixture(scope="session")

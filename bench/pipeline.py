@@ -1,0 +1,124 @@
+"""Pipeline benchmark: N looping copies of a clip as realtime file cameras at a detect rate.
+
+Prints, per N: frames captured/processed per second, frames dropped, faces detected/embedded,
+embedder busy time, p50/p95 capture->event latency of first decisions, and CPU use.
+
+  .venv/bin/python bench/pipeline.py                       # crowd clip, N = 1, 2, 4, 30 s each
+  .venv/bin/python bench/pipeline.py --quick --json        # 10 s each; last line is JSON
+  .venv/bin/python bench/pipeline.py --clip ../shared/data/video/hamilton/short_hamilton_clip.mp4 --streams 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge_daemon.config import Settings  # noqa: E402
+from edge_daemon.daemon import Daemon  # noqa: E402
+from edge_daemon.logs import configure_logging  # noqa: E402
+
+DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its live children (the model processes)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    for child in multiprocessing.active_children():
+        try:
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def run(clip: Path, streams: int, fps: float, seconds: float, detector: dict, gallery: str | None) -> dict:
+    settings = Settings(
+        cameras=[{"name": f"cam{i}", "url": str(clip), "loop": True, "detect_fps": fps} for i in range(streams)],
+        detector=detector,
+        gallery={"path": gallery},
+        events={"jsonl": ""},
+    )
+    daemon = Daemon(settings)
+    cpu_before, started = cpu_seconds(), time.monotonic()
+    daemon.start()
+    time.sleep(seconds)
+    cpu = cpu_seconds() - cpu_before  # before shutdown ends the model processes
+    daemon.request_stop()
+    daemon.shutdown()
+    wall = time.monotonic() - started
+    stats = daemon.stats()
+    cameras = stats["cameras"].values()
+    total = lambda key: sum(camera.get(key, 0) for camera in cameras)  # noqa: E731
+    latencies = np.array(daemon.decisions.latencies) * 1000
+    embedded = stats["embedder"].get("faces_embedded", 0)
+    batches = stats["embedder"]["batches"]
+    return {
+        "streams": streams,
+        "detect_fps": fps,
+        "seconds": round(wall, 1),
+        "frames_captured_per_s": round(total("frames_sent") / wall, 2),
+        "frames_processed_per_s": round(total("frames_processed") / wall, 2),
+        "frames_dropped": total("frames_dropped"),
+        "drop_ratio": round(total("frames_dropped") / max(total("frames_sent"), 1), 3),
+        "faces_detected_per_s": round(total("faces_detected") / wall, 2),
+        "faces_embedded": embedded,
+        "faces_embedded_per_s": round(embedded / wall, 2),
+        "embed_busy_ratio": round(stats["embedder"]["embed_seconds"] / wall, 2),
+        "mean_batch": round(embedded / max(sum(batches.values()), 1), 2),
+        "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
+        "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1) if len(latencies) else None,
+        "decisions": len(latencies),
+        "cpu_cores_used": round(cpu / seconds, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--detector", choices=["yuface", "yunet_onnx"], default="yuface")
+    parser.add_argument("--model-path", type=Path, default=ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx")
+    parser.add_argument("--gallery", help="gallery directory (default: none, every face unknown)")
+    parser.add_argument("--quick", action="store_true", help="10 s per configuration")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    if not args.clip.exists():
+        parser.error(f"clip not found: {args.clip}")
+    configure_logging("warning")
+    detector = {"backend": args.detector}
+    if args.detector == "yunet_onnx":
+        detector["model_path"] = str(args.model_path)
+    seconds = 10.0 if args.quick else args.seconds
+    rows = [run(args.clip, n, args.fps, seconds, detector, args.gallery) for n in args.streams]
+
+    columns = list(rows[0])
+    print(f"clip {args.clip.name}, detector {args.detector}, {seconds:.0f} s per run")
+    print("  ".join(f"{c:>12.12}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{str(row[c]):>12.12}" for c in columns))
+    base = rows[0]["frames_processed_per_s"] or 1
+    for row in rows[1:]:
+        print(f"{row['streams']} streams / {rows[0]['streams']}: processed frames ratio {row['frames_processed_per_s'] / base:.2f}")
+    if args.json:
+        print(json.dumps({"clip": str(args.clip), "detector": args.detector, "runs": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Models in child processes: same answers as in-process, clear start-up errors, restart after a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA, need
+from edge_daemon.config import DetectorConfig, EmbedderConfig
+from edge_daemon.api import find_faces
+from edge_daemon.detection import ProcessDetector, create_local_detector
+from edge_daemon.embedding import EmbedderError, ProcessEmbedder
+
+
+def test_process_detector_matches_in_process_and_survives_a_killed_child(yuface_detector):
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
+    large = cv2.resize(image, None, fx=2, fy=2)  # exercises the downscale-before-the-pipe path
+    detector = ProcessDetector(DetectorConfig())
+    try:
+        expected = sorted(d.bbox for d in yuface_detector.detect(large))
+        found = sorted(d.bbox for d in detector.detect(large))
+        assert len(found) == len(expected) == 6
+        np.testing.assert_allclose(found, expected, atol=1e-3)
+        os.kill(detector._child._process.pid, signal.SIGKILL)
+        detector._child._process.join(5)
+        assert len(detector.detect(image)) == 6  # restarted transparently
+    finally:
+        detector.close()
+
+
+def test_process_embedder_matches_in_process(dlib_embedder):
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
+    detections = find_faces(image, create_local_detector(DetectorConfig()))
+    crops = [dlib_embedder.aligner.align(image, d) for d in detections]
+    embedder = ProcessEmbedder(EmbedderConfig())
+    try:
+        assert (embedder.name, embedder.dim, embedder.version) == (dlib_embedder.name, 128, dlib_embedder.version)
+        np.testing.assert_allclose(embedder.embed(crops), dlib_embedder.embed(crops), atol=1e-6)
+    finally:
+        embedder.close()
+
+
+def test_child_start_up_errors_are_the_backend_errors(tmp_path):
+    with pytest.raises(EmbedderError, match="embedder.json missing"):
+        ProcessEmbedder(EmbedderConfig(backend="vgg16", model_dir=tmp_path))
