@@ -61,6 +61,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_example(args: argparse.Namespace) -> int:
+    from edge_daemon.config import example_toml
+
+    print(example_toml(), end="")
+    return 0
+
+
 def cmd_config_schema(args: argparse.Namespace) -> int:
     print(json.dumps(Settings.model_json_schema(), indent=2))
     return 0
@@ -288,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(handler=cmd_config_check)
     config.add_parser("schema", help="print the JSON schema of the configuration").set_defaults(handler=cmd_config_schema)
+    config.add_parser("example", help="print a TOML file with every option commented").set_defaults(handler=cmd_config_example)
 
     gallery = commands.add_parser("gallery", help="build, list or edit a gallery").add_subparsers(dest="action", required=True)
     build = gallery.add_parser("build", parents=[config_parent], help="enrol every <identity>/<image> under DIR")

@@ -96,3 +96,18 @@ def test_fuzzed_config_values_load_or_fail_with_a_config_error(tmp_path_factory,
         load_settings(config)
     except ConfigError as exc:
         assert str(exc).startswith(("invalid configuration", "cannot read configuration"))
+
+
+def test_committed_example_config_is_current_and_valid():
+    from edge_daemon.config import example_toml
+
+    example = ROOT / "deploy" / "edge-daemon.example.toml"
+    assert example.read_text() == example_toml(), "regenerate: edge-daemon config example > deploy/edge-daemon.example.toml"
+    assert load_settings(example).detector.backend == "yuface"
+    # Every option of every section is documented in it.
+    from edge_daemon.config import Settings
+
+    for section, field in Settings.model_fields.items():
+        model = field.annotation.__args__[0] if section == "cameras" else field.annotation
+        for name in model.model_fields:
+            assert f"# {name} = " in example.read_text(), (section, name)
