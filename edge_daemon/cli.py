@@ -230,6 +230,85 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     return 1 if failures == len(args.images) else 0
 
 
+# --- train / eval ---------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from edge_daemon.trainer import TrainerError, TrainOptions, train
+
+    _settings(args)
+    options = TrainOptions(
+        dataset=args.dataset,
+        out=args.out,
+        input_size=args.input_size,
+        init=args.init,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        fine_tune_learning_rate=args.fine_tune_lr,
+        seed=args.seed,
+        embedding_dim=args.embedding_dim,
+        unfreeze_blocks=args.unfreeze_blocks,
+        patience=args.patience,
+        far=args.far,
+        cache_dir=args.cache_dir,
+    )
+    if not args.dataset.is_dir():
+        raise UsageError(f"dataset directory not found: {args.dataset}")
+    try:
+        card = train(options)
+    except TrainerError as exc:
+        print(f"edge-daemon: {exc}", file=sys.stderr)
+        return 1
+    summary = {k: card[k] for k in ("wall_seconds", "epochs_run", "best_epoch", "threshold")}
+    print(json.dumps({"out": str(args.out), "test_accuracy": card["metrics"]["accuracy"], **summary}, indent=2))
+    return 0
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edge_daemon.progress import Progress
+    from edge_daemon.verification import pair_scores, read_pairs, verification_accuracy
+
+    overrides = {"embedder": {"backend": args.embedder, **({"model_dir": str(args.model)} if args.model else {})}}
+    settings = _settings(args, **overrides)
+    detector, embedder = _models(settings)
+
+    def scores_for(path: Path):
+        pairs = read_pairs(path)
+        images = len({key for pair in pairs.pairs for key in (pair.first, pair.second)})
+        scores, missing = pair_scores(pairs.pairs, args.images, detector, embedder, Progress(images, f"embedding {path.name}"))
+        return pairs, scores, missing
+
+    pairs, scores, missing = scores_for(args.pairs)
+    threshold_scores = None
+    if args.threshold_pairs is not None:
+        other, other_scores, _ = scores_for(args.threshold_pairs)
+        threshold_scores = (other_scores, np.array([pair.same for pair in other.pairs]))
+    try:
+        result = verification_accuracy(pairs, scores, threshold_scores, args.skip_missing)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result.update(
+        embedder=embedder.name,
+        embedder_version=embedder.version,
+        detector=settings.detector.backend,
+        missing=missing,
+        missing_counted_as="skipped" if args.skip_missing else "errors",
+        pairs_file=str(args.pairs),
+    )
+    if not args.json:
+        print(
+            f"{embedder.name}: accuracy {result['accuracy']:.2%} ± {result['std']:.2%} over {result['folds']} fold(s), "
+            f"{result['pairs']} pairs, threshold {result['threshold']:.4f}, {missing} image(s) without a face "
+            f"({result['missing_pairs']} pairs, counted as {result['missing_counted_as']})"
+        )
+    print(json.dumps(result))
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------
 
 
@@ -323,6 +402,35 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--gallery", type=Path)
     rec.add_argument("--json", action="store_true", help="one JSON object per image per line")
     rec.set_defaults(handler=cmd_recognize)
+
+    trainer = commands.add_parser("train", parents=[config_parent], help="fine-tune VGG16 on <identity>/<image> folders")
+    trainer.add_argument("dataset", type=Path)
+    trainer.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR")
+    trainer.add_argument("--input-size", type=int, default=224)
+    trainer.add_argument("--init", default="imagenet", help="imagenet (download), none (from scratch) or a VGG16 no-top weights file")
+    trainer.add_argument("--epochs", type=int, default=30, help="phase 1 (frozen base) epochs at most")
+    trainer.add_argument("--fine-tune-epochs", type=int, default=15, help="phase 2 epochs at most")
+    trainer.add_argument("--learning-rate", type=float, default=1e-3, help="phase 1 (head) learning rate")
+    trainer.add_argument("--fine-tune-lr", type=float, default=1e-5, help="phase 2 learning rate")
+    trainer.add_argument("--batch-size", type=int, default=32)
+    trainer.add_argument("--seed", type=int, default=1337)
+    trainer.add_argument("--embedding-dim", type=int, default=256)
+    trainer.add_argument("--unfreeze-blocks", type=int, choices=range(0, 6), help="VGG16 blocks trained in phase 2")
+    trainer.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    trainer.add_argument("--far", type=float, default=0.01, help="false-accept rate for the unknown-threshold")
+    trainer.add_argument("--cache-dir", type=Path, help="face-crop cache (default: MODEL_DIR/../.face-cache)")
+    trainer.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate an embedder").add_subparsers(dest="action", required=True)
+    lfw = evaluate.add_parser("lfw", parents=[config_parent], help="LFW-protocol verification accuracy")
+    lfw.add_argument("--pairs", type=Path, required=True)
+    lfw.add_argument("--images", type=Path, required=True)
+    lfw.add_argument("--embedder", choices=["dlib_resnet", "vgg16"], default="dlib_resnet")
+    lfw.add_argument("--model", type=Path, metavar="MODEL_DIR", help="the trainer's output (for --embedder vgg16)")
+    lfw.add_argument("--threshold-pairs", type=Path, help="pairs file to pick the threshold on (for single-set files)")
+    lfw.add_argument("--skip-missing", action="store_true", help="leave out pairs with an image where no face was found")
+    lfw.add_argument("--json", action="store_true", help="only the JSON result line")
+    lfw.set_defaults(handler=cmd_eval_lfw)
 
     demo = commands.add_parser("demo", parents=[config_parent], help="make a demo clip and gallery, run the daemon on it")
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="where assets go (default: demo-out)")

@@ -125,3 +125,61 @@ def calibrate(genuine: np.ndarray, impostor: np.ndarray, far: float, source: str
         impostor=len(impostor),
         source=source,
     )
+
+
+def best_accuracy_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+    """The threshold (midway between neighbouring scores) that classifies the most pairs right."""
+    order = np.argsort(scores)
+    scores, same = np.asarray(scores)[order], np.asarray(same)[order]
+    # Threshold below index i: pairs [0, i) rejected, [i, n) accepted.
+    correct_rejects = np.concatenate([[0], np.cumsum(~same)])
+    correct_accepts = np.concatenate([np.cumsum(same[::-1])[::-1], [0]])
+    best = int(np.argmax(correct_rejects + correct_accepts))
+    if best == 0:
+        return float(scores[0] - 1e-6)
+    if best == len(scores):
+        return float(scores[-1] + 1e-6)
+    return float((scores[best - 1] + scores[best]) / 2)
+
+
+def _accuracy(scores: np.ndarray, same: np.ndarray, threshold: float) -> float:
+    """Share of pairs right; a pair without a score (face not found) counts as wrong."""
+    right = np.where(np.isnan(scores), False, (scores >= threshold) == same)
+    return float(right.mean())
+
+
+def verification_accuracy(
+    pairs_file: PairsFile,
+    scores: np.ndarray,
+    threshold_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    skip_missing: bool = False,
+) -> dict:
+    """LFW-protocol accuracy. With several folds, each fold is scored at the threshold that is best
+    on the other folds; a single-set file needs ``threshold_scores`` (scores, same) from another file."""
+    same = np.array([pair.same for pair in pairs_file.pairs])
+    scores = np.asarray(scores, dtype=np.float64)
+    folds = np.repeat(np.arange(pairs_file.folds), len(same) // pairs_file.folds)
+    keep = ~np.isnan(scores) if skip_missing else np.ones(len(scores), dtype=bool)
+    accuracies, thresholds = [], []
+    for fold in range(pairs_file.folds):
+        test = (folds == fold) & keep
+        if pairs_file.folds > 1:
+            train = (folds != fold) & ~np.isnan(scores)
+            threshold = best_accuracy_threshold(scores[train], same[train])
+        elif threshold_scores is not None:
+            other_scores, other_same = threshold_scores
+            found = ~np.isnan(other_scores)
+            threshold = best_accuracy_threshold(other_scores[found], other_same[found])
+        else:
+            raise ValueError("a single-set pairs file needs a threshold from another pairs file (--threshold-pairs)")
+        thresholds.append(threshold)
+        accuracies.append(_accuracy(scores[test], same[test], threshold))
+    return {
+        "accuracy": float(np.mean(accuracies)),
+        "std": float(np.std(accuracies)),
+        "folds": pairs_file.folds,
+        "fold_accuracies": accuracies,
+        "threshold": float(np.mean(thresholds)),
+        "pairs": int(keep.sum()),
+        "missing_pairs": int(np.isnan(scores).sum()),
+    }
