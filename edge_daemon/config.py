@@ -205,8 +205,23 @@ class MqttConfig(Section):
     )
     client_id: str | None = Field(None, title="Client id", description="Defaults to edge-daemon-<hostname>.")
     username: str | None = Field(None, title="User name", description="Broker user name.")
-    password: SecretStr | None = Field(None, title="Password", description="Broker password (never logged).")
+    password: SecretStr | None = Field(
+        None, title="Password", description="Broker password (never logged); prefer EDGE_MQTT__PASSWORD or password_file."
+    )
+    password_file: Path | None = Field(
+        None, title="Password file", description="File holding the broker password (e.g. a systemd credential)."
+    )
+    tls: bool = Field(False, title="TLS", description="Connect with TLS (use port 8883 in the url).")
+    ca_file: Path | None = Field(None, title="CA file", description="CA bundle for TLS; the system store when unset.")
     keepalive_s: int = Field(30, ge=5, le=3600, title="Keepalive", description="MQTT keepalive in seconds.")
+
+    def secret_password(self) -> str | None:
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"mqtt.password_file: cannot read {self.password_file}: {exc.strerror}") from None
+        return self.password.get_secret_value() if self.password else None
 
     @field_validator("url")
     @classmethod
@@ -225,6 +240,19 @@ class MqttConfig(Section):
     @property
     def port(self) -> int:
         return urlparse(self.url).port or 1883
+
+
+class SpoolConfig(Section):
+    path: Path | None = Field(
+        None,
+        title="Spool file",
+        description="SQLite file where events wait for the broker; default $STATE_DIRECTORY/spool.db under systemd, "
+        "else ~/.local/state/edge-daemon/spool.db.",
+    )
+    max_events: int = Field(100_000, ge=1, title="Most events kept", description="Oldest are dropped (and counted) beyond.")
+    max_age_s: float = Field(
+        7 * 24 * 3600.0, gt=0, title="Oldest event kept", description="Events older than this many seconds are dropped."
+    )
 
 
 class LoggingConfig(Section):
@@ -251,6 +279,7 @@ class Settings(BaseSettings):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, title="Tracking and decisions")
     events: EventsConfig = Field(default_factory=EventsConfig, title="Event outputs")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
+    spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Event spool (MQTT delivery)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")
 
     @field_validator("cameras")

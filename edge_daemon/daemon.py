@@ -16,6 +16,7 @@ from edge_daemon.capture import Camera
 from edge_daemon.comms.dispatcher import EventDispatcher, Transport
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
+from edge_daemon.comms.spool import EventSpool, default_spool_path
 from edge_daemon.config import Settings
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.detection import QualityGate, create_detector
@@ -36,7 +37,8 @@ def create_transports(settings: Settings) -> list[Transport]:
     if settings.events.jsonl:
         transports.append(JsonLinesTransport(settings.events.jsonl))
     if settings.mqtt.url:
-        transports.append(MqttTransport(settings.mqtt))
+        spool = settings.spool
+        transports.append(MqttTransport(settings.mqtt, EventSpool(spool.path or default_spool_path(), spool.max_events, spool.max_age_s)))
     return transports
 
 

@@ -225,6 +225,9 @@ def train(options: TrainOptions) -> dict:
     for layer in base.layers:
         layer.trainable = layer.name.split("_")[0] in unfrozen
     phase2_history: dict[str, list[float]] = {}
+    phase1_weights = classifier.get_weights()
+    phase1_best = float(min(phase1.history["val_loss"]))
+    kept_phase = "phase2"
     if options.fine_tune_epochs > 0:
         classifier.compile(
             keras.optimizers.Adam(options.fine_tune_learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"]
@@ -237,6 +240,17 @@ def train(options: TrainOptions) -> dict:
             verbose=verbose,
         )
         phase2_history = phase2.history
+        if min(phase2_history["val_loss"]) >= phase1_best:
+            # Early stopping restored phase 2's best, which is still worse than where it started.
+            log.warning(
+                "fine-tuning did not improve validation loss; keeping the phase 1 weights",
+                phase1_val_loss=round(phase1_best, 4),
+                phase2_best_val_loss=round(float(min(phase2_history["val_loss"])), 4),
+            )
+            classifier.set_weights(phase1_weights)
+            kept_phase = "phase1"
+    else:
+        kept_phase = "phase1"
     phase2_seconds = time.monotonic() - phase2_started
 
     # --- threshold, export, gallery ---------------------------------------------------------
@@ -284,6 +298,7 @@ def train(options: TrainOptions) -> dict:
         "init": options.init,
         "input_size": options.input_size,
         "unfrozen_blocks": sorted(unfrozen),
+        "weights_from": kept_phase,
         "identities": identities,
         "images": {
             "train": _counts(split.train),

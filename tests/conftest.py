@@ -77,10 +77,15 @@ def free_port() -> int:
 class Broker:
     """A real mosquitto on a free loopback port; can be killed and restarted on the same port."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, persistent: bool = False):
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        settings = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        if persistent:  # sessions and queued QoS 1 messages survive a restart (saved every second)
+            settings += f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n"
+        else:
+            settings += "persistence false\n"
+        self.config.write_text(settings)
         self.log = directory / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
@@ -105,16 +110,33 @@ class Broker:
             self.process.terminate()
             self.process.wait(10)
 
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-def broker(tmp_path):
+def _require_mosquitto() -> None:
     if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
         pytest.fail("mosquitto is not installed: apt-get install mosquitto (.ci/run does)")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    _require_mosquitto()
     server = Broker(tmp_path)
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def persistent_broker(tmp_path):
+    """Not started: the test decides when it is up."""
+    _require_mosquitto()
+    server = Broker(tmp_path, persistent=True)
     yield server
     server.stop()

@@ -59,6 +59,9 @@ jsonl = ""
 url = "mqtt://127.0.0.1:{port}"
 prefix = "{PREFIX}"
 client_id = "edge-daemon-test"
+
+[spool]
+path = "{path.parent / 'spool.db'}"
 """
     )
 
@@ -83,7 +86,7 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
         assert [json.loads(m.payload)["event_id"] for m in per_camera] == [e["event_id"] for e in events]
         assert all(m.qos == 1 and not m.retain for m in everything)
         availability = [m.payload.decode() for m in subscriber.on(f"{PREFIX}/availability")]
-        assert availability[0] == "online" and availability[-1] == "offline"
+        assert availability[0] == "online" and availability[-1] == "stopped"
     finally:
         subscriber.close()
 
@@ -92,7 +95,7 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
     try:
         assert wait_until(lambda: late.on(f"{PREFIX}/availability"), 5)
         assert late.on(f"{PREFIX}/availability")[0].retain
-        assert late.on(f"{PREFIX}/availability")[0].payload == b"offline"
+        assert late.on(f"{PREFIX}/availability")[0].payload == b"stopped"
         assert not late.on(f"{PREFIX}/events")
     finally:
         late.close()

@@ -1,85 +1,117 @@
-"""MQTT transport (paho-mqtt 2.x).
+"""MQTT transport (paho-mqtt 2.x), fed from the disk spool so that nothing is lost.
 
 Topics: ``<prefix>/events`` and ``<prefix>/<camera>/events`` (QoS 1, never retained: a replayed
-retained event must not open a door), ``<prefix>/availability`` (retained ``online``; ``offline`` as
-Last Will and on clean shutdown). While the broker is away paho queues QoS 1 messages and the
-client reconnects with backoff.
+retained event must not open a door); ``<prefix>/availability`` (retained: ``online`` on connect,
+``offline`` as Last Will, ``stopped`` on clean shutdown).
+
+``publish`` only appends to the spool. A sender thread delivers spooled events oldest first, one
+at a time, and deletes each only after the broker acknowledged both of its messages; while the
+broker is away events wait on disk and the client reconnects with backoff. After a crash the
+next start delivers what was left (possibly once more: QoS 1; consumers dedupe on event_id).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 
+from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
 from edge_daemon.events import Event
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
-ONLINE, OFFLINE = "online", "offline"
+ONLINE, OFFLINE, STOPPED = "online", "offline", "stopped"
 
 
 class MqttTransport:
     name = "mqtt"
 
-    def __init__(self, config: MqttConfig):
+    def __init__(self, config: MqttConfig, spool: EventSpool):
         self._config = config
+        self._spool = spool
         self.availability_topic = f"{config.prefix}/availability"
         self.connected = threading.Event()
+        self.delivered = 0
+        self._closing = threading.Event()
         client_id = config.client_id or f"edge-daemon-{socket.gethostname()}"
         self._client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
         )
         if config.username:
-            password = config.password.get_secret_value() if config.password else None
+            password = config.secret_password()
             self._client.username_pw_set(config.username, password)
+        if config.tls:
+            context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+            self._client.tls_set_context(context)
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._pending: list[mqtt.MQTTMessageInfo] = []
-        self._pending_lock = threading.Lock()
         self._client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
         self._client.loop_start()
+        self._sender = threading.Thread(target=self._send_spooled, name="mqtt-sender", daemon=True)
+        self._sender.start()
+
+    @property
+    def broker(self) -> str:
+        return f"{self._config.host}:{self._config.port}"
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("mqtt connection refused", broker=f"{self._config.host}:{self._config.port}", reason=str(reason_code))
+            log.error("mqtt connection refused", broker=self.broker, reason=str(reason_code))
             return
-        self.connected.set()
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
-        log.info("mqtt connected", broker=f"{self._config.host}:{self._config.port}")
+        self.connected.set()
+        log.info("mqtt connected", broker=self.broker, spooled=self._spool.depth())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        if reason_code != 0:
-            log.warning("mqtt disconnected, reconnecting", reason=str(reason_code))
+        if not self._closing.is_set():
+            log.warning("mqtt disconnected, reconnecting", broker=self.broker, reason=str(reason_code))
 
     def publish(self, event: Event) -> None:
-        payload = event.to_json()
-        infos = [
-            self._client.publish(f"{self._config.prefix}/events", payload, qos=1, retain=False),
-            self._client.publish(f"{self._config.prefix}/{event.camera}/events", payload, qos=1, retain=False),
-        ]
-        with self._pending_lock:
-            self._pending = [info for info in self._pending if not info.is_published()] + infos
+        self._spool.append(event.camera, event.to_json())
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Wait (bounded) for queued events, announce ``offline``, disconnect."""
-        with self._pending_lock:
-            pending = list(self._pending)
+    def _send_spooled(self) -> None:
+        while not self._closing.is_set():
+            if not self.connected.wait(0.2):
+                continue
+            pending = self._spool.oldest(1)
+            if not pending:
+                self._spool.wait_for_events(0.2)
+                continue
+            item = pending[0]
+            infos = [
+                self._client.publish(f"{self._config.prefix}/events", item.payload, qos=1, retain=False),
+                self._client.publish(f"{self._config.prefix}/{item.camera}/events", item.payload, qos=1, retain=False),
+            ]
+            # paho keeps an unacknowledged QoS 1 message across reconnects, so wait rather than resend.
+            while not all(info.is_published() for info in infos):
+                if self._closing.is_set():
+                    return
+                time.sleep(0.002)
+            self._spool.remove(item.row_id)
+            self.delivered += 1
+
+    def close(self, drain_timeout_s: float = 5.0) -> None:
+        """Deliver what the broker will take within the timeout (the rest stays spooled for the next
+        start), announce ``stopped``, disconnect."""
+        deadline = time.monotonic() + drain_timeout_s
+        while self.connected.is_set() and self._spool.depth() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._closing.set()
+        self._sender.join(timeout=2)
+        left = self._spool.depth()
+        if left:
+            log.warning("events left in the spool for the next start", events=left, spool=str(self._spool.path))
         if self.connected.is_set():
-            for info in pending:
-                try:
-                    info.wait_for_publish(timeout=timeout_s)
-                except (RuntimeError, ValueError):
-                    break
-            self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True).wait_for_publish(timeout=timeout_s)
-        unsent = sum(not info.is_published() for info in pending)
-        if unsent:
-            log.warning("mqtt events not confirmed by the broker at shutdown", events=unsent)
+            self._client.publish(self.availability_topic, STOPPED, qos=1, retain=True).wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
+        self._spool.close()
