@@ -8,6 +8,7 @@ the identity with the highest total wins. The first decision is published as ``r
 from __future__ import annotations
 
 import queue
+from collections import deque
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class DecisionMaker(threading.Thread):
     ):
         super().__init__(name="decisions", daemon=True)
         self.counters = StageCounters()
-        self.latencies: list[float] = []  # capture -> event seconds of first decisions
+        self.latencies: deque[float] = deque(maxlen=10_000)  # capture -> event seconds, latest first decisions
         self._input = identifications
         self._dispatcher = dispatcher
         self._embedder = (embedder_name, embedder_version)

@@ -1,0 +1,104 @@
+"""Soak test: the whole pipeline on looping files for a long time; reports memory (RSS) over time.
+
+RSS is summed over the daemon's process and its model processes. The slope of a least-squares
+line through the samples after warm-up says whether memory is flat.
+
+  .venv/bin/python bench/soak.py --minutes 30                 # Hamilton clip, 2 cameras
+  .venv/bin/python bench/soak.py --minutes 1 --json           # quick look; last line is JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge_daemon.config import Settings  # noqa: E402
+from edge_daemon.daemon import Daemon  # noqa: E402
+from edge_daemon.logs import configure_logging  # noqa: E402
+
+DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_rss_mib() -> float:
+    total = rss_mib(os.getpid())
+    for child in multiprocessing.active_children():
+        try:
+            total += rss_mib(child.pid)
+        except OSError:
+            pass
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds left out of the slope")
+    parser.add_argument("--gallery", help="gallery directory (optional)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not args.clip.exists():
+        parser.error(f"clip not found: {args.clip}")
+    configure_logging("warning")
+    settings = Settings(
+        cameras=[{"name": f"cam{i}", "url": str(args.clip), "loop": True} for i in range(args.cameras)],
+        gallery={"path": args.gallery},
+        events={"jsonl": ""},
+    )
+    daemon = Daemon(settings)
+    daemon.start()
+    started = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    print(f"{'minute':>7}  {'rss MiB':>8}  {'frames':>7}  {'events':>7}", flush=True)
+    try:
+        while (elapsed := time.monotonic() - started) < args.minutes * 60:
+            samples.append((elapsed, tree_rss_mib()))
+            stats = daemon.stats()
+            frames = sum(camera.get("frames_processed", 0) for camera in stats["cameras"].values())
+            events = sum(stats["events"].values())
+            print(f"{elapsed / 60:7.1f}  {samples[-1][1]:8.1f}  {frames:7d}  {events:7d}", flush=True)
+            time.sleep(min(args.interval, max(0.1, args.minutes * 60 - elapsed)))
+        samples.append((time.monotonic() - started, tree_rss_mib()))
+    finally:
+        daemon.request_stop()
+        daemon.shutdown()
+    steady = np.array([(t, rss) for t, rss in samples if t >= args.warmup]) if len(samples) > 2 else np.array(samples)
+    slope = float(np.polyfit(steady[:, 0] / 3600, steady[:, 1], 1)[0]) if len(steady) >= 2 else float("nan")
+    summary = {
+        "minutes": round(samples[-1][0] / 60, 1),
+        "cameras": args.cameras,
+        "rss_start_mib": round(samples[0][1], 1),
+        "rss_after_warmup_mib": round(float(steady[0, 1]), 1) if len(steady) else None,
+        "rss_end_mib": round(samples[-1][1], 1),
+        "rss_max_mib": round(max(rss for _, rss in samples), 1),
+        "slope_mib_per_hour": round(slope, 2),
+        "frames_processed": sum(c.get("frames_processed", 0) for c in daemon.stats()["cameras"].values()),
+        "events": sum(daemon.stats()["events"].values()),
+    }
+    print(f"RSS {summary['rss_after_warmup_mib']} -> {summary['rss_end_mib']} MiB after warm-up; slope {slope:+.2f} MiB/hour")
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
