@@ -45,6 +45,7 @@ class Camera(threading.Thread):
         self.frames: queue.Queue[Frame | StreamEnded] = queue.Queue(maxsize=config.queue_size)
         self.counters = StageCounters()
         self.state = "starting"
+        self.streaming_since: float | None = None  # monotonic time of the last successful open
         self.last_error: str | None = None
         self._stopping = stop
         self._drop_when_full = not config.is_file or config.realtime
@@ -91,6 +92,7 @@ class Camera(threading.Thread):
             capture = open_capture(url)
             if capture.isOpened():
                 self.state = "streaming"
+                self.streaming_since = time.monotonic()
                 self.last_error = None
                 log.info("camera opened", camera=self.config.name, source=_redact(url))
                 return capture

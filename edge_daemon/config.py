@@ -214,6 +214,15 @@ class MqttConfig(Section):
     tls: bool = Field(False, title="TLS", description="Connect with TLS (use port 8883 in the url).")
     ca_file: Path | None = Field(None, title="CA file", description="CA bundle for TLS; the system store when unset.")
     keepalive_s: int = Field(30, ge=5, le=3600, title="Keepalive", description="MQTT keepalive in seconds.")
+    homeassistant: bool = Field(
+        True, title="Home Assistant discovery", description="Announce an event entity and a last-identity sensor per camera."
+    )
+    discovery_prefix: str = Field(
+        "homeassistant", title="Discovery prefix", description="Home Assistant's MQTT discovery prefix.", pattern=r"^[^#+\x00]+$"
+    )
+    stats_interval_s: float = Field(
+        0.0, ge=0, title="Stats interval", description="Publish pipeline counters to <prefix>/stats this often; 0 disables."
+    )
 
     def secret_password(self) -> str | None:
         if self.password_file is not None:
@@ -255,6 +264,23 @@ class SpoolConfig(Section):
     )
 
 
+class ServiceConfig(Section):
+    stuck_after_s: float = Field(
+        30.0,
+        gt=0,
+        title="Stuck after",
+        description="Unhealthy (no systemd watchdog ping, /healthz 503) when a streaming camera has had no frame "
+        "processed for this many seconds.",
+    )
+    ready_timeout_s: float = Field(
+        30.0, gt=0, title="Ready timeout", description="Tell systemd READY=1 at the latest after this, even if a camera is still opening."
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, title="Metrics port", description="Serve /metrics and /healthz on this port; 0 disables."
+    )
+    metrics_host: str = Field("127.0.0.1", title="Metrics address", description="Address to listen on (local by default).")
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", title="Log level", description="Least severity logged.")
     format: Literal["auto", "json", "console"] = Field(
@@ -280,6 +306,7 @@ class Settings(BaseSettings):
     events: EventsConfig = Field(default_factory=EventsConfig, title="Event outputs")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
     spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Event spool (MQTT delivery)")
+    service: ServiceConfig = Field(default_factory=ServiceConfig, title="Service (systemd, metrics, health)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")
 
     @field_validator("cameras")

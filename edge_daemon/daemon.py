@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import queue
 import signal
+import socket
 import threading
+import time
 
 from edge_daemon.capture import Camera
 from edge_daemon.comms.dispatcher import EventDispatcher, Transport
+from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool, default_spool_path
@@ -24,6 +27,8 @@ from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
 from edge_daemon.embedding import create_embedder
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
+from edge_daemon.metrics import MetricsServer
+from edge_daemon.service import ServiceMonitor, SystemdNotifier
 from edge_daemon.tracking import TrackingWorker
 
 log = get_logger(__name__)
@@ -32,14 +37,19 @@ FACE_QUEUE_SIZE = 256
 IDENTIFICATION_QUEUE_SIZE = 1024
 
 
-def create_transports(settings: Settings) -> list[Transport]:
-    transports: list[Transport] = []
-    if settings.events.jsonl:
-        transports.append(JsonLinesTransport(settings.events.jsonl))
-    if settings.mqtt.url:
-        spool = settings.spool
-        transports.append(MqttTransport(settings.mqtt, EventSpool(spool.path or default_spool_path(), spool.max_events, spool.max_age_s)))
-    return transports
+def create_mqtt(settings: Settings) -> MqttTransport | None:
+    if not settings.mqtt.url:
+        return None
+    spool = EventSpool(settings.spool.path or default_spool_path(), settings.spool.max_events, settings.spool.max_age_s)
+    discovery = None
+    if settings.mqtt.homeassistant:
+        discovery = HomeAssistantDiscovery(
+            settings.mqtt.discovery_prefix,
+            settings.mqtt.prefix,
+            settings.mqtt.client_id or f"edge-daemon-{socket.gethostname()}",
+            [camera.name for camera in settings.cameras],
+        )
+    return MqttTransport(settings.mqtt, spool, discovery)
 
 
 class Daemon:
@@ -78,14 +88,24 @@ class Daemon:
             settings.embedder.max_batch,
             settings.embedder.max_wait_ms,
         )
-        self.dispatcher = EventDispatcher(create_transports(settings))
+        self.mqtt = create_mqtt(settings)
+        transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
+        self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
         self.decisions = DecisionMaker(
             identifications, self.dispatcher, self.embedder.name, self.embedder.version, settings.events.crops_dir
         )
+        self.monitor = ServiceMonitor(
+            self, SystemdNotifier(), settings.service.stuck_after_s, settings.service.ready_timeout_s
+        )
+        self.metrics = None
+        if settings.service.metrics_port:
+            self.metrics = MetricsServer(self, self.monitor, settings.service.metrics_host, settings.service.metrics_port)
 
     def start(self) -> None:
         for thread in [self.decisions, self.embed_worker, *self.trackers, *self.cameras]:
             thread.start()
+        if self.metrics is not None:
+            self.metrics.start()
         log.info(
             "daemon started",
             cameras=[camera.config.name for camera in self.cameras],
@@ -104,11 +124,17 @@ class Daemon:
         """Run until stopped or until every camera has finished. Returns the exit code."""
         self._install_signal_handlers()
         self.start()
+        stats_interval = self.settings.mqtt.stats_interval_s
+        last_stats = time.monotonic()
         try:
             while not self.stopping.is_set():
                 if self._reload_requested.wait(0.2):
                     self._reload_requested.clear()
                     self.matcher.reload()
+                self.monitor.tick()
+                if self.mqtt is not None and stats_interval and time.monotonic() - last_stats >= stats_interval:
+                    last_stats = time.monotonic()
+                    self.mqtt.publish_stats(self.stats())
                 if not any(camera.is_alive() for camera in self.cameras):
                     break
         finally:
@@ -121,6 +147,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         """Stop capture, then drain each stage in pipeline order so no decided event is lost."""
+        self.monitor.stopping()
         self.stopping.set()
         for thread in [*self.cameras, *self.trackers]:
             thread.join()
@@ -130,6 +157,8 @@ class Daemon:
         self.dispatcher.close()
         for model in [*self._detectors, self.embedder]:
             model.close()
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("daemon stopped", **self.stats())
 
     def stats(self) -> dict:

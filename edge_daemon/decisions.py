@@ -20,7 +20,7 @@ from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.embed_worker import Shutdown
 from edge_daemon.events import Event, utc_iso
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import Identification, StageCounters, TrackEnded
+from edge_daemon.messages import Histogram, Identification, StageCounters, TrackEnded
 
 log = get_logger(__name__)
 
@@ -61,6 +61,7 @@ class DecisionMaker(threading.Thread):
         super().__init__(name="decisions", daemon=True)
         self.counters = StageCounters()
         self.latencies: deque[float] = deque(maxlen=10_000)  # capture -> event seconds, latest first decisions
+        self.latency_histogram = Histogram((0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
         self._input = identifications
         self._dispatcher = dispatcher
         self._embedder = (embedder_name, embedder_version)
@@ -91,7 +92,9 @@ class DecisionMaker(threading.Thread):
         votes.decided, votes.has_decision = identity, True
         event = self._event(event_type, sample.camera, sample.track_id, identity, score, votes, sample.bbox)
         if event_type != "updated":
-            self.latencies.append(time.time() - sample.captured_at)
+            latency = time.time() - sample.captured_at
+            self.latencies.append(latency)
+            self.latency_histogram.observe(latency)
         self._publish(event, identification)
 
     def _ended(self, ended: TrackEnded) -> None:

@@ -72,3 +72,17 @@ class StageCounters:
 
     def get(self, name: str) -> int:
         return self.values.get(name, 0)
+
+
+@dataclass
+class Histogram:
+    """Observation counts per bucket (keyed by the bucket's upper bound; inf for the rest)."""
+
+    buckets: tuple[float, ...]
+    counts: dict[float, int] = field(default_factory=dict)
+    total: float = 0.0
+
+    def observe(self, value: float) -> None:
+        bound = next((b for b in self.buckets if value <= b), float("inf"))
+        self.counts[bound] = self.counts.get(bound, 0) + 1
+        self.total += value

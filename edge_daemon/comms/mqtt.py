@@ -2,7 +2,8 @@
 
 Topics: ``<prefix>/events`` and ``<prefix>/<camera>/events`` (QoS 1, never retained: a replayed
 retained event must not open a door); ``<prefix>/availability`` (retained: ``online`` on connect,
-``offline`` as Last Will, ``stopped`` on clean shutdown).
+``offline`` as Last Will, ``stopped`` on clean shutdown); ``<prefix>/stats`` when enabled; and the
+Home Assistant discovery and entity topics (see ``homeassistant.py``).
 
 ``publish`` only appends to the spool. A sender thread delivers spooled events oldest first, one
 at a time, and deletes each only after the broker acknowledged both of its messages; while the
@@ -12,6 +13,7 @@ next start delivers what was left (possibly once more: QoS 1; consumers dedupe o
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
@@ -19,6 +21,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
 from edge_daemon.events import Event
@@ -32,9 +35,10 @@ ONLINE, OFFLINE, STOPPED = "online", "offline", "stopped"
 class MqttTransport:
     name = "mqtt"
 
-    def __init__(self, config: MqttConfig, spool: EventSpool):
+    def __init__(self, config: MqttConfig, spool: EventSpool, discovery: HomeAssistantDiscovery | None = None):
         self._config = config
-        self._spool = spool
+        self.spool = spool
+        self._discovery = discovery
         self.availability_topic = f"{config.prefix}/availability"
         self.connected = threading.Event()
         self.delivered = 0
@@ -53,6 +57,7 @@ class MqttTransport:
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
         self._client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
         self._client.loop_start()
         self._sender = threading.Thread(target=self._send_spooled, name="mqtt-sender", daemon=True)
@@ -67,51 +72,74 @@ class MqttTransport:
             log.error("mqtt connection refused", broker=self.broker, reason=str(reason_code))
             return
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        if self._discovery is not None:
+            client.subscribe(self._discovery.status_topic, qos=1)
+            self._announce()
         self.connected.set()
-        log.info("mqtt connected", broker=self.broker, spooled=self._spool.depth())
+        log.info("mqtt connected", broker=self.broker, spooled=self.spool.depth())
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if not self._closing.is_set():
             log.warning("mqtt disconnected, reconnecting", broker=self.broker, reason=str(reason_code))
 
+    def _announce(self) -> None:
+        for topic, payload in self._discovery.discovery_messages():
+            self._client.publish(topic, payload, qos=1, retain=True)
+
+    def _on_message(self, client, userdata, message) -> None:
+        if self._discovery is not None and message.topic == self._discovery.status_topic and message.payload == b"online":
+            log.info("home assistant is online: publishing discovery again")
+            self._announce()
+
+    def publish_stats(self, stats: dict) -> None:
+        """Best effort, not spooled: a stats message is only worth something now."""
+        if self.connected.is_set():
+            self._client.publish(f"{self._config.prefix}/stats", json.dumps(stats), qos=0, retain=False)
+
+    def _messages(self, camera: str, payload: str) -> list[tuple[str, str]]:
+        messages = [(f"{self._config.prefix}/events", payload), (f"{self._config.prefix}/{camera}/events", payload)]
+        if self._discovery is not None:
+            messages += self._discovery.entity_messages(json.loads(payload))
+        return messages
+
     def publish(self, event: Event) -> None:
-        self._spool.append(event.camera, event.to_json())
+        self.spool.append(event.camera, event.to_json())
 
     def _send_spooled(self) -> None:
         while not self._closing.is_set():
             if not self.connected.wait(0.2):
                 continue
-            pending = self._spool.oldest(1)
+            pending = self.spool.oldest(1)
             if not pending:
-                self._spool.wait_for_events(0.2)
+                self.spool.wait_for_events(0.2)
                 continue
             item = pending[0]
             infos = [
-                self._client.publish(f"{self._config.prefix}/events", item.payload, qos=1, retain=False),
-                self._client.publish(f"{self._config.prefix}/{item.camera}/events", item.payload, qos=1, retain=False),
+                self._client.publish(topic, payload, qos=1, retain=False)
+                for topic, payload in self._messages(item.camera, item.payload)
             ]
             # paho keeps an unacknowledged QoS 1 message across reconnects, so wait rather than resend.
             while not all(info.is_published() for info in infos):
                 if self._closing.is_set():
                     return
                 time.sleep(0.002)
-            self._spool.remove(item.row_id)
+            self.spool.remove(item.row_id)
             self.delivered += 1
 
     def close(self, drain_timeout_s: float = 5.0) -> None:
         """Deliver what the broker will take within the timeout (the rest stays spooled for the next
         start), announce ``stopped``, disconnect."""
         deadline = time.monotonic() + drain_timeout_s
-        while self.connected.is_set() and self._spool.depth() and time.monotonic() < deadline:
+        while self.connected.is_set() and self.spool.depth() and time.monotonic() < deadline:
             time.sleep(0.01)
         self._closing.set()
         self._sender.join(timeout=2)
-        left = self._spool.depth()
+        left = self.spool.depth()
         if left:
-            log.warning("events left in the spool for the next start", events=left, spool=str(self._spool.path))
+            log.warning("events left in the spool for the next start", events=left, spool=str(self.spool.path))
         if self.connected.is_set():
             self._client.publish(self.availability_topic, STOPPED, qos=1, retain=True).wait_for_publish(timeout=2)
         self._client.disconnect()
         self._client.loop_stop()
-        self._spool.close()
+        self.spool.close()

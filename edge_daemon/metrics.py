@@ -1,0 +1,132 @@
+"""``/metrics`` (Prometheus text format) and ``/healthz`` on a local port.
+
+Metrics are read from the stages' own counters at scrape time (a custom collector), so no stage
+keeps a second set of books.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from edge_daemon.logs import get_logger
+
+log = get_logger(__name__)
+
+CAMERA_COUNTERS = {
+    "frames_read": "Frames read from the source",
+    "frames_sent": "Frames handed to detection",
+    "frames_dropped": "Frames dropped because detection was behind",
+    "reconnects": "Reconnect attempts",
+    "frames_processed": "Frames run through face detection",
+    "faces_detected": "Faces detected",
+    "faces_sent": "Faces sent to the embedder",
+}
+CAMERA_STATES = ("starting", "streaming", "reconnecting", "failed", "ended", "stopped")
+
+
+def _histogram(name: str, documentation: str, counts: dict[float, int], total: float, buckets: list[float]):
+    """A Prometheus histogram from exact observation counts."""
+    cumulative, bucket_values = 0, []
+    for bound in buckets:
+        cumulative = sum(count for value, count in counts.items() if value <= bound)
+        bucket_values.append((str(bound), cumulative))
+    bucket_values.append(("+Inf", sum(counts.values())))
+    return HistogramMetricFamily(name, documentation, buckets=bucket_values, sum_value=total)
+
+
+class DaemonCollector:
+    def __init__(self, daemon, monitor):
+        self._daemon = daemon
+        self._monitor = monitor
+
+    def collect(self):
+        stats = self._daemon.stats()
+        for key, documentation in CAMERA_COUNTERS.items():
+            family = CounterMetricFamily(f"edge_daemon_{key}", documentation, labels=["camera"])
+            for camera, values in stats["cameras"].items():
+                family.add_metric([camera], values.get(key, 0))
+            yield family
+        dropped = CounterMetricFamily("edge_daemon_faces_not_embedded", "Faces failing a quality gate", labels=["camera", "reason"])
+        for camera, values in stats["cameras"].items():
+            for key, value in values.items():
+                if key.startswith("faces_dropped_"):
+                    dropped.add_metric([camera, key.removeprefix("faces_dropped_")], value)
+        yield dropped
+        fps = GaugeMetricFamily("edge_daemon_camera_fps", "Frames processed per second (last interval)", labels=["camera"])
+        state = GaugeMetricFamily("edge_daemon_camera_state", "1 for the camera's current state", labels=["camera", "state"])
+        for camera in self._daemon.cameras:
+            fps.add_metric([camera.config.name], self._monitor.fps.get(camera.config.name, 0.0))
+            for name in CAMERA_STATES:
+                state.add_metric([camera.config.name, name], 1.0 if camera.state == name else 0.0)
+        yield fps
+        yield state
+        embedder = stats["embedder"]
+        yield CounterMetricFamily("edge_daemon_faces_embedded", "Faces embedded", value=embedder.get("faces_embedded", 0))
+        yield CounterMetricFamily("edge_daemon_faces_embed_failed", "Faces whose embedding failed", value=embedder.get("faces_failed", 0))
+        batches = self._daemon.embed_worker.batch_sizes
+        yield _histogram(
+            "edge_daemon_embed_batch_size", "Faces per embedding batch", dict(batches),
+            float(sum(size * count for size, count in batches.items())), [1, 2, 4, 8, 16, 32, 64],
+        )
+        latency = self._daemon.decisions.latency_histogram
+        yield _histogram(
+            "edge_daemon_capture_to_event_seconds", "Capture to first decision event", dict(latency.counts),
+            latency.total, list(latency.buckets),
+        )
+        events = CounterMetricFamily("edge_daemon_events", "Events made", labels=["type"])
+        for key, value in stats["events"].items():
+            events.add_metric([key.removeprefix("events_")], value)
+        yield events
+        delivery = CounterMetricFamily("edge_daemon_events_published", "Events handed to a transport", labels=["transport", "result"])
+        for key, value in stats["transports"].items():
+            result, _, transport = key.partition("_")
+            delivery.add_metric([transport, result], value)
+        yield delivery
+        mqtt = self._daemon.mqtt
+        if mqtt is not None:
+            yield GaugeMetricFamily("edge_daemon_spool_depth", "Events waiting in the spool for the broker", value=mqtt.spool.depth())
+            yield CounterMetricFamily("edge_daemon_spool_dropped", "Events dropped by the spool bound", value=mqtt.spool.dropped)
+            yield CounterMetricFamily("edge_daemon_mqtt_delivered", "Events acknowledged by the broker", value=mqtt.delivered)
+            yield GaugeMetricFamily("edge_daemon_mqtt_connected", "1 while connected to the broker", value=float(mqtt.connected.is_set()))
+
+
+class MetricsServer:
+    def __init__(self, daemon, monitor, host: str, port: int):
+        registry = CollectorRegistry()
+        registry.register(DaemonCollector(daemon, monitor))
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                if self.path == "/metrics":
+                    body, status, content_type = generate_latest(registry), 200, CONTENT_TYPE_LATEST
+                elif self.path == "/healthz":
+                    health = monitor.health()
+                    body = json.dumps({"healthy": health.healthy, "problems": health.problems}).encode()
+                    status, content_type = (200 if health.healthy else 503), "application/json"
+                else:
+                    body, status, content_type = b"not found\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args):  # requests are not worth a log line each
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("metrics listening", url=f"http://{self._server.server_address[0]}:{self.port}/metrics")
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
