@@ -2,7 +2,8 @@
 
 Live sources (RTSP, USB) and realtime files drop the oldest queued frame when detection is behind
 (counted as ``frames_dropped``); non-realtime files wait instead, so nothing is lost. A live source
-that fails or ends is reopened with exponential backoff; a file ends, or loops when configured.
+that fails or ends is reopened with exponential backoff; a file ends, or loops when configured
+(a looping file that vanishes is retried with the same backoff, like a live stream).
 """
 
 from __future__ import annotations
@@ -54,25 +55,25 @@ class Camera(threading.Thread):
     def run(self) -> None:
         reason = "stopped"
         delay = self.config.reconnect_initial_s
+        once = self.config.is_file and not self.config.loop  # a plain file: read it once, never retry
         try:
             while not self._stopping.is_set():
                 capture = self._open()
-                if capture is None:
-                    if self.config.is_file:
-                        reason = "failed"
-                        break
-                else:
+                if capture is not None:
                     delay = self.config.reconnect_initial_s  # a successful open resets the backoff
                     read_any = self._stream(capture)
                     capture.release()
                     if self._stopping.is_set():
                         break
-                    if self.config.is_file:
-                        if self.config.loop and read_any:
-                            continue
+                    if once:
                         reason = "ended" if read_any else "failed"
                         break
-                    self.last_error = "stream ended or failed"
+                    if self.config.is_file and read_any:
+                        continue  # loop the file
+                    self.last_error = "stream ended or failed" if read_any else "opened but no frame could be read"
+                elif once:
+                    reason = "failed"
+                    break
                 self.state = "reconnecting"
                 self.counters.add("reconnects")
                 log.warning("camera reconnecting", camera=self.config.name, delay_s=delay, error=self.last_error)

@@ -23,7 +23,7 @@ class Event(BaseModel):
     camera: str
     track_id: int = Field(description="Per-camera track number; one person walking through keeps one id.")
     identity: str | None = Field(description="Enrolled name, or null when unknown.")
-    score: float = Field(description="Cosine similarity to the best gallery match behind the decision.")
+    score: float = Field(allow_inf_nan=False, description="Cosine similarity to the best gallery match behind the decision.")
     bbox: tuple[float, float, float, float] = Field(description="[x, y, w, h] in frame pixels.")
     ts: str = Field(description="When the event was made, ISO 8601 UTC.")
     frame_ts: str = Field(description="When the frame behind the decision was captured, ISO 8601 UTC.")

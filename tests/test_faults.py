@@ -1,0 +1,118 @@
+"""Faults survived: vanishing and damaged video sources, secrets kept out of logs, fuzzed events."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from pydantic import ValidationError
+
+from conftest import HAMILTON_CLIP, ROOT, need, wait_until
+from edge_daemon.config import Settings
+from edge_daemon.daemon import Daemon
+from edge_daemon.events import Event
+
+
+@pytest.mark.slow
+def test_vanishing_camera_reconnects_while_the_others_keep_their_rate(tmp_path, hamilton_gallery):
+    clip = need(HAMILTON_CLIP)
+    flaky, steady = tmp_path / "flaky.mp4", tmp_path / "steady.mp4"
+    shutil.copy(clip, flaky)
+    shutil.copy(clip, steady)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    garbled = tmp_path / "garbled.mp4"
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 20000] = bytes(range(256)) * 78 + bytes(32)  # damage the middle
+    garbled.write_bytes(bytes(data))
+    settings = Settings(
+        cameras=[
+            {"name": "flaky", "url": str(flaky), "loop": True, "reconnect_initial_s": 0.5, "reconnect_max_s": 2},
+            {"name": "steady", "url": str(steady), "loop": True},
+            {"name": "truncated", "url": str(truncated)},
+            {"name": "garbled", "url": str(garbled)},
+        ],
+        gallery={"path": str(hamilton_gallery)},
+        events={"jsonl": ""},
+    )
+    daemon = Daemon(settings)
+    daemon.start()
+    flaky_camera, steady_tracker = daemon.cameras[0], daemon.trackers[1]
+    try:
+        assert wait_until(lambda: flaky_camera.state == "streaming", 20)
+        flaky.rename(tmp_path / "away.mp4")  # the open file plays to its end, then cannot be reopened
+        assert wait_until(lambda: flaky_camera.counters.get("reconnects") >= 2, 40)
+        assert flaky_camera.state == "reconnecting" and "not found" in flaky_camera.last_error
+        before, started = steady_tracker.counters.get("frames_processed"), time.monotonic()
+        time.sleep(4)
+        steady_rate = (steady_tracker.counters.get("frames_processed") - before) / (time.monotonic() - started)
+        assert steady_rate > 3.5  # about its 5 fps while the other camera is down
+        (tmp_path / "away.mp4").rename(flaky)
+        processed = daemon.trackers[0].counters.get("frames_processed")
+        assert wait_until(lambda: daemon.trackers[0].counters.get("frames_processed") > processed + 5, 20)
+        assert flaky_camera.state == "streaming"
+        assert wait_until(lambda: daemon.cameras[2].state in ("ended", "failed") and daemon.cameras[3].state == "ended", 120)
+    finally:
+        daemon.request_stop()
+        daemon.shutdown()
+    stats = daemon.stats()
+    assert stats["cameras"]["garbled"]["frames_processed"] > 10  # decoding went on past the damage
+    assert all(thread.is_alive() is False for thread in daemon.trackers)
+
+
+@pytest.mark.slow
+def test_mqtt_password_never_reaches_logs_or_config_output(tmp_path, broker, hamilton_gallery):
+    secret = "s3cret-Value-42"
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[cameras]]\nname = "stage"\nurl = "{need(HAMILTON_CLIP)}"\nrealtime = false\n[gallery]\npath = "{hamilton_gallery}"\n'
+        f'[events]\njsonl = ""\n[mqtt]\nurl = "{broker.url}"\nusername = "box"\npassword = "{secret}"\n'
+        f'[spool]\npath = "{tmp_path / "spool.db"}"\n[logging]\nlevel = "debug"\n'
+    )
+    checked = subprocess.run([sys.executable, "-m", "edge_daemon.cli", "config", "check", str(config)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert checked.returncode == 0 and secret not in checked.stdout and '"password": "**********"' in checked.stdout
+    run = subprocess.run([sys.executable, "-m", "edge_daemon.cli", "run", "--config", str(config)],
+                         capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "mqtt connected" in run.stderr
+    assert secret not in run.stderr + run.stdout
+
+
+event_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "event_id": st.text(max_size=40),
+        "type": st.sampled_from(["recognized", "unknown", "updated", "ended"]) | st.text(max_size=10),
+        "camera": st.text(max_size=20) | st.integers(),
+        "track_id": st.integers() | st.text(max_size=5) | st.none(),
+        "identity": st.none() | st.text(max_size=30),
+        "score": st.floats(allow_nan=True) | st.text(max_size=5),
+        "bbox": st.lists(st.floats(allow_nan=False) | st.integers(), max_size=6),
+        "ts": st.text(max_size=30),
+        "frame_ts": st.text(max_size=30),
+        "attempts": st.integers(),
+        "embedder": st.text(max_size=10),
+        "embedder_version": st.text(max_size=10),
+        "gallery_version": st.none() | st.text(max_size=10),
+        "crop_path": st.none() | st.text(max_size=10),
+        "extra": st.integers(),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=event_fields)
+def test_fuzzed_event_payloads_parse_or_fail_cleanly(fields):
+    """What a consumer does with our payloads: it validates, or it is a ValidationError, and a valid
+    event survives the JSON round trip unchanged."""
+    try:
+        event = Event.model_validate_json(json.dumps(fields, allow_nan=True))
+    except ValidationError:
+        return
+    assert Event.model_validate_json(event.to_json()) == event
