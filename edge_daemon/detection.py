@@ -119,7 +119,14 @@ class ProcessDetector:
 
     def __init__(self, config: DetectorConfig):
         try:
-            self._child = ChildProcess(f"detector-{config.backend}", create_local_detector, config, "detect", ("name",))
+            self._child = ChildProcess(
+                f"detector-{config.backend}",
+                create_local_detector,
+                config,
+                "detect",
+                ("name",),
+                recycle_after=config.recycle_after if config.backend == "yuface" else 0,
+            )
         except IsolationError as exc:
             raise DetectorError(str(exc)) from None
         self.name = self._child.attributes["name"]

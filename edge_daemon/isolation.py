@@ -49,55 +49,101 @@ def _serve(connection, factory: Callable[[Any], Any], argument: Any, method: str
             connection.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+class _Worker:
+    """One started child: its process and our end of the pipe."""
+
+    def __init__(self, name: str, spec: tuple):
+        parent_end, child_end = _CONTEXT.Pipe()
+        self.process = _CONTEXT.Process(target=_serve, args=(child_end, *spec), name=name, daemon=True)
+        self.process.start()
+        child_end.close()
+        self.connection = parent_end
+        status, payload = self.receive()
+        if status != "ready":
+            self.close()
+            raise IsolationError(f"{name}: {payload}")
+        self.attributes = payload
+
+    def receive(self):
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):
+            return "error", f"process exited with code {self.process.exitcode}"
+
+    def close(self) -> None:
+        self.connection.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
 class ChildProcess:
     """``factory(argument)`` built in a child process; ``call(*args)`` runs its ``method`` there.
-    A child that dies is started again on the next call."""
+    A child that dies is started again on the next call. With ``recycle_after``, the child is
+    replaced after that many calls by a spare started in the background near the limit, so a
+    library that leaks memory per call is bounded without a pause."""
 
-    def __init__(self, name: str, factory: Callable[[Any], Any], argument: Any, method: str, attributes: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[Any], Any],
+        argument: Any,
+        method: str,
+        attributes: tuple[str, ...] = (),
+        recycle_after: int = 0,
+    ):
         self._spec = (factory, argument, method, attributes)
         self._name = name
         self._lock = threading.Lock()
-        self._process = None
-        self._connection = None
-        self.attributes: dict[str, Any] = {}
-        self._start()
+        self._recycle_after = recycle_after
+        self._calls = 0
+        self._spare: _Worker | None = None
+        self._spare_thread: threading.Thread | None = None
+        self._worker = _Worker(name, self._spec)
+        self.attributes: dict[str, Any] = self._worker.attributes
+        self.recycled = 0
 
-    def _start(self) -> None:
-        parent_end, child_end = _CONTEXT.Pipe()
-        self._process = _CONTEXT.Process(target=_serve, args=(child_end, *self._spec), name=self._name, daemon=True)
-        self._process.start()
-        child_end.close()
-        self._connection = parent_end
-        status, payload = self._receive()
-        if status != "ready":
-            self.close()
-            raise IsolationError(f"{self._name}: {payload}")
-        self.attributes = payload
+    def _start_spare(self) -> None:
+        def start():
+            try:
+                self._spare = _Worker(self._name, self._spec)
+            except IsolationError as exc:
+                log.error("spare child process failed to start", process=self._name, error=str(exc))
 
-    def _receive(self):
-        try:
-            return self._connection.recv()
-        except (EOFError, OSError):
-            return "error", f"process exited with code {self._process.exitcode}"
+        self._spare_thread = threading.Thread(target=start, name=f"{self._name}-spare", daemon=True)
+        self._spare_thread.start()
+
+    def _swap_in_spare(self) -> None:
+        old, self._worker, self._spare, self._spare_thread = self._worker, self._spare, None, None
+        self._calls = 0
+        self.recycled += 1
+        threading.Thread(target=old.close, daemon=True).start()
+        log.info("child process recycled", process=self._name, times=self.recycled)
 
     def call(self, *args: Any) -> Any:
         with self._lock:
-            if not self._process.is_alive():
-                log.warning("child process died, restarting", process=self._name, exitcode=self._process.exitcode)
-                self._start()
+            if not self._worker.process.is_alive():
+                log.warning("child process died, restarting", process=self._name, exitcode=self._worker.process.exitcode)
+                self._worker = _Worker(self._name, self._spec)
+                self._calls = 0
+            if self._recycle_after:
+                if self._calls >= self._recycle_after * 0.9 and self._spare_thread is None:
+                    self._start_spare()
+                if self._calls >= self._recycle_after and self._spare is not None:
+                    self._swap_in_spare()
             try:
-                self._connection.send(args)
+                self._worker.connection.send(args)
             except (BrokenPipeError, OSError) as exc:
                 raise IsolationError(f"{self._name}: {exc}") from None
-            status, payload = self._receive()
+            status, payload = self._worker.receive()
+            self._calls += 1
         if status != "ok":
             raise IsolationError(f"{self._name}: {payload}")
         return payload
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        if self._process is not None:
-            self._process.join(timeout=5)
-            if self._process.is_alive():
-                self._process.kill()
+        if self._spare_thread is not None:
+            self._spare_thread.join(timeout=30)
+        for worker in (self._worker, self._spare):
+            if worker is not None:
+                worker.close()
