@@ -164,6 +164,13 @@ class GalleryConfig(Section):
         description="Cosine similarity below which a face is 'unknown'. Unset: the calibrated value stored in the gallery.",
     )
     top_k: int = Field(5, ge=1, le=100, title="Neighbours", description="Gallery entries compared per face.")
+    approximate_from: int | None = Field(
+        200_000,
+        ge=1,
+        title="Approximate search from",
+        description="Galleries with at least this many embeddings are searched with HNSW (approximate, faster); "
+        "smaller ones with the exact IndexFlatIP. Unset: always exact. See bench/search.py.",
+    )
 
 
 class TrackerConfig(Section):
@@ -288,6 +295,18 @@ class ServiceConfig(Section):
     metrics_host: str = Field("127.0.0.1", title="Metrics address", description="Address to listen on (local by default).")
 
 
+class ThreadsConfig(Section):
+    opencv: int = Field(
+        1, ge=0, le=64, title="OpenCV threads", description="cv2.setNumThreads in the daemon (resizing, warping); 0: OpenCV's default."
+    )
+    faiss: int = Field(
+        1, ge=0, le=64, title="FAISS threads", description="OpenMP threads for gallery search; one query is fastest on one. 0: default."
+    )
+    model_process: int = Field(
+        1, ge=1, le=64, title="Threads per model process", description="Compute threads of each detector/embedder process."
+    )
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", title="Log level", description="Least severity logged.")
     format: Literal["auto", "json", "console"] = Field(
@@ -314,6 +333,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
     spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Event spool (MQTT delivery)")
     service: ServiceConfig = Field(default_factory=ServiceConfig, title="Service (systemd, metrics, health)")
+    threads: ThreadsConfig = Field(default_factory=ThreadsConfig, title="Threads (two cores are shared by every stage)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")
 
     @field_validator("cameras")

@@ -20,7 +20,7 @@ from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool, default_spool_path
-from edge_daemon.config import Settings
+from edge_daemon.config import Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.detection import QualityGate, create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
@@ -52,6 +52,17 @@ def create_mqtt(settings: Settings) -> MqttTransport | None:
     return MqttTransport(settings.mqtt, spool, discovery)
 
 
+def configure_threads(config: ThreadsConfig) -> None:
+    """Thread pools of this process; model processes get theirs from ``threads.model_process``."""
+    import cv2
+    import faiss
+
+    if config.opencv:
+        cv2.setNumThreads(config.opencv)
+    if config.faiss:
+        faiss.omp_set_num_threads(config.faiss)
+
+
 class Daemon:
     def __init__(self, settings: Settings):
         if not settings.cameras:
@@ -59,7 +70,9 @@ class Daemon:
         self.settings = settings
         self.stopping = threading.Event()
         self._reload_requested = threading.Event()
-        self.embedder = create_embedder(settings.embedder)
+        configure_threads(settings.threads)
+        threads = settings.threads.model_process
+        self.embedder = create_embedder(settings.embedder, threads=threads)
         self.matcher = Matcher(settings.gallery, self.embedder)
         gate = QualityGate(settings.detector)
         self.cameras = [Camera(camera, self.stopping) for camera in settings.cameras]
@@ -67,7 +80,7 @@ class Daemon:
         identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self._faces = faces
         # One detector per camera: each runs in its own process (or keeps its own state).
-        self._detectors = [create_detector(settings.detector) for _ in self.cameras]
+        self._detectors = [create_detector(settings.detector, threads=threads) for _ in self.cameras]
         self.trackers = [
             TrackingWorker(
                 camera.config.name,

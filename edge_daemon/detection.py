@@ -117,7 +117,7 @@ class ProcessDetector:
     """A detector backend in a child process (see ``edge_daemon.isolation``). Frames are
     downscaled here first, so only the small image crosses the pipe."""
 
-    def __init__(self, config: DetectorConfig):
+    def __init__(self, config: DetectorConfig, threads: int = 1):
         try:
             self._child = ChildProcess(
                 f"detector-{config.backend}",
@@ -126,6 +126,7 @@ class ProcessDetector:
                 "detect",
                 ("name",),
                 recycle_after=config.recycle_after if config.backend == "yuface" else 0,
+                threads=threads,
             )
         except IsolationError as exc:
             raise DetectorError(str(exc)) from None
@@ -145,10 +146,11 @@ class ProcessDetector:
         self._child.close()
 
 
-def create_detector(config: DetectorConfig, separate_process: bool | None = None) -> Detector:
-    """The configured backend; in a child process when ``separate_process`` (default: the config) says so."""
+def create_detector(config: DetectorConfig, separate_process: bool | None = None, threads: int = 1) -> Detector:
+    """The configured backend; in a child process (with ``threads`` compute threads) when
+    ``separate_process`` (default: the config) says so."""
     if config.separate_process if separate_process is None else separate_process:
-        return ProcessDetector(config)
+        return ProcessDetector(config, threads)
     return create_local_detector(config)
 
 

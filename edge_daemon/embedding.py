@@ -189,10 +189,12 @@ class ProcessEmbedder:
     """An embedder backend running in a child process (see ``edge_daemon.isolation``); alignment
     stays in the calling process, only the aligned crops cross the pipe."""
 
-    def __init__(self, config: EmbedderConfig):
+    def __init__(self, config: EmbedderConfig, threads: int = 1):
         names = ("name", "version", "dim", "default_threshold", "threshold_source", "aligner_spec")
         try:
-            self._child = ChildProcess(f"embedder-{config.backend}", create_local_embedder, config, "embed", names)
+            self._child = ChildProcess(
+                f"embedder-{config.backend}", create_local_embedder, config, "embed", names, threads=threads
+            )
         except IsolationError as exc:
             raise EmbedderError(str(exc)) from None
         for name, value in self._child.attributes.items():
@@ -208,8 +210,9 @@ class ProcessEmbedder:
         self._child.close()
 
 
-def create_embedder(config: EmbedderConfig, separate_process: bool | None = None) -> Embedder:
-    """The configured backend; in a child process when ``separate_process`` (default: the config) says so."""
+def create_embedder(config: EmbedderConfig, separate_process: bool | None = None, threads: int = 1) -> Embedder:
+    """The configured backend; in a child process (with ``threads`` compute threads) when
+    ``separate_process`` (default: the config) says so."""
     if config.separate_process if separate_process is None else separate_process:
-        return ProcessEmbedder(config)
+        return ProcessEmbedder(config, threads)
     return create_local_embedder(config)

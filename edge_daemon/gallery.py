@@ -80,6 +80,8 @@ class Gallery:
         self.sources = list(sources or [])
         self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else np.asarray(vectors, np.float32)
         self.revision = revision
+        self.index_kind = "flat"
+        self._approximate_from: int | None = None
         self._index = self._build_index()
 
     @classmethod
@@ -87,8 +89,21 @@ class Gallery:
         """An empty gallery for ``embedder`` (an ``edge_daemon.embedding.Embedder``)."""
         return cls(embedder.name, embedder.version, embedder.dim, embedder.default_threshold, embedder.threshold_source)
 
+    def use_approximate_index(self, from_size: int | None) -> None:
+        """Search with HNSW (approximate) once the gallery holds ``from_size`` embeddings or more;
+        below that, or with None, the exact ``IndexFlatIP``."""
+        self._approximate_from = from_size
+        self._index = self._build_index()
+
     def _build_index(self) -> faiss.Index:
-        index = faiss.IndexFlatIP(self.dim)
+        if self._approximate_from is not None and len(self.vectors) >= self._approximate_from:
+            index = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 64
+            self.index_kind = "hnsw"
+        else:
+            index = faiss.IndexFlatIP(self.dim)
+            self.index_kind = "flat"
         if len(self.vectors):
             index.add(np.ascontiguousarray(self.vectors))
         return index

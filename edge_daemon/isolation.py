@@ -24,13 +24,18 @@ class IsolationError(RuntimeError):
     """The child process failed to start or died; the message says why."""
 
 
-def _serve(connection, factory: Callable[[Any], Any], argument: Any, method: str, attributes: tuple[str, ...]) -> None:
-    # One compute thread per child: several children on a 2-core box must not oversubscribe it
+def _serve(
+    connection, threads: int, factory: Callable[[Any], Any], argument: Any, method: str, attributes: tuple[str, ...]
+) -> None:
+    # Few compute threads per child: several children on a 2-core box must not oversubscribe it
     # (yuface's OpenMP pool made 2 cameras drop 39% of frames; with one thread each, none).
-    os.environ["OMP_NUM_THREADS"] = "1"
+    # Set before the model's libraries load: OpenMP, TensorFlow and OpenCV read them at start.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(threads)
     try:
         target = factory(argument)
     except Exception as exc:  # report to the parent, which raises it as its own error
@@ -53,6 +58,7 @@ class _Worker:
     """One started child: its process and our end of the pipe."""
 
     def __init__(self, name: str, spec: tuple):
+        """``spec``: (threads, factory, argument, method, attributes) for ``_serve``."""
         parent_end, child_end = _CONTEXT.Pipe()
         self.process = _CONTEXT.Process(target=_serve, args=(child_end, *spec), name=name, daemon=True)
         self.process.start()
@@ -91,8 +97,9 @@ class ChildProcess:
         method: str,
         attributes: tuple[str, ...] = (),
         recycle_after: int = 0,
+        threads: int = 1,
     ):
-        self._spec = (factory, argument, method, attributes)
+        self._spec = (threads, factory, argument, method, attributes)
         self._name = name
         self._lock = threading.Lock()
         self._recycle_after = recycle_after

@@ -29,12 +29,14 @@ class Matcher:
     def _load(self) -> Gallery:
         gallery = Gallery.load(Path(self._config.path))
         gallery.check_embedder(self._embedder)
+        gallery.use_approximate_index(self._config.approximate_from)
         log.info(
             "gallery loaded",
             path=str(self._config.path),
             version=gallery.version,
             people=len(gallery.identities()),
             embeddings=len(gallery.labels),
+            index=gallery.index_kind,
             threshold=self.threshold_for(gallery),
         )
         return gallery

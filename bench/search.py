@@ -1,0 +1,107 @@
+"""Gallery search benchmark: exact FAISS IndexFlatIP vs approximate HNSW, as the daemon builds them.
+
+For galleries of 1k, 100k and 1M random unit vectors at the embedders' dimensions (128 dlib, 256
+VGG16): build time, memory, search latency p50/p99 for one query and for a batch of 16, and HNSW's
+recall@1 against the exact answer (queries are gallery vectors plus noise, like a new photo of an
+enrolled face).
+
+  .venv/bin/python bench/search.py            # 1k, 100k, 1M
+  .venv/bin/python bench/search.py --quick    # 1k, 100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_daemon.gallery import Gallery  # noqa: E402
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def latencies_ms(search, queries: np.ndarray, batch: int, repeats: int) -> np.ndarray:
+    times = []
+    for i in range(repeats):
+        start = (i * batch) % (len(queries) - batch)
+        chunk = queries[start : start + batch]
+        begin = time.perf_counter()
+        search(chunk)
+        times.append((time.perf_counter() - begin) * 1000)
+    return np.array(times)
+
+
+def measure(size: int, dim: int, repeats: int, rng: np.random.Generator) -> list[dict]:
+    vectors = unit(rng.standard_normal((size, dim), dtype=np.float32))
+    picks = rng.integers(0, size, 512)
+    queries = unit(vectors[picks] + 0.05 * rng.standard_normal((512, dim), dtype=np.float32))
+    rows = []
+    truth = None
+    for kind, approximate_from in (("flat", None), ("hnsw", 1)):
+        gallery = Gallery("bench", "v", dim, 0.5, "bench")
+        gallery.vectors = vectors
+        gallery.labels = [str(i) for i in range(size)]
+        gallery.sources = gallery.labels
+        started = time.perf_counter()
+        gallery.use_approximate_index(approximate_from)
+        build_s = time.perf_counter() - started
+        index = gallery._index
+        search = lambda q: index.search(q, 1)  # noqa: E731
+        answers = index.search(queries, 1)[1][:, 0]
+        if truth is None:
+            truth = answers
+        one = latencies_ms(search, queries, 1, repeats)
+        batched = latencies_ms(search, queries, 16, max(20, repeats // 10))
+        index_mib = (size * dim * 4 + (size * 32 * 2 * 4 if kind == "hnsw" else 0)) / 2**20
+        rows.append(
+            {
+                "size": size,
+                "dim": dim,
+                "index": kind,
+                "build_s": round(build_s, 2),
+                "memory_mib": round(index_mib, 1),
+                "p50_ms": round(float(np.percentile(one, 50)), 3),
+                "p99_ms": round(float(np.percentile(one, 99)), 3),
+                "batch16_p50_ms": round(float(np.percentile(batched, 50)), 3),
+                "recall_at_1": round(float((answers == truth).mean()), 4),
+                "right_answer": round(float((answers == picks).mean()), 4),
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--repeats", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="1k and 100k, fewer repeats")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    sizes = [1_000, 100_000] if args.quick else args.sizes
+    repeats = 200 if args.quick else args.repeats
+    rng = np.random.default_rng(0)
+    rows = [row for size in sizes for dim in args.dims for row in measure(size, dim, repeats, rng)]
+    columns = list(rows[0])
+    print("  ".join(f"{c:>14}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{str(row[c]):>14}" for c in columns))
+    for size in sizes:
+        for dim in args.dims:
+            flat, hnsw = (next(r for r in rows if r["size"] == size and r["dim"] == dim and r["index"] == k) for k in ("flat", "hnsw"))
+            print(f"{size:>9} x {dim}: HNSW p99 is {flat['p99_ms'] / max(hnsw['p99_ms'], 1e-6):.1f}x faster than exact, recall@1 {hnsw['recall_at_1']:.4f}")
+    if args.json:
+        print(json.dumps({"runs": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
