@@ -309,6 +309,46 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_tflite(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edge_daemon.alignment import TemplateAligner
+    from edge_daemon.api import ImageError, find_faces, load_image
+    from edge_daemon.detection import create_detector
+    from edge_daemon.embedding import Vgg16Embedder
+    from edge_daemon.gallery import Gallery
+    from edge_daemon.tflite import export_tflite
+
+    settings = _settings(args)
+    embedder = Vgg16Embedder(args.model_dir)
+    if args.faces is not None:
+        sources = sorted(p for p in Path(args.faces).rglob("*") if p.is_file())
+    else:
+        sources = [Path(p) for p in Gallery.load(args.model_dir / "gallery").sources]
+    detector = create_detector(settings.detector, separate_process=False)
+    aligner = TemplateAligner(embedder.input_size)
+    crops = []
+    for path in sources:
+        try:
+            image = load_image(path)
+        except ImageError:
+            continue
+        faces = find_faces(image, detector)
+        if len(faces) == 1:
+            crops.append(aligner.align(image, faces[0]))
+        if len(crops) >= args.count:
+            break
+    if not crops:
+        raise UsageError("no real faces to check the conversion with: pass --faces DIR")
+    runtime = "tflite_int8" if args.int8 else "tflite"
+    check = export_tflite(args.model_dir, np.stack(crops), runtime)
+    print(json.dumps({"runtime": runtime, **check}))
+    if not check["passed"]:
+        log.error("conversion does not match Keras closely enough: the runtime stays disabled", runtime=runtime, min_cosine=check["min_cosine"])
+        return 1
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------
 
 
@@ -431,6 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     lfw.add_argument("--skip-missing", action="store_true", help="leave out pairs with an image where no face was found")
     lfw.add_argument("--json", action="store_true", help="only the JSON result line")
     lfw.set_defaults(handler=cmd_eval_lfw)
+
+    export = commands.add_parser("export-tflite", parents=[config_parent], help="convert a trained VGG16 to TFLite and verify it")
+    export.add_argument("model_dir", type=Path)
+    export.add_argument("--int8", action="store_true", help="dynamic-range int8 weights")
+    export.add_argument("--faces", type=Path, help="images to check with (default: the model's gallery photos)")
+    export.add_argument("--count", type=int, default=64, help="faces to check (default 64)")
+    export.set_defaults(handler=cmd_export_tflite)
 
     demo = commands.add_parser("demo", parents=[config_parent], help="make a demo clip and gallery, run the daemon on it")
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="where assets go (default: demo-out)")

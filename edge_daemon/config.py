@@ -140,6 +140,13 @@ class EmbedderConfig(Section):
         title="Own process",
         description="Run the model in a child process: it holds Python's GIL while it runs and would starve capture.",
     )
+    runtime: Literal["keras", "tflite", "tflite_int8"] = Field(
+        "keras",
+        title="VGG16 runtime",
+        description="'keras' (reference) or TFLite float32 / dynamic-range int8, allowed only after "
+        "'edge-daemon export-tflite' verified cosine >= 0.999 against Keras on real faces.",
+    )
+    runtime_threads: int = Field(1, ge=1, le=64, title="TFLite threads", description="XNNPACK threads of the TFLite runtime.")
     max_batch: int = Field(16, ge=1, le=256, title="Batch size", description="Most faces embedded in one call.")
     max_wait_ms: float = Field(
         30.0, ge=0, le=5000, title="Batch wait", description="Longest a face waits for others to fill a batch."

@@ -112,7 +112,7 @@ class Vgg16Embedder:
 
     name = "vgg16"
 
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, runtime: str = "keras", threads: int = 1):
         model_dir = Path(model_dir)
         meta = _read_json(model_dir / VGG16_META_FILE)
         if meta.get("format") != VGG16_FORMAT:
@@ -131,19 +131,33 @@ class Vgg16Embedder:
         self.version = f"vgg16-{file_digest(model_path)[:16]}"
         self.aligner_spec = ("template", self.input_size)
         self.aligner = create_aligner(self.aligner_spec)
-        self._model = _load_keras_model(model_path)
-        input_shape = tuple(self._model.input_shape[1:])
-        if input_shape != (self.input_size, self.input_size, 3) or self._model.output_shape[-1] != self.dim:
-            raise EmbedderError(
-                f"{model_path}: model takes {input_shape} -> {self._model.output_shape[-1]}, "
-                f"metadata says {self.input_size}x{self.input_size}x3 -> {self.dim}"
-            )
+        self.runtime = runtime
+        if runtime == "keras":
+            model = _load_keras_model(model_path)
+            input_shape = tuple(model.input_shape[1:])
+            if input_shape != (self.input_size, self.input_size, 3) or model.output_shape[-1] != self.dim:
+                raise EmbedderError(
+                    f"{model_path}: model takes {input_shape} -> {model.output_shape[-1]}, "
+                    f"metadata says {self.input_size}x{self.input_size}x3 -> {self.dim}"
+                )
+            self._run = lambda batch: model(batch, training=False).numpy()
+        else:
+            from edge_daemon.tflite import TFLITE_FILES, TfliteRunner, read_checks
+
+            check = read_checks(model_dir).get(runtime)
+            if not check or not check.get("passed"):
+                raise EmbedderError(
+                    f"{model_dir}: runtime {runtime} is not verified against the Keras model "
+                    f"({'check failed: min cosine ' + format(check['min_cosine'], '.5f') if check else 'no check'}); "
+                    f"run 'edge-daemon export-tflite {model_dir}{' --int8' if runtime == 'tflite_int8' else ''}'"
+                )
+            # The same network within cosine 0.999: galleries built with Keras stay valid.
+            self._run = TfliteRunner(model_dir / TFLITE_FILES[runtime], threads)
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         if not crops:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = vgg16_preprocess(np.stack(crops))
-        return l2_normalise(self._model(batch, training=False).numpy())
+        return l2_normalise(self._run(vgg16_preprocess(np.stack(crops))))
 
     def close(self) -> None:
         pass
@@ -181,7 +195,7 @@ def _load_keras_model(path: Path):
 
 def create_local_embedder(config: EmbedderConfig) -> Embedder:
     if config.backend == "vgg16":
-        return Vgg16Embedder(config.model_dir)
+        return Vgg16Embedder(config.model_dir, config.runtime, config.runtime_threads)
     return DlibResnetEmbedder()
 
 

@@ -135,3 +135,30 @@ def test_imagenet_init_offline_fails_with_one_clear_message(tmp_path):
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )
     assert missing.returncode == 1 and "no such weights file" in missing.stderr
+
+
+def test_tflite_runtimes_are_verified_before_use(trained, tmp_path):
+    import shutil
+
+    import cv2
+
+    from edge_daemon.api import embed_faces, find_faces
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detection import create_detector
+    from edge_daemon.embedding import EmbedderError, Vgg16Embedder
+
+    options, _ = trained
+    model_dir = tmp_path / "model"
+    shutil.copytree(options.out, model_dir)
+    with pytest.raises(EmbedderError, match="not verified"):
+        Vgg16Embedder(model_dir, runtime="tflite")
+    result = subprocess.run([sys.executable, "-m", "edge_daemon.cli", "export-tflite", str(model_dir)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    check = json.loads(result.stdout.strip().splitlines()[-1])
+    assert check["passed"] and check["min_cosine"] >= 0.999 and check["faces"] >= 10
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
+    detections = find_faces(image, create_detector(DetectorConfig(), separate_process=False))
+    keras_vectors = embed_faces(image, detections, Vgg16Embedder(model_dir))
+    tflite_vectors = embed_faces(image, detections, Vgg16Embedder(model_dir, runtime="tflite"))
+    assert np.min(np.sum(keras_vectors * tflite_vectors, axis=1)) >= 0.999
