@@ -199,9 +199,10 @@ class TrackerConfig(Section):
     )
     better_face_ratio: float = Field(
         1.3,
-        ge=1,
+        ge=0,
         title="Clearly better face",
-        description="Embed again only when a face's quality (area x sharpness) beats the best embedded one by this factor.",
+        description="Embed again only when a face's quality (area x sharpness) beats the best embedded one by this "
+        "factor; 0 embeds every face of every frame (up to max_attempts).",
     )
 
 

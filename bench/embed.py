@@ -1,0 +1,179 @@
+"""Embedding benchmark: each backend x batch size x input size in faces/s, against this CPU's limit.
+
+The limit is measured in the same run: a float32 matrix product (numpy/OpenBLAS) in GFLOP/s.
+"ratio" = achieved GFLOP/s (faces/s x GFLOPs per face) / that limit. VGG16's convolutions cost
+15.5 GFLOPs at 224x224 and scale with the input area; dlib's ResNet is about 0.5 GFLOPs per
+150x150 face (counted from its published architecture: 29 conv layers, 32-256 filters).
+VGG16 here has random weights (speed does not depend on them); each TFLite conversion is checked
+against Keras on real faces (min cosine shown) as the daemon requires.
+
+It also runs the daemon's EmbeddingWorker fed from a queue against the raw backend in a tight
+loop at the same batch size (target: worker / raw >= 0.9).
+
+  .venv/bin/python bench/embed.py              # sizes 64, 112, 224; batches 1, 8, 32
+  .venv/bin/python bench/embed.py --quick --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge_daemon.api import find_faces, load_image  # noqa: E402
+from edge_daemon.config import DetectorConfig, GalleryConfig  # noqa: E402
+from edge_daemon.detection import create_detector  # noqa: E402
+from edge_daemon.embed_worker import EmbeddingWorker, Shutdown  # noqa: E402
+from edge_daemon.embedding import DlibResnetEmbedder, Vgg16Embedder, save_vgg16_artefact  # noqa: E402
+from edge_daemon.logs import configure_logging  # noqa: E402
+from edge_daemon.matcher import Matcher  # noqa: E402
+from edge_daemon.messages import FaceSample  # noqa: E402
+
+PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "group"
+DLIB_GFLOPS = 0.5
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def real_faces(aligner, count: int) -> list[np.ndarray]:
+    """Aligned crops of the faces in the shared group photos, repeated to ``count``."""
+    detector = create_detector(DetectorConfig(), separate_process=False)
+    crops = []
+    for path in sorted(PHOTOS.glob("*.jpg")):
+        image = load_image(path)
+        crops += [aligner.align(image, detection) for detection in find_faces(image, detector)]
+    if not crops:
+        raise SystemExit(f"no faces found under {PHOTOS}")
+    return [crops[i % len(crops)] for i in range(count)]
+
+
+def faces_per_second(embedder, crops: list[np.ndarray], batch: int, min_seconds: float) -> float:
+    embedder.embed(crops[:batch])  # warm-up (allocations, graph tracing)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < min_seconds or done < 2 * batch:
+        embedder.embed(crops[:batch])
+        done += batch
+    return done / (time.perf_counter() - started)
+
+
+def worker_vs_raw(embedder, crops: list[np.ndarray], batch: int, total: int) -> dict:
+    raw_seconds = _timed(lambda: [embedder.embed(crops[i : i + batch]) for i in range(0, total, batch)])
+    faces, output = queue.Queue(), queue.Queue()
+    for i in range(total):
+        faces.put(FaceSample("bench", i, (0, 0, 1, 1), 1.0, crops[i % len(crops)], time.time(), time.time()))
+    faces.put(Shutdown())
+    worker = EmbeddingWorker(embedder, Matcher(GalleryConfig(), embedder), faces, output, batch, 50)
+    worker_seconds = _timed(lambda: (worker.start(), worker.join()))
+    return {
+        "backend": f"{embedder.name}",
+        "batch": batch,
+        "faces": total,
+        "raw_faces_per_s": round(total / raw_seconds, 2),
+        "worker_faces_per_s": round(total / worker_seconds, 2),
+        "worker_over_raw": round(raw_seconds / worker_seconds, 3),
+    }
+
+
+def vgg16_model_dir(size: int, directory: Path) -> Path:
+    import keras
+
+    from edge_daemon.trainer import build_head, vgg16_base
+
+    keras.utils.set_random_seed(0)
+    base = vgg16_base("none", size)
+    embedding_head, _ = build_head(512, 10, 256)
+    image = keras.Input((size, size, 3))
+    model = keras.Model(image, embedding_head(keras.layers.GlobalAveragePooling2D()(base(image))))
+    save_vgg16_artefact(model, directory, {"threshold": 0.5, "source": "benchmark, untrained"})
+    return directory
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 112, 224])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=3.0, help="least time per measurement")
+    parser.add_argument("--threads", type=int, default=2, help="TFLite threads")
+    parser.add_argument("--quick", action="store_true", help="size 64, batches 1 and 8, 1 s each")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    configure_logging("warning")
+    sizes, batches, seconds = ([64], [1, 8], 1.0) if args.quick else (args.sizes, args.batches, args.seconds)
+    limit = matmul_gflops()
+    rows, checks = [], {}
+
+    def record(backend: str, size: int, gflops: float, embedder, crops):
+        for batch in batches:
+            rate = faces_per_second(embedder, crops, batch, seconds)
+            rows.append({
+                "backend": backend, "input": size, "batch": batch, "faces_per_s": round(rate, 2),
+                "gflops_per_face": round(gflops, 2), "achieved_gflops": round(rate * gflops, 1),
+                "ratio_to_limit": round(rate * gflops / limit, 3),
+            })
+
+    dlib = DlibResnetEmbedder()
+    dlib_crops = real_faces(dlib.aligner, 64)
+    record("dlib_resnet", 150, DLIB_GFLOPS, dlib, dlib_crops)
+
+    from edge_daemon.tflite import export_tflite
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in sizes:
+            model_dir = vgg16_model_dir(size, Path(scratch) / f"vgg{size}")
+            keras_embedder = Vgg16Embedder(model_dir)
+            crops = real_faces(keras_embedder.aligner, 64)
+            gflops = 15.5 * (size / 224) ** 2
+            record("vgg16 keras", size, gflops, keras_embedder, crops)
+            for runtime in ("tflite", "tflite_int8"):
+                check = export_tflite(model_dir, np.stack(crops), runtime)
+                checks[f"{runtime}@{size}"] = round(check["min_cosine"], 6)
+                if check["passed"]:
+                    record(f"vgg16 {runtime}", size, gflops, Vgg16Embedder(model_dir, runtime, args.threads), crops)
+        worker_rows = [worker_vs_raw(dlib, dlib_crops, 8, 32 if args.quick else 64)]
+        if 112 in sizes or args.quick:
+            size = 112 if 112 in sizes else sizes[0]
+            model_dir = Path(scratch) / f"vgg{size}"
+            embedder = Vgg16Embedder(model_dir)
+            worker_rows.append(worker_vs_raw(embedder, real_faces(embedder.aligner, 64), 8, 64))
+
+    print(f"CPU limit: numpy float32 matmul {limit:.1f} GFLOP/s (this run)")
+    print(f"{'backend':>20} {'input':>5} {'batch':>5} {'faces/s':>8} {'GFLOP/face':>10} {'GFLOP/s':>8} {'ratio':>6}")
+    for row in rows:
+        print(f"{row['backend']:>20} {row['input']:>5} {row['batch']:>5} {row['faces_per_s']:>8} "
+              f"{row['gflops_per_face']:>10} {row['achieved_gflops']:>8} {row['ratio_to_limit']:>6}")
+    print("TFLite vs Keras, min cosine on real faces:", ", ".join(f"{k} {v}" for k, v in checks.items()))
+    for row in worker_rows:
+        print(f"worker vs raw, {row['backend']} batch {row['batch']}: {row['worker_faces_per_s']} vs "
+              f"{row['raw_faces_per_s']} faces/s = {row['worker_over_raw']:.3f}")
+    if args.json:
+        print(json.dumps({"limit_gflops": round(limit, 1), "runs": rows, "tflite_min_cosine": checks, "worker_vs_raw": worker_rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
