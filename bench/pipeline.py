@@ -6,6 +6,7 @@ embedder busy time, p50/p95 capture->event latency of first decisions, and CPU u
   .venv/bin/python bench/pipeline.py                       # crowd clip, N = 1, 2, 4, 30 s each
   .venv/bin/python bench/pipeline.py --quick --json        # 10 s each; last line is JSON
   .venv/bin/python bench/pipeline.py --clip ../shared/data/video/hamilton/short_hamilton_clip.mp4 --streams 4
+  .venv/bin/python bench/pipeline.py --streams 2 --variants default library-threads no-tracking
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ from edge_daemon.logs import configure_logging  # noqa: E402
 DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 
 
+def native_fps(clip: Path) -> float:
+    import cv2
+
+    return cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) or 25.0
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its live children (the model processes)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -45,12 +52,24 @@ def cpu_seconds() -> float:
     return total
 
 
-def run(clip: Path, streams: int, fps: float, seconds: float, detector: dict, gallery: str | None) -> dict:
+VARIANTS = {
+    "default": {},
+    # What the libraries do when nobody configures them: OpenCV, FAISS and every model process
+    # take all cores.
+    "library-threads": {"threads": {"opencv": 0, "faiss": 0, "model_process": os.cpu_count() or 2}},
+    # Embed every face of every frame instead of deciding per track.
+    "no-tracking": {"tracker": {"max_attempts": 50, "better_face_ratio": 0.0}},
+}
+
+
+def run(clip: Path, streams: int, fps: float, seconds: float, detector: dict, gallery: str | None, variant: str) -> dict:
+    overrides = VARIANTS[variant]
     settings = Settings(
         cameras=[{"name": f"cam{i}", "url": str(clip), "loop": True, "detect_fps": fps} for i in range(streams)],
         detector=detector,
         gallery={"path": gallery},
         events={"jsonl": ""},
+        **overrides,
     )
     daemon = Daemon(settings)
     cpu_before, started = cpu_seconds(), time.monotonic()
@@ -67,6 +86,7 @@ def run(clip: Path, streams: int, fps: float, seconds: float, detector: dict, ga
     embedded = stats["embedder"].get("faces_embedded", 0)
     batches = stats["embedder"]["batches"]
     return {
+        "variant": variant,
         "streams": streams,
         "detect_fps": fps,
         "seconds": round(wall, 1),
@@ -77,6 +97,7 @@ def run(clip: Path, streams: int, fps: float, seconds: float, detector: dict, ga
         "faces_detected_per_s": round(total("faces_detected") / wall, 2),
         "faces_embedded": embedded,
         "faces_embedded_per_s": round(embedded / wall, 2),
+        "embedded_per_video_s": round(embedded / (total("frames_read") / max(native_fps(clip), 1) or 1), 2),
         "embed_busy_ratio": round(stats["embedder"]["embed_seconds"] / wall, 2),
         "mean_batch": round(embedded / max(sum(batches.values()), 1), 2),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
@@ -95,6 +116,8 @@ def main() -> int:
     parser.add_argument("--detector", choices=["yuface", "yunet_onnx"], default="yuface")
     parser.add_argument("--model-path", type=Path, default=ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx")
     parser.add_argument("--gallery", help="gallery directory (default: none, every face unknown)")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"],
+                        help="also run with library-default threads or without tracking, side by side")
     parser.add_argument("--quick", action="store_true", help="10 s per configuration")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
@@ -105,16 +128,26 @@ def main() -> int:
     if args.detector == "yunet_onnx":
         detector["model_path"] = str(args.model_path)
     seconds = 10.0 if args.quick else args.seconds
-    rows = [run(args.clip, n, args.fps, seconds, detector, args.gallery) for n in args.streams]
+    rows = [
+        run(args.clip, n, args.fps, seconds, detector, args.gallery, variant)
+        for variant in args.variants
+        for n in args.streams
+    ]
 
     columns = list(rows[0])
     print(f"clip {args.clip.name}, detector {args.detector}, {seconds:.0f} s per run")
     print("  ".join(f"{c:>12.12}" for c in columns))
     for row in rows:
         print("  ".join(f"{str(row[c]):>12.12}" for c in columns))
-    base = rows[0]["frames_processed_per_s"] or 1
-    for row in rows[1:]:
-        print(f"{row['streams']} streams / {rows[0]['streams']}: processed frames ratio {row['frames_processed_per_s'] / base:.2f}")
+    for variant in args.variants[1:]:
+        for n in args.streams:
+            base = next(r for r in rows if r["variant"] == args.variants[0] and r["streams"] == n)
+            other = next(r for r in rows if r["variant"] == variant and r["streams"] == n)
+            print(
+                f"{n} stream(s), {variant} / {args.variants[0]}: processed frames {other['frames_processed_per_s'] / max(base['frames_processed_per_s'], 1e-9):.2f}x, "
+                f"faces embedded per video second {other['embedded_per_video_s'] / max(base['embedded_per_video_s'], 1e-9):.2f}x, "
+                f"p95 latency {other['latency_p95_ms']} vs {base['latency_p95_ms']} ms"
+            )
     if args.json:
         print(json.dumps({"clip": str(args.clip), "detector": args.detector, "runs": rows}))
     return 0
