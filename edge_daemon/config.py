@@ -147,7 +147,15 @@ class EmbedderConfig(Section):
         "'edge-daemon export-tflite' verified cosine >= 0.999 against Keras on real faces.",
     )
     runtime_threads: int = Field(1, ge=1, le=64, title="TFLite threads", description="XNNPACK threads of the TFLite runtime.")
-    max_batch: int = Field(16, ge=1, le=256, title="Batch size", description="Most faces embedded in one call.")
+    max_batch: int = Field(8, ge=1, le=256, title="Batch size", description="Most faces embedded in one call.")
+    queue_size: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        title="Faces waiting",
+        description="Faces queued for the embedder; when full, new faces are deferred to a later frame instead of "
+        "waiting to go stale (bounds capture-to-event latency under overload).",
+    )
     max_wait_ms: float = Field(
         30.0, ge=0, le=5000, title="Batch wait", description="Longest a face waits for others to fill a batch."
     )

@@ -33,7 +33,6 @@ from edge_daemon.tracking import TrackingWorker
 
 log = get_logger(__name__)
 
-FACE_QUEUE_SIZE = 256
 IDENTIFICATION_QUEUE_SIZE = 1024
 
 
@@ -76,7 +75,7 @@ class Daemon:
         self.matcher = Matcher(settings.gallery, self.embedder)
         gate = QualityGate(settings.detector)
         self.cameras = [Camera(camera, self.stopping) for camera in settings.cameras]
-        faces: queue.Queue = queue.Queue(maxsize=FACE_QUEUE_SIZE)
+        faces: queue.Queue = queue.Queue(maxsize=settings.embedder.queue_size)
         identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self._faces = faces
         # One detector per camera: each runs in its own process (or keeps its own state).

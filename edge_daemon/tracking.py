@@ -2,6 +2,8 @@
 
 A track's face is embedded only when it helps: the first good face of a new track, then only a
 clearly better one (larger and/or sharper by ``better_face_ratio``), at most ``max_attempts`` times.
+When the embedder's queue is full the face is deferred (counted) rather than queued to go stale;
+the track tries again on a later frame.
 """
 
 from __future__ import annotations
@@ -157,13 +159,18 @@ class TrackingWorker(threading.Thread):
         quality = face_quality(detection, verdict.sharpness)
         if track.attempts and quality < track.best_quality * self._config.better_face_ratio:
             return
-        track.attempts += 1
-        track.best_quality = quality
+        if self._output.full():
+            # The embedder is behind: do not queue a face that would be stale by its turn. The
+            # track is not charged an attempt, so a later frame of it is offered again.
+            self.counters.add("faces_deferred")
+            return
         crop = self._aligner.align(frame.image, detection)
         sample = FaceSample(
             self.camera, track.track_id, detection.bbox, quality, np.ascontiguousarray(crop), frame.captured_at, time.time()
         )
-        self._output.put(sample)  # blocks when the embedder is behind: capture then drops, not us
+        self._output.put(sample)  # only this thread and the other cameras' fill the queue: rarely waits
+        track.attempts += 1
+        track.best_quality = quality
         self.counters.add("faces_sent")
 
     def _end_tracks(self, tracks: list[Track]) -> None:

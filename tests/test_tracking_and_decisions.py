@@ -97,3 +97,41 @@ def test_one_event_per_decision_and_updates_only_on_change():
 def test_score_weighted_vote_resists_one_outlier():
     events = run_decisions([identified(7, "ana", 0.93), identified(7, "ana", 0.92), identified(7, "bo", 0.95)])
     assert [(e.type, e.identity) for e in events] == [("recognized", "ana")]
+
+
+def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detector, dlib_embedder):
+    import cv2
+
+    from conftest import DATA, need
+    from edge_daemon.capture import StreamEnded
+    from edge_daemon.config import DetectorConfig, TrackerConfig
+    from edge_daemon.detection import QualityGate
+    from edge_daemon.messages import Frame
+    from edge_daemon.tracking import TrackingWorker
+
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
+    frames: queue.Queue = queue.Queue()
+    faces: queue.Queue = queue.Queue(maxsize=1)
+    faces.put("something already waiting")
+    worker = TrackingWorker(
+        "door", frames, faces, yuface_detector, QualityGate(DetectorConfig(min_sharpness=0, max_yaw=10)),
+        dlib_embedder.aligner, TrackerConfig(max_attempts=1),
+    )
+    worker.start()
+    frames.put(Frame("door", 1, image, time.time()))
+    frames.put(Frame("door", 2, image, time.time()))
+    deadline = time.time() + 30
+    while worker.counters.get("frames_processed") < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    detected_per_frame = worker.counters.get("faces_detected") // 2
+    assert detected_per_frame >= 2
+    assert worker.counters.get("faces_deferred") == 2 * detected_per_frame and worker.counters.get("faces_sent") == 0
+    faces.get()  # the embedder catches up
+    faces_seen = []
+    for seq in (3, 4):
+        frames.put(Frame("door", seq, image, time.time()))
+        faces_seen.append(faces.get(timeout=30))  # each track is still owed its one attempt
+    frames.put(StreamEnded("door", "ended"))
+    worker.join(30)
+    assert all(isinstance(sample, FaceSample) for sample in faces_seen)
+    assert worker.counters.get("faces_sent") >= 2
