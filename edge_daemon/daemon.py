@@ -97,7 +97,7 @@ class Daemon:
             self.matcher,
             faces,
             identifications,
-            settings.embedder.max_batch,
+            settings.embedder.batch_size,
             settings.embedder.max_wait_ms,
         )
         self.mqtt = create_mqtt(settings)

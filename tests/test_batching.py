@@ -86,6 +86,7 @@ def test_daemon_with_three_cameras_batches(hamilton_gallery):
         cameras=[{"name": f"cam{i}", "url": clip, "realtime": False} for i in range(3)],
         gallery={"path": str(hamilton_gallery)},
         events={"jsonl": ""},
+        embedder={"max_batch": 8},
     )
     daemon = Daemon(settings)
     daemon.start()
