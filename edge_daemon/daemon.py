@@ -182,7 +182,7 @@ class Daemon:
             "cameras": cameras,
             "embedder": {
                 **self.embed_worker.counters.values,
-                "batches": dict(sorted(self.embed_worker.batch_sizes.items())),
+                "batches": dict(sorted(self.embed_worker.batch_sizes.values.items())),
                 "embed_seconds": round(self.embed_worker.embed_seconds, 3),
             },
             "events": self.decisions.counters.values,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import Counter
 
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
@@ -35,7 +34,7 @@ class EmbeddingWorker(threading.Thread):
     ):
         super().__init__(name="embedder", daemon=True)
         self.counters = StageCounters()
-        self.batch_sizes: Counter[int] = Counter()
+        self.batch_sizes = StageCounters()  # batch size -> batches
         self.embed_seconds = 0.0
         self._embedder = embedder
         self._matcher = matcher
@@ -88,7 +87,7 @@ class EmbeddingWorker(threading.Thread):
             log.exception("embedding failed", faces=len(batch))
             return
         self.embed_seconds += time.perf_counter() - started
-        self.batch_sizes[len(batch)] += 1
+        self.batch_sizes.add(len(batch))
         self.counters.add("faces_embedded", len(batch))
         now = time.time()
         for sample, match in zip(batch, matches):

@@ -6,7 +6,8 @@ capture --Frame--> detection+tracking --FaceSample / TrackEnded--> embedding
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,28 +62,36 @@ class Identification:
     embedded_at: float
 
 
-@dataclass
 class StageCounters:
-    """Plain counters a stage increments from its own thread; readers only look."""
+    """Counters a stage increments from its own thread while others (stats, /metrics, systemd
+    status) read them: the lock keeps a reader from iterating a dict that is gaining a key."""
 
-    values: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self._values: dict = {}
+        self._lock = threading.Lock()
 
-    def add(self, name: str, amount: int = 1) -> None:
-        self.values[name] = self.values.get(name, 0) + amount
+    def add(self, name, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] = self._values.get(name, 0) + amount
 
-    def get(self, name: str) -> int:
-        return self.values.get(name, 0)
+    def get(self, name) -> int:
+        return self._values.get(name, 0)
+
+    @property
+    def values(self) -> dict:
+        """A copy, safe to iterate."""
+        with self._lock:
+            return dict(self._values)
 
 
-@dataclass
 class Histogram:
     """Observation counts per bucket (keyed by the bucket's upper bound; inf for the rest)."""
 
-    buckets: tuple[float, ...]
-    counts: dict[float, int] = field(default_factory=dict)
-    total: float = 0.0
+    def __init__(self, buckets: tuple[float, ...]):
+        self.buckets = buckets
+        self.counts = StageCounters()
+        self.total = 0.0
 
     def observe(self, value: float) -> None:
-        bound = next((b for b in self.buckets if value <= b), float("inf"))
-        self.counts[bound] = self.counts.get(bound, 0) + 1
+        self.counts.add(next((b for b in self.buckets if value <= b), float("inf")))
         self.total += value

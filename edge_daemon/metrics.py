@@ -68,14 +68,14 @@ class DaemonCollector:
         embedder = stats["embedder"]
         yield CounterMetricFamily("edge_daemon_faces_embedded", "Faces embedded", value=embedder.get("faces_embedded", 0))
         yield CounterMetricFamily("edge_daemon_faces_embed_failed", "Faces whose embedding failed", value=embedder.get("faces_failed", 0))
-        batches = self._daemon.embed_worker.batch_sizes
+        batches = self._daemon.embed_worker.batch_sizes.values
         yield _histogram(
-            "edge_daemon_embed_batch_size", "Faces per embedding batch", dict(batches),
+            "edge_daemon_embed_batch_size", "Faces per embedding batch", batches,
             float(sum(size * count for size, count in batches.items())), [1, 2, 4, 8, 16, 32, 64],
         )
         latency = self._daemon.decisions.latency_histogram
         yield _histogram(
-            "edge_daemon_capture_to_event_seconds", "Capture to first decision event", dict(latency.counts),
+            "edge_daemon_capture_to_event_seconds", "Capture to first decision event", latency.counts.values,
             latency.total, list(latency.buckets),
         )
         events = CounterMetricFamily("edge_daemon_events", "Events made", labels=["type"])

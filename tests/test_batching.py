@@ -47,7 +47,7 @@ def test_lone_face_leaves_within_max_wait(dlib_embedder, face_crops):
         assert isinstance(result, Identification)
         # The batch closes after 40 ms even though it is not full; embedding one face takes single_embed_s.
         assert waited < 0.040 + 3 * single_embed_s + 0.1, (waited, single_embed_s)
-        assert worker.batch_sizes == {1: 1}
+        assert worker.batch_sizes.values == {1: 1}
     finally:
         faces.put(Shutdown())
         worker.join(10)
@@ -75,8 +75,8 @@ def test_several_cameras_under_load_make_batches_larger_than_one(dlib_embedder, 
         results.append(output.get())
     identifications = [r for r in results if isinstance(r, Identification)]
     assert len(identifications) == 3 * per_camera
-    assert max(worker.batch_sizes) > 1 and max(worker.batch_sizes) <= 8
-    assert sum(size * count for size, count in worker.batch_sizes.items()) == 3 * per_camera
+    assert max(worker.batch_sizes.values) > 1 and max(worker.batch_sizes.values) <= 8
+    assert sum(size * count for size, count in worker.batch_sizes.values.items()) == 3 * per_camera
     assert isinstance(results[-2], TrackEnded) and isinstance(results[-1], Shutdown)  # order kept
 
 
