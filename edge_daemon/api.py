@@ -15,7 +15,11 @@ import numpy as np
 from edge_daemon.detection import Detector
 from edge_daemon.embedding import Embedder
 from edge_daemon.gallery import Gallery, validate_identity
+from edge_daemon.logs import get_logger
 from edge_daemon.messages import BBox, Detection
+from edge_daemon.progress import Progress
+
+log = get_logger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PINS_PREFIX = "pins_"
@@ -144,3 +148,25 @@ def enrolment_embeddings(
             progress()
     matrix = np.array(vectors, dtype=np.float32).reshape(-1, embedder.dim)
     return matrix, sources, skipped
+
+
+def build_gallery(directory: Path, detector: Detector, embedder: Embedder) -> tuple[Gallery, list[Skipped]]:
+    """A gallery of every ``<identity>/<image>`` under ``directory`` and the images skipped (with
+    the reason). ``ValueError`` if there is no image at all."""
+    items = iter_dataset(directory)
+    if not items:
+        raise ValueError(f"no images found under {directory} (expected <identity>/<image> folders)")
+    by_identity: dict[str, list[Path]] = {}
+    for identity, path in items:
+        by_identity.setdefault(identity, []).append(path)
+    gallery = Gallery.for_embedder(embedder)
+    progress = Progress(len(items), "enrolling")
+    skipped_all: list[Skipped] = []
+    for identity, paths in by_identity.items():
+        vectors, sources, skipped = enrolment_embeddings(paths, detector, embedder, progress)
+        skipped_all += skipped
+        if len(vectors):
+            gallery.add(identity, vectors, sources)
+        else:
+            log.warning("identity not enrolled: no usable image", identity=identity)
+    return gallery, skipped_all

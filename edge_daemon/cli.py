@@ -98,31 +98,14 @@ def _report_skipped(skipped) -> None:
 
 def _build_gallery(directory: Path, detector, embedder):
     """Enrol every ``<identity>/<image>`` under ``directory``; returns the gallery and skipped images."""
-    from edge_daemon.api import enrolment_embeddings, iter_dataset
-    from edge_daemon.gallery import Gallery
-    from edge_daemon.progress import Progress
+    from edge_daemon.api import build_gallery
 
     try:
-        items = iter_dataset(directory)
+        gallery, skipped = build_gallery(directory, detector, embedder)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if not items:
-        raise UsageError(f"no images found under {directory} (expected <identity>/<image> folders)")
-    by_identity: dict[str, list[Path]] = {}
-    for identity, path in items:
-        by_identity.setdefault(identity, []).append(path)
-    gallery = Gallery.for_embedder(embedder)
-    progress = Progress(len(items), "enrolling")
-    skipped_all = []
-    for identity, paths in by_identity.items():
-        vectors, sources, skipped = enrolment_embeddings(paths, detector, embedder, progress)
-        skipped_all += skipped
-        if len(vectors):
-            gallery.add(identity, vectors, sources)
-        else:
-            log.warning("identity not enrolled: no usable image", identity=identity)
-    _report_skipped(skipped_all)
-    return gallery, skipped_all
+    _report_skipped(skipped)
+    return gallery, skipped
 
 
 def cmd_gallery_build(args: argparse.Namespace) -> int:
@@ -269,7 +252,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_daemon.progress import Progress
     from edge_daemon.verification import pair_scores, read_pairs, verification_accuracy
 
     overrides = {"embedder": {"backend": args.embedder, **({"model_dir": str(args.model)} if args.model else {})}}
@@ -278,8 +260,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
     def scores_for(path: Path):
         pairs = read_pairs(path)
-        images = len({key for pair in pairs.pairs for key in (pair.first, pair.second)})
-        scores, missing = pair_scores(pairs.pairs, args.images, detector, embedder, Progress(images, f"embedding {path.name}"))
+        scores, missing = pair_scores(pairs.pairs, args.images, detector, embedder, f"embedding {path.name}")
         return pairs, scores, missing
 
     pairs, scores, missing = scores_for(args.pairs)
@@ -377,14 +358,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_daemon.progress import Progress
     from edge_daemon.verification import calibrate, pair_scores, read_pairs
 
     settings = _settings(args)
     detector, embedder = _models(settings)
     pairs = read_pairs(args.pairs).pairs
-    images = len({key for pair in pairs for key in (pair.first, pair.second)})
-    scores, missing = pair_scores(pairs, args.images, detector, embedder, Progress(images, "embedding"))
+    scores, missing = pair_scores(pairs, args.images, detector, embedder)
     same = np.array([pair.same for pair in pairs])
     found = ~np.isnan(scores)
     result = calibrate(scores[found & same], scores[found & ~same], args.far, f"{Path(args.pairs).name}, FAR {args.far:g}")

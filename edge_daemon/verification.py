@@ -11,6 +11,7 @@ import numpy as np
 from edge_daemon.api import ImageError, embed_faces, face_nearest_centre, find_faces, load_image
 from edge_daemon.detection import Detector
 from edge_daemon.embedding import Embedder
+from edge_daemon.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,22 @@ def lfw_image_path(root: Path, name: str, number: int) -> Path:
 
 
 def pair_scores(
-    pairs: list[Pair], images: Path, detector: Detector, embedder: Embedder, progress=None
+    pairs: list[Pair], images: Path, detector: Detector, embedder: Embedder, job: str = "embedding"
 ) -> tuple[np.ndarray, int]:
     """Cosine score per pair (NaN where a face was not found) and the number of images without a face.
-    Each image is embedded once; the face nearest the image centre is the subject."""
+    Each image is embedded once; the face nearest the image centre is the subject. Progress is
+    reported as ``job``."""
     embeddings: dict[tuple[str, int], np.ndarray | None] = {}
-    for key in dict.fromkeys(key for pair in pairs for key in (pair.first, pair.second)):
+    keys = list(dict.fromkeys(key for pair in pairs for key in (pair.first, pair.second)))
+    progress = Progress(len(keys), job)
+    for key in keys:
         try:
             image = load_image(lfw_image_path(images, *key))
         except ImageError:
             image = None
         face = face_nearest_centre(find_faces(image, detector), image) if image is not None else None
         embeddings[key] = embed_faces(image, [face], embedder)[0] if face is not None else None
-        if progress is not None:
-            progress()
+        progress()
     scores = np.full(len(pairs), np.nan, dtype=np.float64)
     for i, pair in enumerate(pairs):
         first, second = embeddings[pair.first], embeddings[pair.second]

@@ -53,16 +53,9 @@ def dlib_embedder():
 @pytest.fixture(scope="session")
 def hamilton_gallery(tmp_path_factory, yuface_detector, dlib_embedder) -> Path:
     """The Hamilton gallery enrolled with the default detector and embedder."""
-    from edge_daemon.api import enrolment_embeddings, iter_dataset
-    from edge_daemon.gallery import Gallery
+    from edge_daemon.api import build_gallery
 
-    gallery = Gallery.for_embedder(dlib_embedder)
-    by_identity: dict[str, list[Path]] = {}
-    for identity, path in iter_dataset(need(HAMILTON / "gallery")):
-        by_identity.setdefault(identity, []).append(path)
-    for identity, paths in by_identity.items():
-        vectors, sources, _ = enrolment_embeddings(paths, yuface_detector, dlib_embedder)
-        gallery.add(identity, vectors, sources)
+    gallery, _ = build_gallery(need(HAMILTON / "gallery"), yuface_detector, dlib_embedder)
     path = tmp_path_factory.mktemp("hamilton") / "gallery"
     gallery.save(path)
     return path
