@@ -17,8 +17,12 @@ TEMPLATE_112 = np.array(
 )
 
 
+# One aligned crop (BGR uint8), or one per member for a fused embedder.
+AlignedFace = np.ndarray | tuple[np.ndarray, ...]
+
+
 class Aligner(Protocol):
-    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+    def align(self, image: np.ndarray, detection: Detection) -> AlignedFace:
         """The aligned face crop (BGR uint8) for one detection in ``image``."""
         ...
 
@@ -75,11 +79,29 @@ class DlibChipAligner:
         return np.ascontiguousarray(chip_rgb[:, :, ::-1])
 
 
+class EachAligner:
+    """For a fused embedder: the face aligned once for each member, as that member expects it."""
+
+    def __init__(self, aligners: list[Aligner]):
+        self.aligners = aligners
+
+    def align(self, image: np.ndarray, detection: Detection) -> tuple[np.ndarray, ...]:
+        return tuple(aligner.align(image, detection) for aligner in self.aligners)
+
+
+def first_crop(face: AlignedFace) -> np.ndarray:
+    """The crop to show a person (the first member's for a fused embedder)."""
+    return face[0] if isinstance(face, tuple) else face
+
+
 def create_aligner(spec: tuple) -> Aligner:
-    """An aligner from an embedder's ``aligner_spec``: ("template", size) or ("dlib_chip", predictor path)."""
+    """An aligner from an embedder's ``aligner_spec``: ("template", size), ("dlib_chip", predictor
+    path) or ("each", (member specs...))."""
     kind, value = spec
     if kind == "template":
         return TemplateAligner(int(value))
     if kind == "dlib_chip":
         return DlibChipAligner(str(value))
+    if kind == "each":
+        return EachAligner([create_aligner(member) for member in value])
     raise ValueError(f"unknown aligner {kind!r}")

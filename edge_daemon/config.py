@@ -126,11 +126,53 @@ class DetectorConfig(Section):
         return self
 
 
+EmbedderBackend = Literal["dlib_onnx", "mobilefacenet", "fused", "dlib_bin", "vgg16"]
+# Flip averaging by default where it was calibrated: the ONNX face models (measured gain on LFW);
+# the trainer's VGG16 threshold and the dlib-bin reference are single-crop.
+FLIP_BY_DEFAULT = {"dlib_onnx": True, "mobilefacenet": True, "dlib_bin": False, "vgg16": False}
+
+
+class FusionMember(Section):
+    backend: Literal["dlib_onnx", "mobilefacenet", "dlib_bin", "vgg16"] = Field(
+        title="Member backend", description="An embedder backend whose cosine is part of the fused score."
+    )
+    weight: float = Field(
+        gt=0, title="Weight", description="Its share of the fused score (weights are normalised to sum 1)."
+    )
+    flip: bool | None = Field(
+        None, title="Flip averaging", description="Embed the crop and its mirror and average; unset: the backend's default."
+    )
+
+
 class EmbedderConfig(Section):
-    backend: Literal["dlib_resnet", "vgg16"] = Field(
-        "dlib_resnet",
+    backend: EmbedderBackend = Field(
+        "fused",
         title="Embedder backend",
-        description="'dlib_resnet': dlib's pretrained 128-d face ResNet (default). 'vgg16': a model from 'edge-daemon train'.",
+        description="'fused' (default: dlib_onnx and mobilefacenet score-fused, the most accurate at >= 50 faces/s "
+        "here), 'dlib_onnx' (dlib's 128-d ResNet on ONNX Runtime), 'mobilefacenet' (ArcFace MobileFaceNet, 192-d), "
+        "'dlib_bin' (dlib's own runtime, the slow reference), 'vgg16' (a model from 'edge-daemon train').",
+    )
+    flip: bool | None = Field(
+        None,
+        title="Flip averaging",
+        description="Embed each face and its mirror image and average the two (twice the compute, steadier). "
+        "Unset: on for dlib_onnx and mobilefacenet, off for dlib_bin and vgg16.",
+    )
+    members: list[FusionMember] = Field(
+        default_factory=lambda: [
+            FusionMember(backend="dlib_onnx", weight=0.5),
+            FusionMember(backend="mobilefacenet", weight=0.5),
+        ],
+        title="Fused members",
+        description="For 'fused': the member backends and their weights. The defaults are the z-normalising weights "
+        "(1 / impostor-score spread on LFW DevTrain) for which the threshold is calibrated.",
+    )
+    model_cache: Path | None = Field(
+        None,
+        title="Model cache",
+        description="Directory of converted ONNX models and their sources. Unset: $CACHE_DIRECTORY/models under "
+        "systemd, else the checkout's models/ when run from one, else ~/.cache/edge-daemon/models; every one of "
+        "these is searched for a verified file. 'edge-daemon models prepare' fills it.",
     )
     model_dir: Path | None = Field(
         None, title="Model directory", description="Required for 'vgg16': the trainer's output directory."
@@ -138,7 +180,7 @@ class EmbedderConfig(Section):
     separate_process: bool = Field(
         True,
         title="Own process",
-        description="Run the model in a child process: it holds Python's GIL while it runs and would starve capture.",
+        description="Run the model in a child process, so its compute never competes with capture for Python's GIL.",
     )
     runtime: Literal["keras", "tflite", "tflite_int8"] = Field(
         "keras",
@@ -152,8 +194,8 @@ class EmbedderConfig(Section):
         ge=1,
         le=256,
         title="Batch size",
-        description="Most faces embedded in one call. Unset: 1 for dlib_resnet (its batches are no faster, measured, "
-        "and a face need not wait for others: p95 latency 0.88 s vs 1.48 s on 4 cameras) and 8 for vgg16.",
+        description="Most faces embedded in one call. Unset: 1 for dlib_bin (its batches are no faster, measured, "
+        "and a face need not wait for others) and 8 for the others.",
     )
     queue_size: int = Field(
         16,
@@ -171,12 +213,25 @@ class EmbedderConfig(Section):
     def batch_size(self) -> int:
         if self.max_batch is not None:
             return self.max_batch
-        return 1 if self.backend == "dlib_resnet" else 8
+        return 1 if self.backend == "dlib_bin" else 8
+
+    def flip_for(self, backend: str) -> bool:
+        return FLIP_BY_DEFAULT[backend] if self.flip is None else self.flip
+
+    def member_config(self, member: FusionMember) -> EmbedderConfig:
+        """The configuration of one member of a fused embedder."""
+        flip = self.flip if member.flip is None else member.flip
+        return self.model_copy(update={"backend": member.backend, "flip": flip, "members": []})
 
     @model_validator(mode="after")
-    def _vgg_needs_model(self) -> EmbedderConfig:
-        if self.backend == "vgg16" and self.model_dir is None:
+    def _backend_needs(self) -> EmbedderConfig:
+        uses_vgg16 = self.backend == "vgg16" or (
+            self.backend == "fused" and any(member.backend == "vgg16" for member in self.members)
+        )
+        if uses_vgg16 and self.model_dir is None:
             raise ValueError("backend 'vgg16' needs embedder.model_dir (the output of 'edge-daemon train')")
+        if self.backend == "fused" and len(self.members) < 2:
+            raise ValueError("backend 'fused' needs two or more embedder.members")
         return self
 
 
@@ -432,13 +487,20 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, BaseModel):
+        fields = value.model_dump(exclude_none=True)
+        return "{" + ", ".join(f"{key} = {_toml_value(item)}" for key, item in fields.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return json.dumps(str(value))
 
 
 def _commented_options(model: type[BaseModel]) -> list[str]:
     lines = []
     for name, option in model.model_fields.items():
-        if option.default is PydanticUndefined:
+        if option.default_factory is not None:
+            rendered = _toml_value(option.default_factory())
+        elif option.default is PydanticUndefined:
             rendered = "...  # required"
         elif option.default is None:
             rendered = '""  # unset'

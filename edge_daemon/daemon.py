@@ -24,7 +24,7 @@ from edge_daemon.config import Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.detection import QualityGate, create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
-from edge_daemon.embedding import create_embedder
+from edge_daemon.embedders import create_embedder
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
 from edge_daemon.metrics import MetricsServer

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 
+from edge_daemon.alignment import first_crop
 from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.embed_worker import Shutdown
 from edge_daemon.events import Event, utc_iso
@@ -131,7 +132,7 @@ class DecisionMaker(threading.Thread):
         path = self._crops_dir / event.camera / f"{event.event_id}.jpg"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(path), identification.sample.crop):
+            if not cv2.imwrite(str(path), first_crop(identification.sample.crop)):
                 raise OSError("imwrite failed")
         except (OSError, cv2.error) as exc:
             log.warning("cannot save face crop", path=str(path), error=str(exc))

@@ -30,11 +30,9 @@ class Person:
 
 
 def demo_people() -> list[Person]:
-    try:
-        import matplotlib.cbook
-        import skimage.data
-    except ImportError:
-        raise SystemExit("the demo needs its extras: pip install '.[demo]'") from None
+    import matplotlib.cbook
+    import skimage.data
+
     hopper = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
     cameraman = cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2BGR)

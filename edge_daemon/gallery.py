@@ -2,8 +2,10 @@
 
 Layout of a gallery directory (no pickle anywhere):
   gallery.json    embedder name and version, dimension, unknown-threshold and its source, revision
-  labels.json     {"labels": [identity per row], "sources": [image per row]}
+  labels.json     {"labels": [identity per row], "sources": [image per row], "faces": [face file per row]}
   embeddings.npy  float32 (N, dim), L2-normalised, loaded with allow_pickle=False
+  faces/          a generous JPEG crop of each enrolled face, so ``edge-daemon gallery rebuild``
+                  can re-embed the gallery with another embedder without the original photos
 
 The FAISS index is rebuilt from ``embeddings.npy`` at load (milliseconds for 100k rows), so a
 damaged or hostile file can only fail numpy's strict parser, never FAISS's binary reader.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import faiss
 import numpy as np
 
@@ -28,6 +31,7 @@ GALLERY_FORMAT = "edge-daemon-gallery"
 META_FILE = "gallery.json"
 LABELS_FILE = "labels.json"
 EMBEDDINGS_FILE = "embeddings.npy"
+FACES_DIR = "faces"
 MAX_IDENTITY_LENGTH = 128
 
 
@@ -70,6 +74,7 @@ class Gallery:
         sources: list[str] | None = None,
         vectors: np.ndarray | None = None,
         revision: int = 0,
+        faces: list[str] | None = None,
     ):
         self.embedder = embedder
         self.embedder_version = embedder_version
@@ -78,6 +83,8 @@ class Gallery:
         self.threshold_source = threshold_source
         self.labels = list(labels or [])
         self.sources = list(sources or [])
+        self.faces = list(faces) if faces is not None else [""] * len(self.labels)  # "" : no face kept
+        self._unsaved_faces: dict[str, bytes] = {}
         self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else np.asarray(vectors, np.float32)
         self.revision = revision
         self.index_kind = "flat"
@@ -85,8 +92,13 @@ class Gallery:
         self._index = self._build_index()
 
     @classmethod
-    def for_embedder(cls, embedder) -> Gallery:
-        """An empty gallery for ``embedder`` (an ``edge_daemon.embedding.Embedder``)."""
+    def for_embedder(cls, embedder, threshold: float | None = None) -> Gallery:
+        """An empty gallery for ``embedder`` (an ``edge_daemon.embedders.Embedder``) with its calibrated
+        threshold, or ``threshold`` (e.g. from ``edge-daemon calibrate``) when given."""
+        if threshold is not None:
+            return cls(embedder.name, embedder.version, embedder.dim, threshold, "gallery.threshold")
+        if embedder.default_threshold is None:
+            raise GalleryError(f"no unknown-threshold for this embedder: {embedder.threshold_source}")
         return cls(embedder.name, embedder.version, embedder.dim, embedder.default_threshold, embedder.threshold_source)
 
     def use_approximate_index(self, from_size: int | None) -> None:
@@ -125,18 +137,24 @@ class Gallery:
     def check_embedder(self, embedder) -> None:
         if (self.embedder, self.embedder_version) != (embedder.name, embedder.version):
             raise GalleryError(
-                f"gallery was built with embedder {self.embedder} ({self.embedder_version}) but the daemon uses "
-                f"{embedder.name} ({embedder.version}); rebuild it with 'edge-daemon gallery build' or change embedder.backend"
+                f"gallery was built with embedder {self.embedder} ({self.embedder_version}) but this configuration uses "
+                f"{embedder.name} ({embedder.version}): re-embed it with 'edge-daemon gallery rebuild GALLERY' "
+                f"(it keeps the old files aside), or configure the embedder it was built with"
             )
 
-    def add(self, identity: str, vectors: np.ndarray, sources: list[str]) -> None:
+    def add(
+        self, identity: str, vectors: np.ndarray, sources: list[str], faces: list[np.ndarray | bytes] | None = None
+    ) -> None:
+        """Enrol ``vectors`` of one person; ``faces`` (one BGR image, or JPEG bytes, per vector) are
+        kept in the gallery for a later rebuild."""
         identity = validate_identity(identity)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        if len(vectors) != len(sources):
-            raise ValueError("one source per vector")
+        if len(vectors) != len(sources) or (faces is not None and len(faces) != len(sources)):
+            raise ValueError("one source (and face) per vector")
         self.vectors = np.concatenate([self.vectors, vectors])
         self.labels += [identity] * len(vectors)
         self.sources += list(sources)
+        self.faces += [self._keep_face(face) for face in faces] if faces is not None else [""] * len(vectors)
         self.revision += 1
         self._index = self._build_index()
 
@@ -147,9 +165,25 @@ class Gallery:
             self.vectors = self.vectors[keep]
             self.labels = [self.labels[i] for i in keep]
             self.sources = [self.sources[i] for i in keep]
+            self.faces = [self.faces[i] for i in keep]
             self.revision += 1
             self._index = self._build_index()
         return removed
+
+    def _keep_face(self, face: np.ndarray | bytes) -> str:
+        if not isinstance(face, bytes):
+            encoded, jpeg = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if not encoded:
+                raise ValueError("cannot encode the face crop")
+            face = jpeg.tobytes()
+        data = face
+        name = f"{hashlib.sha256(data).hexdigest()[:20]}.jpg"
+        self._unsaved_faces[name] = data
+        return name
+
+    def face_path(self, directory: Path, row: int) -> Path | None:
+        """The kept face crop of ``row`` in the gallery saved at ``directory`` (None if none was kept)."""
+        return Path(directory) / FACES_DIR / self.faces[row] if self.faces[row] else None
 
     def match(self, vectors: np.ndarray, threshold: float | None = None, top_k: int = 5) -> list[Match]:
         """Best gallery identity and cosine score for each L2-normalised row of ``vectors``."""
@@ -190,6 +224,7 @@ class Gallery:
                 sources=[str(source) for source in names["sources"]],
                 vectors=vectors,
                 revision=int(meta.get("revision", 0)),
+                faces=[_face_file_name(face) for face in names["faces"]] if "faces" in names else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GalleryError(f"gallery {path} is incomplete or damaged: {exc!r}") from None
@@ -198,7 +233,7 @@ class Gallery:
                 f"gallery {path} is damaged: {gallery.vectors.shape} embeddings for {len(gallery.labels)} labels "
                 f"of dimension {gallery.dim}"
             )
-        if len(gallery.sources) != len(gallery.labels) or not np.isfinite(gallery.vectors).all():
+        if len({len(gallery.sources), len(gallery.faces), len(gallery.labels)}) != 1 or not np.isfinite(gallery.vectors).all():
             raise GalleryError(f"gallery {path} is damaged: sources or embeddings inconsistent")
         return gallery
 
@@ -218,10 +253,25 @@ class Gallery:
             "size": len(self.labels),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        faces_dir = path / FACES_DIR
+        faces_dir.mkdir(exist_ok=True)
+        for name, data in self._unsaved_faces.items():
+            _atomic_write(faces_dir / name, lambda handle: handle.write(data))
+        self._unsaved_faces.clear()
         _atomic_write(path / EMBEDDINGS_FILE, lambda handle: np.save(handle, self.vectors, allow_pickle=False))
-        labels = json.dumps({"labels": self.labels, "sources": self.sources}, ensure_ascii=False, indent=1)
+        labels = json.dumps({"labels": self.labels, "sources": self.sources, "faces": self.faces}, ensure_ascii=False, indent=1)
         _atomic_write(path / LABELS_FILE, lambda handle: handle.write(labels.encode()))
         _atomic_write(path / META_FILE, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
+        for stale in set(p.name for p in faces_dir.glob("*.jpg")) - set(self.faces):  # faces of removed rows
+            (faces_dir / stale).unlink(missing_ok=True)
+
+
+def _face_file_name(name: object) -> str:
+    """A face file name from labels.json: a plain name inside faces/, never a path."""
+    name = str(name)
+    if name and (Path(name).name != name or name.startswith(".")):
+        raise ValueError(f"face file name {name!r} is not a plain file name")
+    return name
 
 
 def _atomic_write(path: Path, write) -> None:

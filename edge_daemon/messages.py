@@ -38,7 +38,7 @@ class FaceSample:
     track_id: int
     bbox: BBox
     quality: float
-    crop: np.ndarray  # aligned face, as the embedder expects it
+    crop: np.ndarray | tuple[np.ndarray, ...]  # aligned face as the embedder expects it (alignment.AlignedFace)
     captured_at: float
     enqueued_at: float = 0.0
 

@@ -54,7 +54,8 @@ def export_tflite(model_dir: Path, faces: np.ndarray, runtime: str) -> dict:
     import keras
     import tensorflow as tf
 
-    from edge_daemon.embedding import VGG16_MODEL_FILE, l2_normalise, vgg16_preprocess
+    from edge_daemon.embedders.base import l2_normalise
+    from edge_daemon.embedders.vgg16 import VGG16_MODEL_FILE, vgg16_preprocess
 
     model_dir = Path(model_dir)
     model = keras.saving.load_model(model_dir / VGG16_MODEL_FILE, compile=False, safe_mode=True)

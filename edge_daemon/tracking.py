@@ -14,8 +14,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from edge_daemon.alignment import Aligner
 from edge_daemon.capture import StreamEnded
 from edge_daemon.config import TrackerConfig
@@ -166,7 +164,7 @@ class TrackingWorker(threading.Thread):
             return
         crop = self._aligner.align(frame.image, detection)
         sample = FaceSample(
-            self.camera, track.track_id, detection.bbox, quality, np.ascontiguousarray(crop), frame.captured_at, time.time()
+            self.camera, track.track_id, detection.bbox, quality, crop, frame.captured_at, time.time()
         )
         self._output.put(sample)  # only this thread and the other cameras' fill the queue: rarely waits
         track.attempts += 1

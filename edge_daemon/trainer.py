@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_daemon.config import DetectorConfig
-from edge_daemon.embedding import Vgg16Embedder, save_vgg16_artefact, vgg16_preprocess
+from edge_daemon.embedders.vgg16 import Vgg16Embedder, save_vgg16_artefact, vgg16_preprocess
 from edge_daemon.faceset import dataset_digest, load_crops, prepare_faces, stratified_split
 from edge_daemon.gallery import Gallery
 from edge_daemon.logs import get_logger

@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_daemon.api import ImageError, embed_faces, face_nearest_centre, find_faces, load_image
 from edge_daemon.detection import Detector
-from edge_daemon.embedding import Embedder
+from edge_daemon.embedders import Embedder
 from edge_daemon.progress import Progress
 
 

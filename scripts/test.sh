@@ -9,5 +9,5 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     $sudo_cmd apt-get install -y --no-install-recommends mosquitto \
         || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y --no-install-recommends mosquitto; }
 fi
-scripts/setup.sh demo,train,test
+scripts/setup.sh train,test
 exec .venv/bin/python -m pytest "$@"

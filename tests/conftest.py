@@ -44,18 +44,20 @@ def yuface_detector():
 
 
 @pytest.fixture(scope="session")
-def dlib_embedder():
-    from edge_daemon.embedding import DlibResnetEmbedder
+def default_embedder():
+    """The default embedder configuration, in this process."""
+    from edge_daemon.config import EmbedderConfig
+    from edge_daemon.embedders import create_embedder
 
-    return DlibResnetEmbedder()
+    return create_embedder(EmbedderConfig(), separate_process=False)
 
 
 @pytest.fixture(scope="session")
-def hamilton_gallery(tmp_path_factory, yuface_detector, dlib_embedder) -> Path:
+def hamilton_gallery(tmp_path_factory, yuface_detector, default_embedder) -> Path:
     """The Hamilton gallery enrolled with the default detector and embedder."""
     from edge_daemon.api import build_gallery
 
-    gallery, _ = build_gallery(need(HAMILTON / "gallery"), yuface_detector, dlib_embedder)
+    gallery, _ = build_gallery(need(HAMILTON / "gallery"), yuface_detector, default_embedder)
     path = tmp_path_factory.mktemp("hamilton") / "gallery"
     gallery.save(path)
     return path

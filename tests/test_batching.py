@@ -1,4 +1,4 @@
-"""The embedding worker's micro-batching, with the real dlib embedder on real face crops."""
+"""The embedding worker's micro-batching, with the default embedder on real face crops."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from edge_daemon.messages import FaceSample, Identification, TrackEnded
 
 
 @pytest.fixture(scope="module")
-def face_crops(yuface_detector, dlib_embedder):
+def face_crops(yuface_detector, default_embedder):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
-    return [dlib_embedder.aligner.align(image, d) for d in yuface_detector.detect(image)]
+    return [default_embedder.aligner.align(image, d) for d in yuface_detector.detect(image)]
 
 
 def sample(camera: str, track_id: int, crop) -> FaceSample:
@@ -34,11 +34,11 @@ def start_worker(embedder, max_batch, max_wait_ms):
     return worker, faces, output
 
 
-def test_lone_face_leaves_within_max_wait(dlib_embedder, face_crops):
+def test_lone_face_leaves_within_max_wait(default_embedder, face_crops):
     started = time.perf_counter()
-    dlib_embedder.embed(face_crops[:1])
+    default_embedder.embed(face_crops[:1])
     single_embed_s = time.perf_counter() - started
-    worker, faces, output = start_worker(dlib_embedder, max_batch=16, max_wait_ms=40)
+    worker, faces, output = start_worker(default_embedder, max_batch=16, max_wait_ms=40)
     try:
         sent = time.perf_counter()
         faces.put(sample("a", 1, face_crops[0]))
@@ -53,8 +53,8 @@ def test_lone_face_leaves_within_max_wait(dlib_embedder, face_crops):
         worker.join(10)
 
 
-def test_several_cameras_under_load_make_batches_larger_than_one(dlib_embedder, face_crops):
-    worker, faces, output = start_worker(dlib_embedder, max_batch=8, max_wait_ms=50)
+def test_several_cameras_under_load_make_batches_larger_than_one(default_embedder, face_crops):
+    worker, faces, output = start_worker(default_embedder, max_batch=8, max_wait_ms=50)
     per_camera = 12
 
     def camera(name: str):

@@ -33,12 +33,14 @@ def hamilton_events(hamilton_gallery, tmp_path_factory):
     return [json.loads(line) for line in events_file.read_text().splitlines()]
 
 
-def test_hamilton_recognises_lin_manuel_miranda_and_no_other_known_name(hamilton_events):
+def test_hamilton_recognises_lin_manuel_miranda_and_no_other_known_name(hamilton_events, hamilton_gallery):
+    from edge_daemon.gallery import Gallery
+
     named = {event["identity"] for event in hamilton_events if event["identity"] is not None}
     assert named == {"lin_manuel_miranda"}, named
     recognised = [e for e in hamilton_events if e["type"] == "recognized"]
     assert len(recognised) >= 1
-    assert all(e["score"] >= 0.9 for e in recognised)
+    assert all(e["score"] >= Gallery.load(hamilton_gallery).threshold for e in recognised)
 
 
 def test_one_decision_per_track_not_per_frame(hamilton_events):
@@ -59,7 +61,7 @@ def test_event_fields(hamilton_events):
         "embedder", "embedder_version", "gallery_version",
     }
     assert event["camera"] == "stage"
-    assert event["embedder"] == "dlib_resnet"
+    assert event["embedder"] == "fused"
     assert len(event["bbox"]) == 4 and event["ts"].endswith("Z")
     assert len({e["event_id"] for e in hamilton_events}) == len(hamilton_events)
 

@@ -13,7 +13,7 @@ from conftest import DATA, need
 from edge_daemon.config import DetectorConfig, EmbedderConfig
 from edge_daemon.api import find_faces
 from edge_daemon.detection import ProcessDetector, create_local_detector
-from edge_daemon.embedding import EmbedderError, ProcessEmbedder
+from edge_daemon.embedders import EmbedderError, ProcessEmbedder
 
 
 def test_process_detector_matches_in_process_and_survives_a_killed_child(yuface_detector):
@@ -32,14 +32,14 @@ def test_process_detector_matches_in_process_and_survives_a_killed_child(yuface_
         detector.close()
 
 
-def test_process_embedder_matches_in_process(dlib_embedder):
+def test_process_embedder_matches_in_process(default_embedder):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
     detections = find_faces(image, create_local_detector(DetectorConfig()))
-    crops = [dlib_embedder.aligner.align(image, d) for d in detections]
+    crops = [default_embedder.aligner.align(image, d) for d in detections]
     embedder = ProcessEmbedder(EmbedderConfig())
     try:
-        assert (embedder.name, embedder.dim, embedder.version) == (dlib_embedder.name, 128, dlib_embedder.version)
-        np.testing.assert_allclose(embedder.embed(crops), dlib_embedder.embed(crops), atol=1e-6)
+        assert (embedder.name, embedder.dim, embedder.version) == (default_embedder.name, 128, default_embedder.version)
+        np.testing.assert_allclose(embedder.embed(crops), default_embedder.embed(crops), atol=1e-6)
     finally:
         embedder.close()
 

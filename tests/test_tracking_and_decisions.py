@@ -99,7 +99,7 @@ def test_score_weighted_vote_resists_one_outlier():
     assert [(e.type, e.identity) for e in events] == [("recognized", "ana")]
 
 
-def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detector, dlib_embedder):
+def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detector, default_embedder):
     import cv2
 
     from conftest import DATA, need
@@ -115,7 +115,7 @@ def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detecto
     faces.put("something already waiting")
     worker = TrackingWorker(
         "door", frames, faces, yuface_detector, QualityGate(DetectorConfig(min_sharpness=0, max_yaw=10)),
-        dlib_embedder.aligner, TrackerConfig(max_attempts=1),
+        default_embedder.aligner, TrackerConfig(max_attempts=1),
     )
     worker.start()
     frames.put(Frame("door", 1, image, time.time()))

@@ -47,7 +47,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_artefact_exists_and_loads(trained):
-    from edge_daemon.embedding import Vgg16Embedder
+    from edge_daemon.embedders.vgg16 import Vgg16Embedder
     from edge_daemon.gallery import Gallery
 
     options, card = trained
@@ -85,7 +85,7 @@ def test_daemon_serves_the_exported_model(trained, tmp_path):
     from edge_daemon.api import recognize
     from edge_daemon.config import DetectorConfig, EmbedderConfig
     from edge_daemon.detection import create_detector
-    from edge_daemon.embedding import create_embedder
+    from edge_daemon.embedders import create_embedder
     from edge_daemon.gallery import Gallery
 
     options, _ = trained
@@ -145,7 +145,8 @@ def test_tflite_runtimes_are_verified_before_use(trained, tmp_path):
     from edge_daemon.api import embed_faces, find_faces
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detection import create_detector
-    from edge_daemon.embedding import EmbedderError, Vgg16Embedder
+    from edge_daemon.embedders import EmbedderError
+    from edge_daemon.embedders.vgg16 import Vgg16Embedder
 
     options, _ = trained
     model_dir = tmp_path / "model"

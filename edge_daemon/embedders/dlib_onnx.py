@@ -1,0 +1,28 @@
+"""dlib's face ResNet (128-d, CC0 weights from ``face-recognition-models``) converted to ONNX
+and run by ONNX Runtime: the same network as dlib-bin's (checked when converted), ~20x faster."""
+
+from __future__ import annotations
+
+from edge_daemon.alignment import create_aligner
+from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.base import OnnxEmbedder
+from edge_daemon.embedders.calibration import calibrated_threshold
+from edge_daemon.embedders.dlib_bin import DLIB_MODEL_VERSION, dlib_chip_aligner_spec
+from edge_daemon.model_store import ModelStore
+
+
+class DlibOnnxEmbedder(OnnxEmbedder):
+    name = "dlib_onnx"
+    model_version = DLIB_MODEL_VERSION
+    dim = 128
+    input_size = 150
+
+    def __init__(self, store: ModelStore, threads: int = 1, flip: bool = True):
+        super().__init__(store.path("dlib_resnet"), threads, flip)
+        self.default_threshold, self.threshold_source = calibrated_threshold(self.name, self.version)
+        self.aligner_spec = dlib_chip_aligner_spec()
+        self.aligner = create_aligner(self.aligner_spec)
+
+
+def create(config: EmbedderConfig, threads: int) -> DlibOnnxEmbedder:
+    return DlibOnnxEmbedder(ModelStore(config.model_cache), threads, config.flip_for("dlib_onnx"))

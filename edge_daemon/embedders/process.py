@@ -1,0 +1,41 @@
+"""An embedder running in a child process (see ``edge_daemon.isolation``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_daemon.alignment import AlignedFace, create_aligner
+from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.base import EmbedderError
+from edge_daemon.isolation import ChildProcess, IsolationError
+
+
+def _build_in_child(spec: tuple[EmbedderConfig, int]):
+    from edge_daemon.embedders import create_local_embedder
+
+    config, threads = spec
+    return create_local_embedder(config, threads)
+
+
+class ProcessEmbedder:
+    """Alignment stays in the calling process; only the aligned crops cross the pipe."""
+
+    def __init__(self, config: EmbedderConfig, threads: int = 1):
+        names = ("name", "version", "dim", "default_threshold", "threshold_source", "aligner_spec")
+        try:
+            self._child = ChildProcess(
+                f"embedder-{config.backend}", _build_in_child, (config, threads), "embed", names, threads=threads
+            )
+        except IsolationError as exc:
+            raise EmbedderError(str(exc)) from None
+        for name, value in self._child.attributes.items():
+            setattr(self, name, value)
+        self.aligner = create_aligner(self.aligner_spec)
+
+    def embed(self, crops: list[AlignedFace]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._child.call(crops)
+
+    def close(self) -> None:
+        self._child.close()

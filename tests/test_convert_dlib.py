@@ -1,0 +1,175 @@
+"""dlib's face ResNet converted to ONNX: the reader accounts for the whole file, the graph gives
+dlib's own descriptors on real aligned faces, and the conversion is reproducible."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA, need
+from edge_daemon.converters import ConversionError
+from edge_daemon.converters.dlib_resnet import (
+    AddPrev,
+    Affine,
+    Conv,
+    FullyConnected,
+    Pool,
+    Relu,
+    Skip,
+    Tag,
+    convert,
+    read_dlib_resnet,
+)
+
+LFW = DATA / "eval" / "lfw"
+FACES = 20
+
+
+@pytest.fixture(scope="module")
+def dat_path() -> Path:
+    import face_recognition_models
+
+    return Path(face_recognition_models.face_recognition_model_location())
+
+
+@pytest.fixture(scope="module")
+def onnx_path(dat_path, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("dlib_onnx") / "dlib_resnet.onnx"
+    convert(dat_path, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def session(onnx_path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def rgb_chips() -> np.ndarray:
+    """150x150 RGB chips of real LFW faces, aligned the way the daemon aligns them for dlib."""
+    import face_recognition_models
+
+    from edge_daemon.alignment import DlibChipAligner
+    from edge_daemon.api import find_faces, load_image
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detection import create_detector
+
+    people = sorted(path.name for path in need(LFW).iterdir())
+    detector = create_detector(DetectorConfig(), separate_process=False)
+    aligner = DlibChipAligner(face_recognition_models.pose_predictor_five_point_model_location())
+    chips = []
+    for name in people[:: max(1, len(people) // (2 * FACES))]:
+        image_path = LFW / name / f"{name}_0001.jpg"
+        if not image_path.exists():
+            continue
+        image = load_image(image_path)
+        faces = find_faces(image, detector)
+        if faces:
+            chips.append(aligner.align(image, faces[0])[:, :, ::-1])  # the aligner hands out BGR
+        if len(chips) == FACES:
+            break
+    return np.ascontiguousarray(np.stack(chips))
+
+
+@pytest.fixture(scope="module")
+def dlib_descriptors(dat_path, rgb_chips) -> np.ndarray:
+    import dlib
+
+    net = dlib.face_recognition_model_v1(str(dat_path))
+    return np.array([np.array(net.compute_face_descriptor(chip)) for chip in rgb_chips], dtype=np.float32)
+
+
+def test_reader_accounts_for_every_layer_and_parameter(dat_path):
+    net = read_dlib_resnet(dat_path)
+
+    kinds = Counter(
+        f"{layer.kind}_pool {layer.size}" if isinstance(layer, Pool) else type(layer).__name__ for layer in net.layers
+    )
+    assert kinds == {
+        "Conv": 29, "Affine": 29, "Relu": 29, "AddPrev": 14, "Tag": 18, "Skip": 4,
+        "avg_pool (2, 2)": 4, "max_pool (3, 3)": 1, "avg_pool (0, 0)": 1, "FullyConnected": 1,
+    }  # fmt: skip
+    assert len(net.layers) == 130
+    assert net.parameter_count == 5_614_592
+    assert net.input_size == (150, 150)
+    np.testing.assert_allclose(net.input_means, [122.782, 117.001, 104.298], atol=1e-4)
+    assert net.distance_threshold == pytest.approx(0.6)
+    first_conv = net.layers[0]
+    assert isinstance(first_conv, Conv) and first_conv.weights.shape == (32, 3, 7, 7)
+    assert (first_conv.stride, first_conv.padding) == ((2, 2), (0, 0))
+    assert isinstance(net.layers[-1], FullyConnected) and net.layers[-1].weights.shape == (256, 128)
+    assert isinstance(net.layers[1], Affine) and isinstance(net.layers[2], Relu)
+    assert {type(layer) for layer in net.layers if isinstance(layer, (Tag, Skip, AddPrev))} == {Tag, Skip, AddPrev}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[:1_000_000], id="first-megabyte"),
+        pytest.param(lambda data: data[:-1], id="last-byte-cut"),
+        pytest.param(lambda data: data + b"\0", id="trailing-byte"),
+        pytest.param(lambda data: b"\xff\xd8\xff\xe0" + data[4:], id="foreign-header"),
+    ],
+)
+def test_damaged_file_is_a_conversion_error_naming_it(dat_path, tmp_path, damage):
+    damaged = tmp_path / "damaged.dat"
+    damaged.write_bytes(damage(dat_path.read_bytes()))
+    with pytest.raises(ConversionError, match=re.escape(str(damaged))):
+        read_dlib_resnet(damaged)
+
+
+@pytest.mark.parametrize("other_model", ["mmod_human_face_detector.dat", "shape_predictor_5_face_landmarks.dat"])
+def test_other_dlib_models_are_refused(dat_path, other_model):
+    with pytest.raises(ConversionError, match=re.escape(other_model)):
+        read_dlib_resnet(dat_path.parent / other_model)
+
+
+def test_conversion_is_byte_identical_run_to_run(dat_path, onnx_path, tmp_path):
+    again = tmp_path / "again.onnx"
+    convert(dat_path, again)
+    assert again.read_bytes() == onnx_path.read_bytes()
+    assert [path.name for path in tmp_path.iterdir()] == ["again.onnx"]  # no temporary file left
+
+
+def test_graph_interface(onnx_path):
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    assert model.producer_name == "edge-daemon"
+    assert [(opset.domain, opset.version) for opset in model.opset_import] == [("", 17)]
+    assert model.ir_version == 8
+
+    def signature(value):
+        dims = value.type.tensor_type.shape.dim
+        return value.name, value.type.tensor_type.elem_type, [dim.dim_param or dim.dim_value for dim in dims]
+
+    assert [signature(value) for value in model.graph.input] == [("image", onnx.TensorProto.FLOAT, ["N", 150, 150, 3])]
+    assert [signature(value) for value in model.graph.output] == [("embedding", onnx.TensorProto.FLOAT, ["N", 128])]
+
+
+def test_onnx_gives_dlibs_descriptors_on_real_faces(session, rgb_chips, dlib_descriptors):
+    assert len(rgb_chips) == FACES
+    embeddings = session.run(None, {"image": rgb_chips.astype(np.float32)})[0]
+
+    cosines = np.sum(embeddings * dlib_descriptors, axis=1) / (
+        np.linalg.norm(embeddings, axis=1) * np.linalg.norm(dlib_descriptors, axis=1)
+    )
+    assert cosines.min() >= 0.9999
+    assert np.abs(embeddings - dlib_descriptors).max() < 1e-5
+    # dlib's descriptor is not unit length, and the graph must not make it so.
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), np.linalg.norm(dlib_descriptors, axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_any_batch_size(session, rgb_chips, dlib_descriptors, batch):
+    embeddings = session.run(None, {"image": rgb_chips[:batch].astype(np.float32)})[0]
+    assert embeddings.shape == (batch, 128)
+    np.testing.assert_allclose(embeddings, dlib_descriptors[:batch], atol=1e-5)

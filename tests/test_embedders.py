@@ -1,0 +1,198 @@
+"""The embedder package: flip averaging, fusion arithmetic, one gallery and threshold per
+configuration, gallery rebuild, and the model store's checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA, HAMILTON, ROOT, need
+from edge_daemon.api import find_faces, load_image
+from edge_daemon.config import EmbedderConfig, FusionMember
+from edge_daemon.embedders import EmbedderError, create_local_embedder
+from edge_daemon.embedders.base import l2_normalise
+from edge_daemon.gallery import Gallery, GalleryError
+from edge_daemon.model_store import ModelStore, file_sha256, parity_check, verification_faces
+
+
+def embedder(backend: str, **options):
+    return create_local_embedder(EmbedderConfig(backend=backend, **options))
+
+
+@pytest.fixture(scope="module")
+def group_faces(yuface_detector):
+    """(image, detection) for every face of the shared group photos."""
+    faces = []
+    for path in sorted(need(DATA / "photos" / "group").glob("*.jpg")):
+        image = load_image(path)
+        faces += [(image, detection) for detection in find_faces(image, yuface_detector)]
+    assert len(faces) >= 8
+    return faces
+
+
+def embed(embedder_, faces) -> np.ndarray:
+    return embedder_.embed([embedder_.aligner.align(image, detection) for image, detection in faces])
+
+
+@pytest.mark.parametrize("backend", ["dlib_onnx", "mobilefacenet"])
+def test_flip_averaging_is_the_normalised_sum_of_face_and_mirror(backend, group_faces):
+    single, flipped = embedder(backend, flip=False), embedder(backend, flip=True)
+    crops = [single.aligner.align(image, detection) for image, detection in group_faces[:4]]
+    mirrors = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+    expected = l2_normalise(single.embed(crops) + single.embed(mirrors))
+    np.testing.assert_allclose(flipped.embed(crops), expected, atol=1e-5)
+    assert flipped.version == single.version + "+flip"
+
+
+def test_fused_inner_product_is_the_weighted_sum_of_member_cosines(group_faces):
+    members = [FusionMember(backend="dlib_onnx", weight=0.6), FusionMember(backend="mobilefacenet", weight=1.4)]
+    fused = create_local_embedder(EmbedderConfig(backend="fused", members=members, flip=False))
+    dlib, mobile = embed(embedder("dlib_onnx", flip=False), group_faces), embed(embedder("mobilefacenet", flip=False), group_faces)
+    vectors = embed(fused, group_faces)
+    assert vectors.shape == (len(group_faces), 128 + 192)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    expected = 0.3 * (dlib @ dlib.T) + 0.7 * (mobile @ mobile.T)
+    np.testing.assert_allclose(vectors @ vectors.T, expected, atol=1e-5)
+    # ... and FAISS' inner-product index returns exactly that score.
+    gallery = Gallery("fused", fused.version, fused.dim, 0.5, "test")
+    gallery.add("someone", vectors[:1], ["a.jpg"])
+    match = gallery.match(vectors[1:2])[0]
+    assert match.score == pytest.approx(expected[0, 1], abs=1e-5)
+
+
+def test_each_configuration_has_its_own_version_threshold_and_gallery(default_embedder):
+    configurations = [
+        embedder("dlib_onnx", flip=False),
+        embedder("dlib_onnx"),
+        embedder("mobilefacenet"),
+        default_embedder,
+    ]
+    versions = {(e.name, e.version) for e in configurations}
+    assert len(versions) == len(configurations)
+    for configured in configurations:  # the shipped configurations are calibrated
+        assert configured.default_threshold is not None and "LFW" in configured.threshold_source
+    gallery = Gallery.for_embedder(configurations[0])
+    for other in configurations[1:]:
+        with pytest.raises(GalleryError, match="gallery rebuild"):
+            gallery.check_embedder(other)
+
+
+def test_uncalibrated_configuration_needs_a_threshold():
+    members = [FusionMember(backend="dlib_onnx", weight=1), FusionMember(backend="mobilefacenet", weight=3)]
+    custom = create_local_embedder(EmbedderConfig(backend="fused", members=members))
+    assert custom.default_threshold is None
+    with pytest.raises(GalleryError, match="edge-daemon calibrate"):
+        Gallery.for_embedder(custom)
+    assert Gallery.for_embedder(custom, threshold=0.4).threshold == 0.4
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "edge_daemon.cli", *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, **(env or {})},
+    )
+
+
+def test_old_dlib_gallery_is_refused_then_rebuilt_from_its_photos_and_later_from_its_kept_faces(tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(need(HAMILTON / "gallery"), photos)
+    gallery_dir = tmp_path / "gallery"
+    built = cli("gallery", "build", str(photos), "--out", str(gallery_dir), env={"EDGE_EMBEDDER__BACKEND": "dlib_onnx"})
+    assert built.returncode == 0, built.stderr[-2000:]
+    # Make it what an older edge-daemon wrote: dlib-bin's embedder name, no kept face crops.
+    meta = json.loads((gallery_dir / "gallery.json").read_text())
+    meta.update(embedder="dlib_resnet", embedder_version="dlib_face_recognition_resnet_model_v1")
+    (gallery_dir / "gallery.json").write_text(json.dumps(meta))
+    labels = json.loads((gallery_dir / "labels.json").read_text())
+    del labels["faces"]
+    (gallery_dir / "labels.json").write_text(json.dumps(labels))
+    shutil.rmtree(gallery_dir / "faces")
+    probe = str(photos / "lin_manuel_miranda" / sorted(p.name for p in (photos / "lin_manuel_miranda").iterdir())[0])
+
+    refused = cli("recognize", probe, "--gallery", str(gallery_dir))
+    assert refused.returncode == 1 and "edge-daemon gallery rebuild" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    rebuilt = cli("gallery", "rebuild", str(gallery_dir))
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    summary = json.loads(rebuilt.stdout)
+    assert summary["embedder"] == "fused" and summary["previous"]["embedder"] == "dlib_resnet"
+    assert summary["embeddings"] == summary["previous"]["embeddings"] - len(summary["skipped"]) > 0
+    assert Path(summary["previous"]["kept_in"], "embeddings.npy").is_file()  # nothing thrown away
+    recognised = cli("recognize", probe, "--gallery", str(gallery_dir), "--json")
+    assert json.loads(recognised.stdout)["faces"][0]["identity"] == "lin_manuel_miranda"
+
+    # The rebuilt gallery kept a crop of each face: the photos are no longer needed.
+    shutil.rmtree(photos)
+    again = cli("gallery", "rebuild", str(gallery_dir), env={"EDGE_EMBEDDER__BACKEND": "mobilefacenet"})
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = json.loads(again.stdout)
+    assert summary["skipped"] == [] and summary["embeddings"] == summary["previous"]["embeddings"]
+    assert Gallery.load(gallery_dir).embedder == "mobilefacenet"
+
+
+# --- the model store ----------------------------------------------------------------------
+
+
+def test_missing_npm_source_gives_one_clear_error(tmp_path):
+    store = ModelStore(tmp_path / "empty")
+    with pytest.raises(EmbedderError, match="edge-daemon models prepare"):
+        store.path("mobilefacenet")
+
+
+def test_converted_file_that_does_not_match_the_manifest_is_rebuilt_never_used(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    source = ModelStore().source_files("mobilefacenet")
+    (tmp_path / "models" / "sources" / "mobilefacenet").mkdir(parents=True)
+    for path in source.values():
+        shutil.copy(path, tmp_path / "models" / "sources" / "mobilefacenet" / path.name)
+    converted = store.path("mobilefacenet")
+    expected = store.entry("mobilefacenet")["converted"]["sha256"]
+    assert file_sha256(converted) == expected
+    check = json.loads(converted.with_suffix(".check.json").read_text())
+    assert check["passed"] and check["min_cosine"] >= 0.9999 and check["separation"] >= 0.05
+
+    converted.write_bytes(converted.read_bytes()[:-10] + b"0123456789")  # damaged in place
+    assert store.find("mobilefacenet") is None
+    assert file_sha256(store.path("mobilefacenet")) == expected  # rebuilt from the source
+
+    (tmp_path / "models" / "sources" / "mobilefacenet" / "mobilefacenet.bin").write_bytes(b"not the weights")
+    converted.unlink()
+    with pytest.raises(EmbedderError, match="sha256 differs"):
+        store.path("mobilefacenet")
+
+
+def test_the_check_refuses_mobilefacenet_as_shipped():
+    """As shipped, MobileFaceNet maps every face to one vector: its own conversion, compared with its
+    own graph, is faithful (parity passes) but different people are not kept apart, so it is refused."""
+    import onnxruntime
+
+    from edge_daemon.alignment import TemplateAligner
+    from edge_daemon.converters.tfjs_graph import build_onnx, read_tfjs_graph, run_numpy
+
+    graph_json = next(p for p in ModelStore().source_files("mobilefacenet").values() if p.suffix == ".json")
+    shipped = read_tfjs_graph(graph_json)
+    crops, people = verification_faces(TemplateAligner(112))
+    rgb = np.stack(crops)[:, :, :, ::-1].astype(np.float32)
+    session = onnxruntime.InferenceSession(build_onnx(shipped).SerializeToString(), providers=["CPUExecutionProvider"])
+    check = parity_check(session.run(["embedding"], {"image": rgb})[0], run_numpy(shipped, rgb), people)
+    assert check["min_cosine"] >= 0.9999  # the conversion itself is faithful...
+    assert check["max_different_people"] > 0.99 and not check["passed"]  # ...the model is not
+
+
+def test_models_list_reports_both_models_ready():
+    listed = cli("models", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["model"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == {"dlib_resnet", "mobilefacenet"}
+    for row in rows.values():
+        assert row["converted"] and row["check"]["passed"]
+    assert "research" in ModelStore().entry("mobilefacenet")["training_data"]
