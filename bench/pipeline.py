@@ -57,8 +57,10 @@ VARIANTS = {
     # What the libraries do when nobody configures them: OpenCV, FAISS and every model process
     # take all cores.
     "library-threads": {"threads": {"opencv": 0, "faiss": 0, "model_process": os.cpu_count() or 2}},
-    # Micro-batches of up to 8 faces (dlib's default is 1: its batches are no faster).
-    "batch-8": {"embedder": {"max_batch": 8}},
+    # One face per embedding call (the default batches up to 8).
+    "batch-1": {"embedder": {"max_batch": 1}},
+    # The previous default embedder: dlib's ResNet on dlib's own runtime.
+    "dlib-bin": {"embedder": {"backend": "dlib_bin"}},
     # Embed every face of every frame instead of deciding per track.
     "no-tracking": {"tracker": {"max_attempts": 50, "better_face_ratio": 0.0}},
 }

