@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_daemon.api import find_faces, load_image  # noqa: E402
-from edge_daemon.config import DetectorConfig, EmbedderConfig, GalleryConfig  # noqa: E402
+from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember, GalleryConfig  # noqa: E402
 from edge_daemon.detection import create_detector  # noqa: E402
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
@@ -53,6 +53,12 @@ BACKENDS = {
     "mobilefacenet": EmbedderConfig(backend="mobilefacenet", flip=False),
     "mobilefacenet +flip": EmbedderConfig(backend="mobilefacenet", flip=True),
     "fused (default)": EmbedderConfig(),
+    "fused +flip": EmbedderConfig(members=[
+        FusionMember(backend="dlib_onnx", weight=0.81, flip=True), FusionMember(backend="mobilefacenet", weight=0.19, flip=True),
+    ]),
+    "fused equal": EmbedderConfig(members=[
+        FusionMember(backend="dlib_onnx", weight=0.5, flip=False), FusionMember(backend="mobilefacenet", weight=0.5, flip=False),
+    ]),
 }
 
 
@@ -155,7 +161,7 @@ def vgg16_model_dir(size: int, directory: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="VGG16 input sizes (none: --sizes)")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[64], help="VGG16 input sizes ('--sizes' alone: none)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ONNX Runtime / TFLite threads")
     parser.add_argument("--seconds", type=float, default=3.0, help="least time per measurement")
