@@ -29,7 +29,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_daemon.api import ImageError, face_nearest_centre, find_faces, load_image  # noqa: E402
 from edge_daemon.config import DetectorConfig, EmbedderConfig  # noqa: E402
 from edge_daemon.detection import create_detector  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
@@ -37,7 +36,7 @@ from edge_daemon.embedders.base import l2_normalise  # noqa: E402
 from edge_daemon.embedders.fused import fusion_scales, fusion_version  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
 from edge_daemon.progress import Progress  # noqa: E402
-from edge_daemon.verification import PairsFile, calibrate, lfw_image_path, read_pairs, verification_accuracy  # noqa: E402
+from edge_daemon.verification import PairsFile, calibrate, lfw_subject, read_pairs, verification_accuracy  # noqa: E402
 
 LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 MEMBERS = ("dlib_onnx", "mobilefacenet")
@@ -48,11 +47,7 @@ def embed_images(keys, detector, embedders) -> dict[str, dict]:
     found: dict[str, dict] = {name: {} for name in embedders}
     progress = Progress(len(keys), "embedding LFW")
     for key in keys:
-        try:
-            image = load_image(lfw_image_path(LFW, *key))
-        except ImageError:
-            image = None
-        face = face_nearest_centre(find_faces(image, detector), image) if image is not None else None
+        image, face = lfw_subject(LFW, key, detector)
         if face is not None:
             for name, embedder in embedders.items():
                 crop = embedder.aligner.align(image, face)
@@ -107,7 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    configure_logging("warning")
+    configure_logging("info")  # progress of the long embedding pass
     if not LFW.is_dir():
         raise SystemExit(f"LFW not found at {LFW}")
     train = read_pairs(LFW / "_protocol" / "pairsDevTrain.txt")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.embedders.base import EmbedderError, l2_normalise
+from edge_daemon.embedders.base import EmbedderError, l2_normalise, onnx_session
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
@@ -234,11 +234,9 @@ def _graph_json(sources: dict[str, Path]) -> Path:
     return next(path for path in sources.values() if path.suffix == ".json")
 
 
-def _onnx_embeddings(model_path: Path, rgb_batch: np.ndarray) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    return session.run(["embedding"], {"image": rgb_batch.astype(np.float32)})[0]
+def onnx_embeddings(model: Path | bytes, rgb_batch: np.ndarray) -> np.ndarray:
+    """What a converted model (a file, or its bytes) outputs for RGB NHWC pixels."""
+    return onnx_session(model).run(["embedding"], {"image": rgb_batch.astype(np.float32)})[0]
 
 
 def parity_check(converted: np.ndarray, reference: np.ndarray, people: np.ndarray) -> dict:
@@ -271,7 +269,7 @@ def _verify_dlib(sources: dict[str, Path], target: Path) -> dict:
     reference = DlibBinEmbedder()
     chips, people = verification_faces(reference.aligner)
     rgb = np.stack(chips)[:, :, :, ::-1]
-    check = parity_check(_onnx_embeddings(target, rgb), reference.descriptors(rgb), people)
+    check = parity_check(onnx_embeddings(target, rgb), reference.descriptors(rgb), people)
     return {**check, "reference": "dlib-bin compute_face_descriptor"}
 
 
@@ -282,7 +280,7 @@ def _verify_mobilefacenet(sources: dict[str, Path], target: Path) -> dict:
     crops, people = verification_faces(TemplateAligner(112))
     rgb = np.stack(crops)[:, :, :, ::-1].astype(np.float32)
     graph = repair_mobilefacenet(read_tfjs_graph(_graph_json(sources)))
-    check = parity_check(_onnx_embeddings(target, rgb), run_numpy(graph, rgb), people)
+    check = parity_check(onnx_embeddings(target, rgb), run_numpy(graph, rgb), people)
     return {**check, "reference": "numpy execution of the repaired TensorFlow.js graph"}
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from edge_daemon.api import ImageError, embed_faces, face_nearest_centre, find_faces, load_image
 from edge_daemon.detection import Detector
 from edge_daemon.embedders import Embedder
+from edge_daemon.messages import Detection
 from edge_daemon.progress import Progress
 
 
@@ -52,6 +53,15 @@ def lfw_image_path(root: Path, name: str, number: int) -> Path:
     return Path(root) / name / f"{name}_{number:04d}.jpg"
 
 
+def lfw_subject(images: Path, key: tuple[str, int], detector: Detector) -> tuple[np.ndarray | None, Detection | None]:
+    """An LFW image and its subject, the face nearest the centre (None where unreadable or faceless)."""
+    try:
+        image = load_image(lfw_image_path(images, *key))
+    except ImageError:
+        return None, None
+    return image, face_nearest_centre(find_faces(image, detector), image)
+
+
 def pair_scores(
     pairs: list[Pair], images: Path, detector: Detector, embedder: Embedder, job: str = "embedding"
 ) -> tuple[np.ndarray, int]:
@@ -62,11 +72,7 @@ def pair_scores(
     keys = list(dict.fromkeys(key for pair in pairs for key in (pair.first, pair.second)))
     progress = Progress(len(keys), job)
     for key in keys:
-        try:
-            image = load_image(lfw_image_path(images, *key))
-        except ImageError:
-            image = None
-        face = face_nearest_centre(find_faces(image, detector), image) if image is not None else None
+        image, face = lfw_subject(images, key, detector)
         embeddings[key] = embed_faces(image, [face], embedder)[0] if face is not None else None
         progress()
     scores = np.full(len(pairs), np.nan, dtype=np.float64)

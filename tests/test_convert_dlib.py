@@ -24,6 +24,7 @@ from edge_daemon.converters.dlib_resnet import (
     convert,
     read_dlib_resnet,
 )
+from edge_daemon.embedders.base import onnx_session
 
 LFW = DATA / "eval" / "lfw"
 FACES = 20
@@ -45,11 +46,7 @@ def onnx_path(dat_path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(onnx_path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return onnx_session(onnx_path)
 
 
 @pytest.fixture(scope="module")

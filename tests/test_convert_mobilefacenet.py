@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 from edge_daemon.converters import ConversionError
@@ -20,6 +19,7 @@ from edge_daemon.converters.tfjs_graph import (
     repair_mobilefacenet,
     run_numpy,
 )
+from edge_daemon.embedders.base import onnx_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "models" / "sources" / "mobilefacenet"
@@ -55,9 +55,7 @@ def onnx_path(shipped, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(onnx_path):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return onnx_session(onnx_path)
 
 
 @pytest.fixture(scope="module")

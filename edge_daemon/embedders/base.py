@@ -48,6 +48,19 @@ def fold_mirrors(vectors: np.ndarray) -> np.ndarray:
     return l2_normalise(l2_normalise(vectors[:half]) + l2_normalise(vectors[half:]))
 
 
+def onnx_session(model: Path | bytes, threads: int = 1):
+    """An ONNX Runtime CPU session with ``threads`` compute threads and no thread pool beyond them."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEmbedder:
     """A face model converted to ONNX, run by ONNX Runtime on batches. Its graph takes RGB NHWC
     float32 pixels (0..255) and does its own normalisation (see ``edge_daemon.converters``)."""
@@ -58,15 +71,8 @@ class OnnxEmbedder:
     input_size: int
 
     def __init__(self, model_path: Path, threads: int = 1, flip: bool = True):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         try:
-            self._session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            self._session = onnx_session(model_path, threads)
         except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
             raise EmbedderError(f"cannot load ONNX model {model_path}: {exc}") from None
         self.flip = flip
