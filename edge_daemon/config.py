@@ -63,10 +63,31 @@ class CameraConfig(Section):
     reconnect_max_s: float = Field(
         30.0, gt=0, title="Longest reconnect delay", description="Upper bound of the exponential backoff."
     )
+    decoder: Literal["auto", "opencv", "pyav"] = Field(
+        "auto",
+        title="Decoder",
+        description="'pyav' decodes only the frames detection needs (skips B-frames, then non-reference frames, "
+        "while the rest still cover detect_fps); 'opencv' decodes every frame and reads usb:N devices. "
+        "'auto': pyav, except opencv for usb:N.",
+    )
+    stall_timeout_s: float = Field(
+        6.0,
+        ge=1,
+        le=600,
+        title="Stall timeout",
+        description="A network camera that delivers no frame for this long, with its connection still open, is "
+        "marked 'stalled' and reopened; opening one gives up after this long too.",
+    )
 
     @property
     def is_file(self) -> bool:
         return not (self.url.startswith("usb:") or "://" in self.url)
+
+    @model_validator(mode="after")
+    def _pyav_reads_no_devices(self) -> CameraConfig:
+        if self.decoder == "pyav" and self.url.startswith("usb:"):
+            raise ValueError("decoder 'pyav' cannot read usb:N capture devices; use 'opencv' or 'auto'")
+        return self
 
 
 class DetectorConfig(Section):

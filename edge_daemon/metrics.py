@@ -22,11 +22,13 @@ CAMERA_COUNTERS = {
     "frames_sent": "Frames handed to detection",
     "frames_dropped": "Frames dropped because detection was behind",
     "reconnects": "Reconnect attempts",
+    "stalls": "Times the stream stalled (connection open, no frame within the stall timeout)",
     "frames_processed": "Frames run through face detection",
+    "geometry_changes": "Times the stream came back with another resolution (its tracks ended)",
     "faces_detected": "Faces detected",
     "faces_sent": "Faces sent to the embedder",
 }
-CAMERA_STATES = ("starting", "streaming", "reconnecting", "failed", "ended", "stopped")
+CAMERA_STATES = ("starting", "streaming", "reconnecting", "stalled", "failed", "ended", "stopped")
 
 
 def _histogram(name: str, documentation: str, counts: dict[float, int], total: float, buckets: list[float]):
@@ -106,7 +108,9 @@ class MetricsServer:
                     body, status, content_type = generate_latest(registry), 200, CONTENT_TYPE_LATEST
                 elif self.path == "/healthz":
                     health = monitor.health()
-                    body = json.dumps({"healthy": health.healthy, "problems": health.problems}).encode()
+                    body = json.dumps(
+                        {"healthy": health.healthy, "problems": health.problems, "cameras": health.cameras}
+                    ).encode()
                     status, content_type = (200 if health.healthy else 503), "application/json"
                 else:
                     body, status, content_type = b"not found\n", 404, "text/plain"

@@ -48,6 +48,9 @@ class SystemdNotifier:
 class Health:
     healthy: bool
     problems: list[str]
+    # Every camera's state: one that is stalled or reconnecting is reported here and in STATUS=, but
+    # does not make the daemon unhealthy (a restart would not bring the camera back).
+    cameras: dict[str, str]
 
 
 class ServiceMonitor:
@@ -83,7 +86,7 @@ class ServiceMonitor:
                 problems.append(f"{camera.config.name}: detection thread is not running")
             elif camera.streaming_since is not None and now - max(camera.streaming_since, tracker.last_frame_at or 0) > self._stuck_after_s:
                 problems.append(f"{camera.config.name}: no frame processed for {self._stuck_after_s:.0f} s")
-        return Health(not problems, problems)
+        return Health(not problems, problems, {camera.config.name: camera.state for camera in self._daemon.cameras})
 
     def status_line(self) -> str:
         cameras = ", ".join(

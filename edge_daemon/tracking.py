@@ -124,6 +124,7 @@ class TrackingWorker(threading.Thread):
         self._aligner = aligner
         self._config = config
         self._tracker = IouTracker(config.iou_threshold, config.max_missed_s, config.iou_buffer)
+        self._geometry: tuple[int, int] | None = None
 
     def run(self) -> None:
         while True:
@@ -138,6 +139,13 @@ class TrackingWorker(threading.Thread):
                 log.exception("frame processing failed", camera=self.camera, seq=message.seq)
 
     def _process(self, frame: Frame) -> None:
+        geometry = frame.image.shape[:2]
+        if self._geometry is not None and geometry != self._geometry:
+            # The camera came back with another resolution: boxes of the old geometry mean nothing now.
+            log.info("camera geometry changed: tracks ended", camera=self.camera, was=self._geometry, now=geometry)
+            self.counters.add("geometry_changes")
+            self._end_tracks(self._tracker.end_all())
+        self._geometry = geometry
         detections = self._detector.detect(frame.image)
         self.counters.add("frames_processed")
         self.counters.add("faces_detected", len(detections))

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the test suite. Installs mosquitto from apt when it is missing:
-# the MQTT tests start a real broker on a free loopback port.
+# Set up (if needed) and run the test suite. Installs from apt what the tests start for real when it
+# is missing: mosquitto (MQTT broker) and GStreamer's RTSP server (camera tests), both on free
+# loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+packages="mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+missing=""
+for package in $packages; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y --no-install-recommends mosquitto \
-        || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y --no-install-recommends mosquitto; }
+    $sudo_cmd apt-get install -y --no-install-recommends $missing \
+        || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y --no-install-recommends $missing; }
 fi
 scripts/setup.sh train,test
 exec .venv/bin/python -m pytest "$@"

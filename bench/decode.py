@@ -1,0 +1,174 @@
+"""Decoding benchmark: what each way of reading a stream costs, per frame handed to detection.
+
+A camera hands detection ``--detect-fps`` frames a second, whatever its own rate. Modes, on one
+thread each:
+  opencv read         OpenCV decodes and converts every frame (the old capture loop)
+  opencv grab         OpenCV decodes every frame, converts only the frames handed on
+  pyav all            PyAV decodes every frame, converts only the frames handed on
+  pyav nonref         PyAV skips non-reference frames
+  pyav bidir          PyAV skips B-frames
+  pyav auto           the daemon's PyAV source: B-frames skipped while the rest cover detect_fps
+
+File mode reads the clip as fast as possible (several passes): video frames/s, the share of frames
+decoded, frames handed on, and CPU milliseconds per handed frame. ``--rtsp`` serves the clip live
+from the test suite's GStreamer RTSP server (tests/rtsp.py) and measures the share of a core each
+mode costs per live stream.
+
+  .venv/bin/python bench/decode.py                 # the 1080p crowd clip, file and live
+  .venv/bin/python bench/decode.py --no-rtsp --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from edge_daemon.config import CameraConfig  # noqa: E402
+from edge_daemon.logs import configure_logging  # noqa: E402
+from edge_daemon.sources.opencv import OpenCvSource  # noqa: E402
+from edge_daemon.sources.pyav import PyAvSource  # noqa: E402
+
+DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def source(mode: str, url: str, detect_fps: float):
+    """(the daemon's source for ``mode``, whether every frame is converted)."""
+    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0])
+    if mode.startswith("opencv"):
+        return OpenCvSource(config), mode == "opencv read"
+    level = mode.split()[1]
+    return PyAvSource(config, None if level == "auto" else level.upper().replace("ALL", "DEFAULT")), False
+
+
+MODES = ("opencv read", "opencv grab", "pyav all", "pyav nonref", "pyav bidir", "pyav auto")
+
+
+def handed_on(reader, convert_all: bool, detect_fps: float, clock):
+    """Frames in order; each one due (one per detection period of ``clock(media time)``) is converted
+    to BGR, as the camera does. Yields (decoded, handed) counts after each frame."""
+    decoded = handed = 0
+    next_due = None
+    while (media_time := reader.grab()) is not None:
+        decoded += 1
+        now = clock(media_time)
+        due = next_due is None or now + 1e-6 >= next_due
+        if due or convert_all:
+            reader.retrieve()
+        if due:
+            handed += 1
+            next_due = max((now if next_due is None else next_due) + 1 / detect_fps, now)
+        yield decoded, handed
+
+
+def clip_facts(clip: Path) -> tuple[int, float]:
+    capture = cv2.VideoCapture(str(clip))
+    frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS) or 25.0
+    capture.release()
+    return frames, fps
+
+
+def file_run(mode: str, clip: Path, passes: int, detect_fps: float) -> dict:
+    """Read the clip ``passes`` times as fast as possible; media time is the frames' own."""
+    total, native_fps = clip_facts(clip)
+    decoded = handed = 0
+    cpu_before, started = cpu_seconds(), time.perf_counter()
+    for _ in range(passes):
+        reader, convert_all = source(mode, str(clip), detect_fps)
+        counts = (0, 0)
+        for counts in handed_on(reader, convert_all, detect_fps, clock=lambda media_time: media_time):
+            pass
+        reader.release()
+        decoded, handed = decoded + counts[0], handed + counts[1]
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_before
+    return {
+        "mode": mode,
+        "video_frames_per_s": round(total * passes / wall, 1),
+        "decoded_share": round(decoded / (total * passes), 3),
+        "handed_on_per_video_s": round(handed / (total * passes / native_fps), 2),
+        "cpu_ms_per_handed_frame": round(1000 * cpu / max(handed, 1), 2),
+        "core_share_per_live_stream": round(cpu / (total * passes / native_fps), 3),
+    }
+
+
+def live_run(mode: str, url: str, seconds: float, detect_fps: float) -> dict:
+    """Read the live stream for ``seconds``, media time the wall clock; CPU of this process only
+    (the server is another process)."""
+    reader, convert_all = source(mode, url, detect_fps)
+    cpu_before, started = cpu_seconds(), time.monotonic()
+    counts = (0, 0)
+    for counts in handed_on(reader, convert_all, detect_fps, clock=lambda media_time: time.monotonic()):
+        if time.monotonic() - started >= seconds:
+            break
+    wall, cpu = time.monotonic() - started, cpu_seconds() - cpu_before
+    reader.release()
+    return {
+        "mode": mode,
+        "decoded_per_s": round(counts[0] / wall, 1),
+        "handed_on_per_s": round(counts[1] / wall, 2),
+        "core_share": round(cpu / wall, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--detect-fps", type=float, default=5.0)
+    parser.add_argument("--passes", type=int, default=5, help="file mode: passes over the clip per mode")
+    parser.add_argument("--seconds", type=float, default=15.0, help="live mode: seconds per mode")
+    parser.add_argument("--no-rtsp", action="store_true", help="file mode only")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not args.clip.exists():
+        parser.error(f"clip not found: {args.clip}")
+    configure_logging("warning")
+    cv2.setNumThreads(1)
+    files = [file_run(mode, args.clip, args.passes, args.detect_fps) for mode in MODES]
+    print(f"file {args.clip.name}, {args.passes} passes per mode, one thread, detection at {args.detect_fps:g} fps")
+    _table(files)
+    live = []
+    if not args.no_rtsp:
+        from rtsp import RtspServer, require_gstreamer
+
+        require_gstreamer()
+        with tempfile.TemporaryDirectory() as scratch:
+            server = RtspServer(args.clip, Path(scratch))
+            server.start()
+            try:
+                live = [live_run(mode, server.url, args.seconds, args.detect_fps) for mode in MODES]
+            finally:
+                server.stop()
+        print(f"\nlive RTSP (GStreamer server on loopback, looping the clip), {args.seconds:g} s per mode")
+        _table(live)
+        base = next(row for row in live if row["mode"] == "opencv read")["core_share"]
+        auto = next(row for row in live if row["mode"] == "pyav auto")["core_share"]
+        print(f"pyav auto / opencv read, share of a core per live stream: {auto / base:.2f}")
+    if args.json:
+        print(json.dumps({"clip": str(args.clip), "file": files, "live": live}))
+    return 0
+
+
+def _table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    print("  ".join(f"{column:>24.24}" for column in columns))
+    for row in rows:
+        print("  ".join(f"{str(row[column]):>24.24}" for column in columns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
