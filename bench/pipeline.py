@@ -61,6 +61,9 @@ VARIANTS = {
     "dlib-bin": {"embedder": {"backend": "dlib_bin"}},
     # Every frame decoded (OpenCV), as before frame skipping; "camera" options go to each camera.
     "decode-all": {"camera": {"decoder": "opencv"}},
+    # Shorter frame queues: fewer stale frames waiting for detection.
+    "queue-2": {"camera": {"queue_size": 2}},
+    "queue-1": {"camera": {"queue_size": 1}},
     # Embed every face of every frame instead of deciding per track.
     "no-tracking": {"tracker": {"max_attempts": 50, "better_face_ratio": 0.0}},
 }

@@ -17,9 +17,11 @@ import numpy as np
 
 from edge_daemon.config import CameraConfig
 
-# OpenCV's and PyAV's FFmpeg readers return only after 2-3x their read timeout (measured for
-# OpenCV 4.8, 4.14 and 5.0), so a third of the stall timeout makes a stall noticed within it.
-READ_TIMEOUT_SHARE = 1 / 3
+# PyAV's timeout bounds each wait for data, so a third of the stall timeout notices a stall within
+# it. OpenCV's bounds a whole read(), which also waits for the next decodable frame (up to a
+# keyframe interval after connecting), and returns False after 1-3x it (measured for OpenCV 4.8,
+# 4.14 and 5.0): it gets the whole stall timeout, and notices a stall within 1-3x of it.
+READ_TIMEOUT_SHARE = {"pyav": 1 / 3, "opencv": 1.0}
 
 
 class SourceError(RuntimeError):
@@ -44,7 +46,8 @@ def is_network(url: str) -> bool:
 
 
 def read_timeout_s(config: CameraConfig) -> float:
-    return config.stall_timeout_s * READ_TIMEOUT_SHARE
+    """How long the camera's reader waits for data before it gives up."""
+    return config.stall_timeout_s * READ_TIMEOUT_SHARE[decoder_for(config)]
 
 
 def decoder_for(config: CameraConfig) -> str:
