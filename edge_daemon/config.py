@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -25,6 +26,13 @@ from pydantic_settings import (
 )
 
 CAMERA_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+BOX_NAME_PATTERN = CAMERA_NAME_PATTERN
+
+
+def default_box_name() -> str:
+    """This machine's host name, reduced to what a box name may hold."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).strip("-._")[:64]
+    return name or "edge-daemon"
 
 
 class Section(BaseModel):
@@ -320,10 +328,11 @@ class MqttConfig(Section):
     prefix: str = Field(
         "edge-daemon",
         title="Topic prefix",
-        description="Events go to <prefix>/events and <prefix>/<camera>/events; availability to <prefix>/availability.",
+        description="Events of every box go to <prefix>/events, and to <prefix>/<box>/<camera>/events; this box's "
+        "availability to <prefix>/<box>/availability (see service.box).",
         pattern=r"^[^#+\x00]+$",
     )
-    client_id: str | None = Field(None, title="Client id", description="Defaults to edge-daemon-<hostname>.")
+    client_id: str | None = Field(None, title="Client id", description="Defaults to edge-daemon-<box> (service.box).")
     username: str | None = Field(None, title="User name", description="Broker user name.")
     password: SecretStr | None = Field(
         None, title="Password", description="Broker password (never logged); prefer EDGE_MQTT__PASSWORD or password_file."
@@ -341,7 +350,7 @@ class MqttConfig(Section):
         "homeassistant", title="Discovery prefix", description="Home Assistant's MQTT discovery prefix.", pattern=r"^[^#+\x00]+$"
     )
     stats_interval_s: float = Field(
-        0.0, ge=0, title="Stats interval", description="Publish pipeline counters to <prefix>/stats this often; 0 disables."
+        0.0, ge=0, title="Stats interval", description="Publish pipeline counters to <prefix>/<box>/stats this often; 0 disables."
     )
 
     def secret_password(self) -> str | None:
@@ -385,6 +394,13 @@ class SpoolConfig(Section):
 
 
 class ServiceConfig(Section):
+    box: str | None = Field(
+        None,
+        title="Box name",
+        description="This box's name, unique among the boxes sharing a broker: in every event ('box'), the MQTT "
+        "client id, topics and Home Assistant unique ids. Unset: the host name.",
+        pattern=BOX_NAME_PATTERN,
+    )
     stuck_after_s: float = Field(
         30.0,
         gt=0,
@@ -399,6 +415,10 @@ class ServiceConfig(Section):
         0, ge=0, le=65535, title="Metrics port", description="Serve /metrics and /healthz on this port; 0 disables."
     )
     metrics_host: str = Field("127.0.0.1", title="Metrics address", description="Address to listen on (local by default).")
+
+    @property
+    def box_name(self) -> str:
+        return self.box or default_box_name()
 
 
 class ThreadsConfig(Section):

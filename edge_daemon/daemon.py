@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import queue
 import signal
-import socket
 import threading
 import time
 
@@ -45,10 +44,10 @@ def create_mqtt(settings: Settings) -> MqttTransport | None:
         discovery = HomeAssistantDiscovery(
             settings.mqtt.discovery_prefix,
             settings.mqtt.prefix,
-            settings.mqtt.client_id or f"edge-daemon-{socket.gethostname()}",
+            settings.service.box_name,
             [camera.name for camera in settings.cameras],
         )
-    return MqttTransport(settings.mqtt, spool, discovery)
+    return MqttTransport(settings.mqtt, settings.service.box_name, spool, discovery)
 
 
 def configure_threads(config: ThreadsConfig) -> None:
@@ -104,7 +103,12 @@ class Daemon:
         transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
         self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
         self.decisions = DecisionMaker(
-            identifications, self.dispatcher, self.embedder.name, self.embedder.version, settings.events.crops_dir
+            identifications,
+            self.dispatcher,
+            self.embedder.name,
+            self.embedder.version,
+            settings.service.box_name,
+            settings.events.crops_dir,
         )
         self.monitor = ServiceMonitor(
             self, SystemdNotifier(), settings.service.stuck_after_s, settings.service.ready_timeout_s

@@ -57,6 +57,7 @@ class DecisionMaker(threading.Thread):
         dispatcher: EventDispatcher,
         embedder_name: str,
         embedder_version: str,
+        box: str,
         crops_dir: Path | None = None,
     ):
         super().__init__(name="decisions", daemon=True)
@@ -66,6 +67,7 @@ class DecisionMaker(threading.Thread):
         self._input = identifications
         self._dispatcher = dispatcher
         self._embedder = (embedder_name, embedder_version)
+        self._box = box
         self._crops_dir = crops_dir
         self._tracks: dict[tuple[str, int], TrackVotes] = {}
 
@@ -109,6 +111,7 @@ class DecisionMaker(threading.Thread):
         last = votes.last
         return Event(
             type=event_type,
+            box=self._box,
             camera=camera,
             track_id=track_id,
             identity=identity,

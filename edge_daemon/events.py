@@ -20,6 +20,7 @@ class Event(BaseModel):
 
     event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, description="Unique id; consumers dedupe on it.")
     type: EventType = Field(description="recognized / unknown: first decision for a track; updated: it changed; ended.")
+    box: str = Field(description="The box (service.box) whose camera saw the face.")
     camera: str
     track_id: int = Field(description="Per-camera track number; one person walking through keeps one id.")
     identity: str | None = Field(description="Enrolled name, or null when unknown.")

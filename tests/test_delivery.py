@@ -55,7 +55,7 @@ class PersistentSubscriber:
 def synthetic_event(number: int) -> Event:
     now = utc_iso(time.time())
     return Event(
-        type="recognized", camera="door", track_id=number, identity="ana", score=0.95, bbox=(1, 2, 3, 4),
+        type="recognized", box="porch-box", camera="door", track_id=number, identity="ana", score=0.95, bbox=(1, 2, 3, 4),
         ts=now, frame_ts=now, attempts=1, embedder="dlib_resnet", embedder_version="v1", gallery_version="r1",
     )
 
@@ -63,7 +63,9 @@ def synthetic_event(number: int) -> Event:
 def test_broker_down_for_10_seconds_loses_nothing_and_keeps_order(persistent_broker, tmp_path):
     persistent_broker.start()
     subscriber = PersistentSubscriber(persistent_broker.port)
-    transport = MqttTransport(MqttConfig(url=persistent_broker.url, prefix=PREFIX, client_id="daemon-under-test"), EventSpool(tmp_path / "spool.db"))
+    transport = MqttTransport(
+        MqttConfig(url=persistent_broker.url, prefix=PREFIX, client_id="daemon-under-test"), "porch-box", EventSpool(tmp_path / "spool.db")
+    )
     produced: list[str] = []
     try:
         assert transport.connected.wait(10)

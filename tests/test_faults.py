@@ -89,6 +89,7 @@ event_fields = st.fixed_dictionaries(
     optional={
         "event_id": st.text(max_size=40),
         "type": st.sampled_from(["recognized", "unknown", "updated", "ended"]) | st.text(max_size=10),
+        "box": st.text(max_size=20) | st.none(),
         "camera": st.text(max_size=20) | st.integers(),
         "track_id": st.integers() | st.text(max_size=5) | st.none(),
         "identity": st.none() | st.text(max_size=30),

@@ -1,4 +1,5 @@
-"""MQTT with a real mosquitto: payloads, QoS, availability and the Last Will of a killed daemon."""
+"""MQTT with a real mosquitto: payloads, QoS, availability, the Last Will of a killed daemon, and two
+boxes sharing one broker."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from conftest import HAMILTON_CLIP, ROOT, need, wait_until
 
 pytestmark = pytest.mark.slow
 PREFIX = "edgetest"
+BOX = "stagebox"
 
 
 class Subscriber:
-    def __init__(self, port: int):
+    def __init__(self, port: int, topic: str = f"{PREFIX}/#"):
         self.messages: list[mqtt.MQTTMessage] = []
         self.lock = threading.Lock()
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"{PREFIX}/#", qos=1)
+        self.client.subscribe(topic, qos=1)
         self.client.loop_start()
 
     def _on_message(self, client, userdata, message):
@@ -41,7 +43,7 @@ class Subscriber:
         self.client.disconnect()
 
 
-def write_config(path, clip, gallery, port, loop: bool):
+def write_config(path, clip, gallery, port, loop: bool, box: str = BOX):
     path.write_text(
         f"""
 [[cameras]]
@@ -58,10 +60,12 @@ jsonl = ""
 [mqtt]
 url = "mqtt://127.0.0.1:{port}"
 prefix = "{PREFIX}"
-client_id = "edge-daemon-test"
+
+[service]
+box = "{box}"
 
 [spool]
-path = "{path.parent / 'spool.db'}"
+path = "{path.with_suffix('.spool.db')}"
 """
     )
 
@@ -77,15 +81,15 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
             capture_output=True, text=True, timeout=240, cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        assert wait_until(lambda: subscriber.on(f"{PREFIX}/availability"), 5)
+        assert wait_until(lambda: subscriber.on(f"{PREFIX}/{BOX}/availability"), 5)
         everything = subscriber.on(f"{PREFIX}/events")
-        per_camera = subscriber.on(f"{PREFIX}/stage/events")
+        per_camera = subscriber.on(f"{PREFIX}/{BOX}/stage/events")
         assert everything and len(everything) == len(per_camera)
         events = [json.loads(m.payload) for m in everything]
         assert {e["identity"] for e in events if e["identity"]} == {"lin_manuel_miranda"}
         assert [json.loads(m.payload)["event_id"] for m in per_camera] == [e["event_id"] for e in events]
         assert all(m.qos == 1 and not m.retain for m in everything)
-        availability = [m.payload.decode() for m in subscriber.on(f"{PREFIX}/availability")]
+        availability = [m.payload.decode() for m in subscriber.on(f"{PREFIX}/{BOX}/availability")]
         assert availability[0] == "online" and availability[-1] == "stopped"
     finally:
         subscriber.close()
@@ -93,9 +97,9 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
     # A late subscriber sees the retained availability, never a retained event.
     late = Subscriber(broker.port)
     try:
-        assert wait_until(lambda: late.on(f"{PREFIX}/availability"), 5)
-        assert late.on(f"{PREFIX}/availability")[0].retain
-        assert late.on(f"{PREFIX}/availability")[0].payload == b"stopped"
+        assert wait_until(lambda: late.on(f"{PREFIX}/{BOX}/availability"), 5)
+        assert late.on(f"{PREFIX}/{BOX}/availability")[0].retain
+        assert late.on(f"{PREFIX}/{BOX}/availability")[0].payload == b"stopped"
         assert not late.on(f"{PREFIX}/events")
     finally:
         late.close()
@@ -110,12 +114,44 @@ def test_last_will_is_offline_when_the_daemon_is_killed(broker, hamilton_gallery
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )
     try:
-        assert wait_until(lambda: [m for m in subscriber.on(f"{PREFIX}/availability") if m.payload == b"online"], 60)
+        assert wait_until(lambda: [m for m in subscriber.on(f"{PREFIX}/{BOX}/availability") if m.payload == b"online"], 60)
         assert wait_until(lambda: subscriber.on(f"{PREFIX}/events"), 60)  # it is really working
         os.kill(daemon.pid, signal.SIGKILL)
         daemon.wait(10)
-        assert wait_until(lambda: subscriber.on(f"{PREFIX}/availability")[-1].payload == b"offline", 10)
+        assert wait_until(lambda: subscriber.on(f"{PREFIX}/{BOX}/availability")[-1].payload == b"offline", 10)
     finally:
         if daemon.poll() is None:
             daemon.kill()
+        subscriber.close()
+
+
+def test_two_boxes_on_one_broker_with_cameras_of_the_same_name_stay_apart(broker, hamilton_gallery, tmp_path):
+    clip = need(HAMILTON_CLIP)
+    subscriber = Subscriber(broker.port, "#")
+    daemons = []
+    try:
+        for box in ("north", "south"):
+            config = tmp_path / f"{box}.toml"
+            write_config(config, clip, hamilton_gallery, broker.port, loop=False, box=box)
+            daemons.append(subprocess.Popen([sys.executable, "-m", "edge_daemon.cli", "run", "--config", str(config)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+        for daemon in daemons:
+            assert daemon.wait(240) == 0, daemon.stderr.read()[-2000:]
+        assert wait_until(lambda: all(subscriber.on(f"{PREFIX}/{box}/availability") for box in ("north", "south")), 5)
+        events = [json.loads(m.payload) for m in subscriber.on(f"{PREFIX}/events")]
+        by_box = {box: [e for e in events if e["box"] == box] for box in ("north", "south")}
+        assert all(by_box.values()) and len(events) == sum(map(len, by_box.values()))
+        for box, own in by_box.items():  # each box's camera topic carries its own events only
+            per_camera = [json.loads(m.payload)["event_id"] for m in subscriber.on(f"{PREFIX}/{box}/stage/events")]
+            assert sorted(per_camera) == sorted(e["event_id"] for e in own)
+            assert subscriber.on(f"{PREFIX}/{box}/availability")[-1].payload == b"stopped"
+        configs = {box: json.loads(subscriber.on(f"homeassistant/event/{box}_stage/face/config")[0].payload)
+                   for box in ("north", "south")}
+        assert configs["north"]["unique_id"] != configs["south"]["unique_id"]
+        assert configs["north"]["device"]["identifiers"] != configs["south"]["device"]["identifiers"]
+        assert configs["north"]["state_topic"] != configs["south"]["state_topic"]
+    finally:
+        for daemon in daemons:
+            if daemon.poll() is None:
+                daemon.kill()
         subscriber.close()

@@ -108,7 +108,7 @@ def test_home_assistant_discovery_and_entities(broker, tmp_path, hamilton_galler
     config = tmp_path / "c.toml"
     config.write_text(
         f'[[cameras]]\nname = "stage"\nurl = "{need(HAMILTON_CLIP)}"\n[gallery]\npath = "{hamilton_gallery}"\n'
-        f'[events]\njsonl = ""\n[mqtt]\nurl = "{broker.url}"\nprefix = "edgeha"\nclient_id = "box1"\n'
+        f'[events]\njsonl = ""\n[mqtt]\nurl = "{broker.url}"\nprefix = "edgeha"\n[service]\nbox = "box1"\n'
         f'[spool]\npath = "{tmp_path / "spool.db"}"\n'
     )
     daemon = subprocess.Popen([sys.executable, "-m", "edge_daemon.cli", "run", "--config", str(config)],
@@ -123,16 +123,16 @@ def test_home_assistant_discovery_and_entities(broker, tmp_path, hamilton_galler
             configs = {m.topic: m for m in received if m.topic.endswith("/config")}
         event_config = json.loads(configs["homeassistant/event/box1_stage/face/config"].payload)
         assert event_config["event_types"] == ["recognized", "unknown"]
-        assert event_config["availability"][0]["topic"] == "edgeha/availability"
+        assert event_config["availability"][0]["topic"] == "edgeha/box1/availability"
         assert "homeassistant/sensor/box1_stage/last_identity/config" in configs
         before = topics().count("homeassistant/event/box1_stage/face/config")
         client.publish("homeassistant/status", "online", qos=1)  # HA restarted: announce again
         assert wait_until(lambda: topics().count("homeassistant/event/box1_stage/face/config") > before, 10)
         assert daemon.wait(240) == 0
         with lock:
-            decisions = [json.loads(m.payload) for m in received if m.topic == "edgeha/stage/ha/decision"]
-            identities = [m.payload.decode() for m in received if m.topic == "edgeha/stage/ha/last_identity"]
-            entity_retained = [m.retain for m in received if m.topic.startswith("edgeha/stage/ha/")]
+            decisions = [json.loads(m.payload) for m in received if m.topic == "edgeha/box1/stage/ha/decision"]
+            identities = [m.payload.decode() for m in received if m.topic == "edgeha/box1/stage/ha/last_identity"]
+            entity_retained = [m.retain for m in received if m.topic.startswith("edgeha/box1/stage/ha/")]
         assert {d["event_type"] for d in decisions} <= {"recognized", "unknown"}
         assert any(d["event_type"] == "recognized" and d["identity"] == "lin_manuel_miranda" for d in decisions)
         assert "lin_manuel_miranda" in identities

@@ -56,7 +56,7 @@ class Collect:
 def run_decisions(messages):
     sink = Collect()
     inbox: queue.Queue = queue.Queue()
-    maker = DecisionMaker(inbox, EventDispatcher([sink]), "dlib_resnet", "v1")
+    maker = DecisionMaker(inbox, EventDispatcher([sink]), "dlib_resnet", "v1", "box")
     maker.start()
     for message in [*messages, Shutdown()]:
         inbox.put(message)

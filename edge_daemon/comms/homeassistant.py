@@ -1,5 +1,7 @@
 """Home Assistant MQTT discovery: per camera an ``event`` entity (event types ``recognized`` and
 ``unknown``) and a sensor with the last identity, both tied to the daemon's availability.
+The box name is the device and prefixes every unique id and topic, so boxes with cameras of the
+same name make distinct entities on one broker.
 
 Discovery configs are retained (HA reads them when it starts) and published again whenever HA
 announces ``online`` on its status topic. What feeds the entities is never retained.
@@ -15,11 +17,11 @@ HA_EVENT_TYPES = ["recognized", "unknown"]
 
 
 class HomeAssistantDiscovery:
-    def __init__(self, discovery_prefix: str, prefix: str, node_id: str, cameras: list[str]):
+    def __init__(self, discovery_prefix: str, prefix: str, box: str, cameras: list[str]):
         self.status_topic = f"{discovery_prefix}/status"
         self._discovery_prefix = discovery_prefix
-        self._prefix = prefix
-        self._node_id = "".join(c if c.isalnum() or c in "_-" else "_" for c in node_id)
+        self._prefix = f"{prefix}/{box}"
+        self._node_id = "".join(c if c.isalnum() or c in "_-" else "_" for c in box)
         self._cameras = cameras
 
     def decision_topic(self, camera: str) -> str:

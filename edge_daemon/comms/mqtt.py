@@ -1,9 +1,11 @@
 """MQTT transport (paho-mqtt 2.x), fed from the disk spool so that nothing is lost.
 
-Topics: ``<prefix>/events`` and ``<prefix>/<camera>/events`` (QoS 1, never retained: a replayed
-retained event must not open a door); ``<prefix>/availability`` (retained: ``online`` on connect,
-``offline`` as Last Will, ``stopped`` on clean shutdown); ``<prefix>/stats`` when enabled; and the
-Home Assistant discovery and entity topics (see ``homeassistant.py``).
+Topics, for many boxes on one broker: ``<prefix>/events`` (every box's events; each names its
+``box``) and ``<prefix>/<box>/<camera>/events`` (QoS 1, never retained: a replayed retained event
+must not open a door); ``<prefix>/<box>/availability`` (retained: ``online`` on connect,
+``offline`` as Last Will, ``stopped`` on clean shutdown); ``<prefix>/<box>/stats`` when enabled;
+and the Home Assistant discovery and entity topics (see ``homeassistant.py``). The client id is
+``edge-daemon-<box>`` unless configured.
 
 ``publish`` only appends to the spool. A sender thread delivers spooled events oldest first, one
 at a time, and deletes each only after the broker acknowledged both of its messages; while the
@@ -14,7 +16,6 @@ next start delivers what was left (possibly once more: QoS 1; consumers dedupe o
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import threading
 import time
@@ -35,15 +36,18 @@ ONLINE, OFFLINE, STOPPED = "online", "offline", "stopped"
 class MqttTransport:
     name = "mqtt"
 
-    def __init__(self, config: MqttConfig, spool: EventSpool, discovery: HomeAssistantDiscovery | None = None):
+    def __init__(
+        self, config: MqttConfig, box: str, spool: EventSpool, discovery: HomeAssistantDiscovery | None = None
+    ):
         self._config = config
         self.spool = spool
         self._discovery = discovery
-        self.availability_topic = f"{config.prefix}/availability"
+        self._box_topic = f"{config.prefix}/{box}"
+        self.availability_topic = f"{self._box_topic}/availability"
         self.connected = threading.Event()
         self.delivered = 0
         self._closing = threading.Event()
-        client_id = config.client_id or f"edge-daemon-{socket.gethostname()}"
+        client_id = config.client_id or f"edge-daemon-{box}"
         self._client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
         )
@@ -95,10 +99,10 @@ class MqttTransport:
     def publish_stats(self, stats: dict) -> None:
         """Best effort, not spooled: a stats message is only worth something now."""
         if self.connected.is_set():
-            self._client.publish(f"{self._config.prefix}/stats", json.dumps(stats), qos=0, retain=False)
+            self._client.publish(f"{self._box_topic}/stats", json.dumps(stats), qos=0, retain=False)
 
     def _messages(self, camera: str, payload: str) -> list[tuple[str, str]]:
-        messages = [(f"{self._config.prefix}/events", payload), (f"{self._config.prefix}/{camera}/events", payload)]
+        messages = [(f"{self._config.prefix}/events", payload), (f"{self._box_topic}/{camera}/events", payload)]
         if self._discovery is not None:
             messages += self._discovery.entity_messages(json.loads(payload))
         return messages
