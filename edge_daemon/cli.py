@@ -22,6 +22,10 @@ class UsageError(Exception):
     """Bad arguments: exit code 2."""
 
 
+class RuntimeFailure(Exception):
+    """Something outside the command failed (a broker, a disk): exit code 1."""
+
+
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     settings = load_settings(args.config, **overrides)
     configure_logging(settings.logging.level, settings.logging.format)
@@ -30,6 +34,10 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 def _gallery_override(path: Path | None) -> dict:
     return {"gallery": {"path": str(path)}} if path is not None else {}
+
+
+def _mqtt_override(args: argparse.Namespace) -> dict:
+    return {"mqtt": {"url": args.mqtt}} if getattr(args, "mqtt", None) else {}
 
 
 # --- run ------------------------------------------------------------------------------
@@ -134,7 +142,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from edge_daemon.api import enrolment_embeddings
     from edge_daemon.gallery import META_FILE, Gallery, locked, validate_identity
 
-    settings = _settings(args)
+    settings = _settings(args, **_mqtt_override(args))
     try:
         name = validate_identity(args.name)
     except ValueError as exc:
@@ -155,6 +163,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         gallery.add(name, enrolment.matrix(embedder.dim), enrolment.sources, enrolment.faces)
         gallery.save(path)
     summary = {"identity": name, "enrolled": len(enrolment.sources), "skipped": len(enrolment.skipped)}
+    if args.publish:
+        summary.update(_publish(args, settings, path))
     print(json.dumps({**summary, "version": gallery.version}))
     return 0
 
@@ -193,6 +203,26 @@ def cmd_gallery_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace, settings: Settings, path: Path) -> dict:
+    """Publish the gallery at ``path`` to the fleet's broker (mqtt.url, which ``--mqtt`` overrides)."""
+    from edge_daemon.comms.gallery_sync import SyncError, publish_gallery
+
+    if not settings.mqtt.url:
+        raise UsageError("no broker: pass --mqtt mqtt://HOST:PORT or set mqtt.url in the config")
+    prefix = args.prefix or settings.mqtt.prefix
+    try:
+        manifest = publish_gallery(path, settings.mqtt, prefix, settings.gallery.sync_chunk_bytes)
+    except SyncError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    return {"published": manifest["version"], "rows": manifest["rows"], "topic": f"{prefix}/gallery/manifest"}
+
+
+def cmd_gallery_publish(args: argparse.Namespace) -> int:
+    settings = _settings(args, **_mqtt_override(args))
+    print(json.dumps(_publish(args, settings, _gallery_path(args, settings))))
+    return 0
+
+
 def cmd_gallery_list(args: argparse.Namespace) -> int:
     from edge_daemon.gallery import Gallery
 
@@ -209,7 +239,8 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
     from edge_daemon.gallery import Gallery, locked
 
-    path = _gallery_path(args, _settings(args))
+    settings = _settings(args, **_mqtt_override(args))
+    path = _gallery_path(args, settings)
     with locked(path):
         gallery = Gallery.load(path)
         removed = gallery.remove(args.name)
@@ -217,7 +248,10 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
             log.error("identity not in gallery", identity=args.name)
             return 1
         gallery.save(path)
-    print(json.dumps({"identity": args.name, "removed": removed, "version": gallery.version}))
+    summary = {"identity": args.name, "removed": removed, "version": gallery.version}
+    if args.publish:
+        summary.update(_publish(args, settings, path))
+    print(json.dumps(summary))
     return 0
 
 
@@ -490,10 +524,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--gallery", type=Path)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_gallery_list)
-    remove = gallery.add_parser("remove", parents=[config_parent], help="remove one identity")
+    publish_parent = argparse.ArgumentParser(add_help=False)
+    publish_parent.add_argument("--mqtt", metavar="mqtt://HOST:PORT", help="the fleet's broker (default: mqtt.url)")
+    publish_parent.add_argument("--prefix", help="topic prefix (default: mqtt.prefix)")
+    remove = gallery.add_parser("remove", parents=[config_parent, publish_parent], help="remove one identity")
     remove.add_argument("--gallery", type=Path)
     remove.add_argument("name")
+    remove.add_argument("--publish", action="store_true", help="then publish the gallery to the fleet's broker")
     remove.set_defaults(handler=cmd_gallery_remove)
+    publish = gallery.add_parser(
+        "publish", parents=[config_parent, publish_parent], help="publish a gallery to every box on the broker"
+    )
+    publish.add_argument("gallery", type=Path, nargs="?", metavar="GALLERY")
+    publish.set_defaults(handler=cmd_gallery_publish)
     rebuild = gallery.add_parser(
         "rebuild", parents=[config_parent], help="re-embed a gallery with the configured embedder (old files kept aside)"
     )
@@ -513,8 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_models_list)
 
-    enroll = commands.add_parser("enroll", parents=[config_parent], help="add one person from a few photos")
+    enroll = commands.add_parser("enroll", parents=[config_parent, publish_parent], help="add one person from a few photos")
     enroll.add_argument("--gallery", type=Path)
+    enroll.add_argument("--publish", action="store_true", help="then publish the gallery to the fleet's broker")
     enroll.add_argument("name")
     enroll.add_argument("images", nargs="+")
     enroll.set_defaults(handler=cmd_enroll)
@@ -586,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"edge-daemon: {exc}", file=sys.stderr)
         return 2
-    except (DetectorError, EmbedderError, GalleryError, OSError) as exc:
+    except (DetectorError, EmbedderError, GalleryError, RuntimeFailure, OSError) as exc:
         print(f"edge-daemon: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -277,6 +277,19 @@ class GalleryConfig(Section):
         description="Cosine similarity below which a face is 'unknown'. Unset: the calibrated value stored in the gallery.",
     )
     top_k: int = Field(5, ge=1, le=100, title="Neighbours", description="Gallery entries compared per face.")
+    sync: Literal["off", "mqtt"] = Field(
+        "off",
+        title="Gallery from the broker",
+        description="'mqtt': adopt the fleet's gallery published with 'edge-daemon gallery publish' (retained on "
+        "the broker under <mqtt.prefix>/gallery), written to path so a restart without the broker keeps it.",
+    )
+    sync_chunk_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        le=256 << 20,
+        title="Gallery chunk size",
+        description="'gallery publish' splits a revision into retained messages of at most this many bytes.",
+    )
     approximate_from: int | None = Field(
         200_000,
         ge=1,
@@ -461,6 +474,12 @@ class Settings(BaseSettings):
     service: ServiceConfig = Field(default_factory=ServiceConfig, title="Service (systemd, metrics, health)")
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig, title="Threads (two cores are shared by every stage)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")
+
+    @model_validator(mode="after")
+    def _gallery_sync_needs(self) -> Settings:
+        if self.gallery.sync == "mqtt" and (not self.mqtt.url or self.gallery.path is None):
+            raise ValueError("gallery.sync = 'mqtt' needs mqtt.url and gallery.path (where revisions are kept)")
+        return self
 
     @field_validator("cameras")
     @classmethod

@@ -15,6 +15,7 @@ import time
 
 from edge_daemon.capture import Camera
 from edge_daemon.comms.dispatcher import EventDispatcher, Transport
+from edge_daemon.comms.gallery_sync import GallerySync
 from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
@@ -100,6 +101,17 @@ class Daemon:
             settings.embedder.max_wait_ms,
         )
         self.mqtt = create_mqtt(settings)
+        self.gallery_sync = None
+        if settings.gallery.sync == "mqtt":
+            self.gallery_sync = GallerySync(
+                settings.mqtt,
+                settings.mqtt.prefix,
+                f"edge-daemon-{settings.service.box_name}-gallery",
+                (self.embedder.name, self.embedder.version),
+                settings.gallery.path,
+                self.matcher.gallery,
+                self.matcher.adopt,
+            )
         transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
         self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
         self.decisions = DecisionMaker(
@@ -171,6 +183,8 @@ class Daemon:
         self.embed_worker.join()
         self.decisions.join()
         self.dispatcher.close()
+        if self.gallery_sync is not None:
+            self.gallery_sync.close()
         for model in [*self._detectors, self.embedder]:
             model.close()
         if self.metrics is not None:
@@ -191,6 +205,10 @@ class Daemon:
             },
             "events": self.decisions.counters.values,
             "transports": self.dispatcher.counters.values,
+            "gallery": {
+                "version": self.matcher.gallery.version if self.matcher.gallery else None,
+                **(self.gallery_sync.counters.values if self.gallery_sync else {}),
+            },
         }
 
     def _install_signal_handlers(self) -> None:

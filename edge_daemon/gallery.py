@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import unicodedata
@@ -31,6 +32,7 @@ GALLERY_FORMAT = "edge-daemon-gallery"
 META_FILE = "gallery.json"
 LABELS_FILE = "labels.json"
 EMBEDDINGS_FILE = "embeddings.npy"
+GALLERY_FILES = (EMBEDDINGS_FILE, LABELS_FILE, META_FILE)  # written in this order: gallery.json last
 FACES_DIR = "faces"
 MAX_IDENTITY_LENGTH = 128
 
@@ -206,14 +208,24 @@ class Gallery:
         if not (path / META_FILE).is_file():
             raise GalleryError(f"{path} is not a gallery ({META_FILE} missing); create one with 'edge-daemon gallery build'")
         try:
-            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-            names = json.loads((path / LABELS_FILE).read_text(encoding="utf-8"))
-            vectors = np.load(path / EMBEDDINGS_FILE, allow_pickle=False)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            files = {name: (path / name).read_bytes() for name in GALLERY_FILES}
+        except OSError as exc:
             raise GalleryError(f"cannot read gallery {path}: {exc}") from None
+        return cls.from_files(files, str(path))
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], where: str) -> Gallery:
+        """The gallery held by the contents of its three files (``GALLERY_FILES``); ``where`` names
+        them in errors. Everything is checked: the bytes may come from a disk or a network."""
+        try:
+            meta = json.loads(files[META_FILE].decode("utf-8"))
+            names = json.loads(files[LABELS_FILE].decode("utf-8"))
+            vectors = np.load(io.BytesIO(files[EMBEDDINGS_FILE]), allow_pickle=False)
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise GalleryError(f"cannot read gallery {where}: {exc}") from None
         try:
             if meta["format"] != GALLERY_FORMAT:
-                raise GalleryError(f"{path / META_FILE}: not an edge-daemon gallery")
+                raise GalleryError(f"{where}: not an edge-daemon gallery")
             gallery = cls(
                 embedder=str(meta["embedder"]),
                 embedder_version=str(meta["embedder_version"]),
@@ -227,20 +239,18 @@ class Gallery:
                 faces=[_face_file_name(face) for face in names["faces"]] if "faces" in names else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise GalleryError(f"gallery {path} is incomplete or damaged: {exc!r}") from None
+            raise GalleryError(f"gallery {where} is incomplete or damaged: {exc!r}") from None
         if gallery.vectors.ndim != 2 or gallery.vectors.shape != (len(gallery.labels), gallery.dim):
             raise GalleryError(
-                f"gallery {path} is damaged: {gallery.vectors.shape} embeddings for {len(gallery.labels)} labels "
+                f"gallery {where} is damaged: {gallery.vectors.shape} embeddings for {len(gallery.labels)} labels "
                 f"of dimension {gallery.dim}"
             )
         if len({len(gallery.sources), len(gallery.faces), len(gallery.labels)}) != 1 or not np.isfinite(gallery.vectors).all():
-            raise GalleryError(f"gallery {path} is damaged: sources or embeddings inconsistent")
+            raise GalleryError(f"gallery {where} is damaged: sources or embeddings inconsistent")
         return gallery
 
-    def save(self, path: Path) -> None:
-        """Write the gallery; each file is replaced atomically, ``gallery.json`` last."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+    def files(self) -> dict[str, bytes]:
+        """The contents of the gallery's three files, as ``save`` writes them."""
         meta = {
             "format": GALLERY_FORMAT,
             "embedder": self.embedder,
@@ -253,15 +263,32 @@ class Gallery:
             "size": len(self.labels),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        embeddings = io.BytesIO()
+        np.save(embeddings, self.vectors, allow_pickle=False)
+        labels = json.dumps({"labels": self.labels, "sources": self.sources, "faces": self.faces}, ensure_ascii=False, indent=1)
+        return {
+            EMBEDDINGS_FILE: embeddings.getvalue(),
+            LABELS_FILE: labels.encode(),
+            META_FILE: json.dumps(meta, indent=2).encode(),
+        }
+
+    def keep_faces(self, faces: dict[str, bytes]) -> None:
+        """Face crops (file name -> JPEG) to write with the gallery on the next ``save``; only
+        those its rows name are kept."""
+        named = set(self.faces)
+        self._unsaved_faces.update({name: data for name, data in faces.items() if name in named})
+
+    def save(self, path: Path) -> None:
+        """Write the gallery; each file is replaced atomically, ``gallery.json`` last."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
         faces_dir = path / FACES_DIR
         faces_dir.mkdir(exist_ok=True)
         for name, data in self._unsaved_faces.items():
-            _atomic_write(faces_dir / name, lambda handle: handle.write(data))
+            _atomic_write(faces_dir / name, data)
         self._unsaved_faces.clear()
-        _atomic_write(path / EMBEDDINGS_FILE, lambda handle: np.save(handle, self.vectors, allow_pickle=False))
-        labels = json.dumps({"labels": self.labels, "sources": self.sources, "faces": self.faces}, ensure_ascii=False, indent=1)
-        _atomic_write(path / LABELS_FILE, lambda handle: handle.write(labels.encode()))
-        _atomic_write(path / META_FILE, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
+        for name, data in self.files().items():  # gallery.json last: readers see the whole or the old
+            _atomic_write(path / name, data)
         for stale in set(p.name for p in faces_dir.glob("*.jpg")) - set(self.faces):  # faces of removed rows
             (faces_dir / stale).unlink(missing_ok=True)
 
@@ -274,10 +301,10 @@ def _face_file_name(name: object) -> str:
     return name
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as handle:
-        write(handle)
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_daemon.config import GalleryConfig
-from edge_daemon.gallery import Gallery, Match
+from edge_daemon.gallery import META_FILE, Gallery, Match
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
@@ -22,8 +22,12 @@ class Matcher:
         self._config = config
         self._embedder = embedder
         self._lock = threading.Lock()  # serialises reloads, never lookups
-        self.gallery: Gallery | None = self._load() if config.path is not None else None
-        if self.gallery is None:
+        self.gallery: Gallery | None = None
+        if config.path is not None and (config.sync == "off" or (Path(config.path) / META_FILE).exists()):
+            self.gallery = self._load()
+        if self.gallery is None and config.sync != "off":
+            log.warning("no gallery on disk yet: every face is unknown until one arrives from the broker")
+        elif self.gallery is None:
             log.warning("no gallery configured: every face will be reported as unknown")
 
     def _load(self) -> Gallery:
@@ -55,6 +59,13 @@ class Matcher:
                 log.error("gallery reload failed, keeping the current one", error=str(exc))
                 return False
         return True
+
+    def adopt(self, gallery: Gallery) -> None:
+        """Use ``gallery`` (a revision from the fleet's broker) from the next batch on."""
+        gallery.check_embedder(self._embedder)
+        gallery.use_approximate_index(self._config.approximate_from)
+        with self._lock:
+            self.gallery = gallery
 
     def match(self, vectors: np.ndarray) -> tuple[list[Match], str | None]:
         gallery = self.gallery  # one read: the whole batch sees the same gallery

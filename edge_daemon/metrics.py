@@ -89,6 +89,14 @@ class DaemonCollector:
             result, _, transport = key.partition("_")
             delivery.add_metric([transport, result], value)
         yield delivery
+        gallery = dict(stats["gallery"])
+        info = GaugeMetricFamily("edge_daemon_gallery_info", "The gallery in use, by version", labels=["version"])
+        info.add_metric([gallery.pop("version") or "none"], 1.0)
+        yield info
+        sync = CounterMetricFamily("edge_daemon_gallery_sync", "Gallery revisions from the broker, by outcome", labels=["outcome"])
+        for outcome, value in gallery.items():
+            sync.add_metric([outcome], value)
+        yield sync
         mqtt = self._daemon.mqtt
         if mqtt is not None:
             yield GaugeMetricFamily("edge_daemon_spool_depth", "Events waiting in the spool for the broker", value=mqtt.spool.depth())

@@ -33,6 +33,16 @@ log = get_logger(__name__)
 ONLINE, OFFLINE, STOPPED = "online", "offline", "stopped"
 
 
+def new_client(config: MqttConfig, client_id: str, clean_session: bool) -> mqtt.Client:
+    """A paho client for the configured broker, with its credentials and TLS; not connected yet."""
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+    if config.username:
+        client.username_pw_set(config.username, config.secret_password())
+    if config.tls:
+        client.tls_set_context(ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None))
+    return client
+
+
 class MqttTransport:
     name = "mqtt"
 
@@ -47,16 +57,7 @@ class MqttTransport:
         self.connected = threading.Event()
         self.delivered = 0
         self._closing = threading.Event()
-        client_id = config.client_id or f"edge-daemon-{box}"
-        self._client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
-        )
-        if config.username:
-            password = config.secret_password()
-            self._client.username_pw_set(config.username, password)
-        if config.tls:
-            context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-            self._client.tls_set_context(context)
+        self._client = new_client(config, config.client_id or f"edge-daemon-{box}", clean_session=False)
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
