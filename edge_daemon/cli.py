@@ -353,6 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         far=args.far,
         cache_dir=args.cache_dir,
+        distribute=args.distribute,
     )
     if not args.dataset.is_dir():
         raise UsageError(f"dataset directory not found: {args.dataset}")
@@ -585,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
     trainer.add_argument("--far", type=float, default=0.01, help="false-accept rate for the unknown-threshold")
     trainer.add_argument("--cache-dir", type=Path, help="face-crop cache (default: MODEL_DIR/../.face-cache)")
+    trainer.add_argument(
+        "--distribute", choices=["none", "mirrored", "multi-worker"], default="none",
+        help="tf.distribute: mirrored (the GPUs of this machine) or multi-worker (machines listed in TF_CONFIG)",
+    )
     trainer.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("eval", help="evaluate an embedder").add_subparsers(dest="action", required=True)

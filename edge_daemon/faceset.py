@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def prepare_faces(root: Path, cache_dir: Path, input_size: int, detector_config:
             if reason is None:
                 faces.items.append(FaceItem(identity, str(path), crop_path))
             else:
-                skip_path.write_text(json.dumps({"reason": reason}))
+                _write_atomically(skip_path, lambda temporary: temporary.write_text(json.dumps({"reason": reason})))
                 faces.skipped.append({"image": str(path), "identity": identity, "reason": reason})
         progress()
     return faces
@@ -95,10 +97,21 @@ def _crop_one_face(path: Path, aligner: TemplateAligner, detector, crop_path: Pa
     detections = find_faces(image, detector)
     if len(detections) != 1:
         return "no face found" if not detections else f"{len(detections)} faces found, expected one"
-    temporary = crop_path.with_suffix(".tmp.png")
-    cv2.imwrite(str(temporary), aligner.align(image, detections[0]))
-    temporary.replace(crop_path)
+    crop = aligner.align(image, detections[0])
+    _write_atomically(crop_path, lambda temporary: cv2.imwrite(str(temporary), crop))
     return None
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(temporary)`` then rename onto ``path``: workers sharing a cache (the trainer under
+    tf.distribute) may write the same entry at once; each gets its own temporary, and a reader sees
+    the whole file or none. The temporary keeps the suffix: OpenCV picks the format by it."""
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_crops(items: list[FaceItem]) -> np.ndarray:

@@ -8,13 +8,31 @@ The recipe (transfer learning, as in the Pins Face Recognition notebooks):
            at a lower learning rate, with augmentation (flip, small rotation/zoom, brightness).
 Both phases stop early on validation loss (best weights restored) and reduce the learning rate
 on plateaus; the best weights of each phase are checkpointed.
+
+Distribution (``TrainOptions.distribute``), with tf.distribute:
+  none          one process, TensorFlow's default device placement.
+  mirrored      MirroredStrategy: one process, one replica per local GPU (the CPU when there is none).
+  multi-worker  MultiWorkerMirroredStrategy: one process per machine, the cluster read from the
+                TF_CONFIG environment variable (worker 0 is the chief).
+Both phases (and the feature and evaluation predictions) run under the strategy; gradients are
+all-reduced, so every replica holds the same weights. ``batch_size`` is per replica: the global
+batch is ``batch_size x replicas``. The learning rates are used as given, not scaled with the
+replica count (the linear scaling rule is an SGD rule; Adam copes with larger batches): raise
+them yourself if a large global batch trains too slowly. A last batch too small to give every
+replica a share is padded for predictions and left out of training and validation (at most
+replicas - 1 images). Every worker runs every step (fit and predict are collective) but only the
+chief writes into ``out``; the others write into a temporary directory they delete (Keras'
+multi-worker pattern). The face cache and the split depend only on the dataset, the detector
+settings and the seed, so every worker sees the same data.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,7 +64,7 @@ class TrainOptions:
     init: str = "imagenet"  # "imagenet", "none" or a path to VGG16 no-top weights (.h5)
     epochs: int = 30
     fine_tune_epochs: int = 15
-    batch_size: int = 32
+    batch_size: int = 32  # per replica: the global batch is batch_size x replicas
     seed: int = 1337
     embedding_dim: int = 256
     learning_rate: float = 1e-3
@@ -55,12 +73,72 @@ class TrainOptions:
     patience: int = 5
     far: float = 0.01
     cache_dir: Path | None = None
+    distribute: str = "none"  # "none", "mirrored" or "multi-worker" (cluster from TF_CONFIG)
 
     @property
     def blocks_to_unfreeze(self) -> int:
         if self.unfreeze_blocks is not None:
             return self.unfreeze_blocks
         return VGG16_BLOCKS if self.init == "none" else 1
+
+
+TF_CONFIG_EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+def cluster_from_tf_config() -> tuple[int, bool]:
+    """(workers, this process is the chief) from TF_CONFIG, checked here because
+    MultiWorkerMirroredStrategy would silently train alone without it."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise TrainerError(
+            "--distribute multi-worker needs the TF_CONFIG environment variable on every machine, e.g. "
+            f"TF_CONFIG='{TF_CONFIG_EXAMPLE}' (the same worker list everywhere; index: this machine's place in it)"
+        )
+    try:
+        config = json.loads(raw)
+        workers, task_type, index = config["cluster"]["worker"], config["task"]["type"], config["task"]["index"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrainerError(f"TF_CONFIG is not of the form {TF_CONFIG_EXAMPLE} ({exc!r})") from None
+    if set(config["cluster"]) != {"worker"} or task_type != "worker":
+        raise TrainerError(f"TF_CONFIG: only 'worker' tasks are supported (worker 0 is the chief), e.g. {TF_CONFIG_EXAMPLE}")
+    if not (isinstance(workers, list) and workers and all(isinstance(w, str) and ":" in w for w in workers)):
+        raise TrainerError(f"TF_CONFIG: cluster.worker must be a list of 'host:port', got {workers!r}")
+    if not (isinstance(index, int) and 0 <= index < len(workers)):
+        raise TrainerError(f"TF_CONFIG: task.index must be 0..{len(workers) - 1}, got {index!r}")
+    return len(workers), index == 0
+
+
+def distribution_strategy(distribute: str):
+    """(strategy, workers, is chief) for TrainOptions.distribute."""
+    import tensorflow as tf
+
+    class KerasReduce:
+        """Answers two ``reduce`` calls of Keras 3's fit that tf.distribute rejects once there is
+        more than one replica (keras-team/keras#20585, tensorflow/tensorflow#72388)."""
+
+        def reduce(self, reduce_op, value, axis=None):
+            if tf.nest.is_nested(value):
+                # A whole (x, y) batch, reduced only to learn its shapes before building: the
+                # replicas' shares of a small first batch differ in size, so take this one's.
+                return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
+            if self.experimental_local_results(value)[0].shape.rank == 0:
+                axis = None  # a scalar log (loss, accuracy), averaged "along axis 0"
+            return super().reduce(reduce_op, value, axis)
+
+    class MirroredStrategy(KerasReduce, tf.distribute.MirroredStrategy):
+        pass
+
+    class MultiWorkerMirroredStrategy(KerasReduce, tf.distribute.MultiWorkerMirroredStrategy):
+        pass
+
+    if distribute == "none":
+        return tf.distribute.get_strategy(), 1, True
+    if distribute == "mirrored":
+        return MirroredStrategy(), 1, True
+    if distribute == "multi-worker":
+        workers, chief = cluster_from_tf_config()
+        return MultiWorkerMirroredStrategy(), workers, chief
+    raise TrainerError(f"--distribute {distribute}: expected none, mirrored or multi-worker")
 
 
 def vgg16_base(init: str, input_size: int):
@@ -88,14 +166,16 @@ def vgg16_base(init: str, input_size: int):
         raise TrainerError(f"--init {init}: cannot load VGG16 no-top weights from it ({exc})") from None
 
 
-def build_head(feature_dim: int, classes: int, embedding_dim: int):
+def build_head(feature_dim: int, classes: int, embedding_dim: int, replicas: int = 1):
     """Features -> (embedding model, classifier model), sharing layers."""
     import keras
     from keras import layers
 
     features = keras.Input((feature_dim,), name="features")
     x = layers.Dense(512)(features)
-    x = layers.BatchNormalization()(x)
+    # With several replicas, batch statistics over the global batch: each replica updating the
+    # moving mean and variance with its own share would leave the workers' weights different.
+    x = layers.BatchNormalization(synchronized=replicas > 1)(x)
     x = layers.LeakyReLU(negative_slope=0.1)(x)
     x = layers.Dropout(0.4)(x)
     x = layers.Dense(embedding_dim)(x)
@@ -119,13 +199,20 @@ def augmenter(seed: int):
     )
 
 
-def image_dataset(crops: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augment: bool):
+def image_dataset(crops: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augment: bool, replicas: int = 1):
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((crops, labels))
     if augment:
         dataset = dataset.shuffle(len(crops), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    # A last batch with fewer images than replicas would leave one of them an empty share, on
+    # which oneDNN's convolutions fail: leave it out (at most replicas - 1 images an epoch).
+    whole, rest = divmod(len(crops), batch_size)
+    dataset = dataset.batch(batch_size).take(whole + (rest >= replicas))
+    # In-memory tensors have no files to shard by: each worker keeps its share of every batch.
+    sharding = tf.data.Options()
+    sharding.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(sharding)
     augmentation = augmenter(seed) if augment else None
     mean = tf.constant([103.939, 116.779, 123.68])  # the same BGR means as vgg16_preprocess
 
@@ -136,6 +223,13 @@ def image_dataset(crops: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
         return images - mean, y
 
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def predict(model, x: np.ndarray, batch_size: int, replicas: int, verbose=0) -> np.ndarray:
+    """``model.predict`` with the inputs padded (wrapping round) to a multiple of the replica count,
+    the padding's outputs dropped: an empty share of the last batch fails in oneDNN's convolutions."""
+    padded = x[np.arange(-(-len(x) // replicas) * replicas) % len(x)]
+    return model.predict(padded, batch_size=batch_size, verbose=verbose)[: len(x)]
 
 
 def callbacks(options: TrainOptions, checkpoint: Path):
@@ -157,19 +251,40 @@ def pair_scores_by_label(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np
 
 
 def train(options: TrainOptions) -> dict:
+    # First of all: MultiWorkerMirroredStrategy must be created before any other TensorFlow op.
+    strategy, workers, chief = distribution_strategy(options.distribute)
+    if chief:
+        return _train(options, strategy, workers, Path(options.out))
+    with tempfile.TemporaryDirectory(prefix="edge-daemon-worker-") as scratch:
+        return _train(options, strategy, workers, Path(scratch))
+
+
+def _train(options: TrainOptions, strategy, workers: int, out: Path) -> dict:
+    """Every worker runs this; ``out`` is options.out on the chief, a scratch directory elsewhere."""
     import faiss
     import keras
     import tensorflow as tf
 
     started = time.monotonic()
     keras.utils.set_random_seed(options.seed)
-    out = Path(options.out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     verbose = 1 if sys.stdout.isatty() else 2
+    replicas = strategy.num_replicas_in_sync
+    batch_size = options.batch_size * replicas  # global: split across the replicas
+    distribute = {
+        "strategy": options.distribute,
+        "replicas": replicas,
+        "workers": workers,
+        "global_batch_size": batch_size,
+    }
+    log.info("distribution", **distribute)
 
     # --- data -------------------------------------------------------------------------
-    base = vgg16_base(options.init, options.input_size)  # fail fast, before any slow work
-    cache_dir = options.cache_dir or out.parent / ".face-cache"
+    # Variables made in the scope are mirrored on every replica (with multi-worker, worker 0's
+    # initial values are broadcast), and so are models and optimizers built in it below.
+    with strategy.scope():
+        base = vgg16_base(options.init, options.input_size)  # fail fast, before any slow work
+    cache_dir = options.cache_dir or Path(options.out).parent / ".face-cache"
     faces = prepare_faces(options.dataset, cache_dir, options.input_size, DetectorConfig())
     split = stratified_split(faces.items, seed=options.seed)
     identities = sorted({item.identity for item in split.train})
@@ -195,20 +310,21 @@ def train(options: TrainOptions) -> dict:
     # --- phase 1: frozen base, cached features ----------------------------------------------
     phase1_started = time.monotonic()
     base.trainable = False
-    feature_extractor = keras.Sequential([base, keras.layers.GlobalAveragePooling2D()], name="features")
-    features = {
-        name: feature_extractor.predict(vgg16_preprocess(x), batch_size=options.batch_size, verbose=verbose)
+    with strategy.scope():
+        feature_extractor = keras.Sequential([base, keras.layers.GlobalAveragePooling2D()], name="features")
+        embedding_head, head = build_head(base.output_shape[-1], len(identities), options.embedding_dim, replicas)
+        head.compile(keras.optimizers.Adam(options.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    features = {  # predict shares the batches out and gathers the results: every worker gets them all
+        name: predict(feature_extractor, vgg16_preprocess(x), batch_size, replicas, verbose)
         for name, (x, _) in arrays.items()
         if name != "test"
     }
-    embedding_head, head = build_head(features["train"].shape[1], len(identities), options.embedding_dim)
-    head.compile(keras.optimizers.Adam(options.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     phase1 = head.fit(
         features["train"],
         arrays["train"][1],
         validation_data=(features["validation"], arrays["validation"][1]),
         epochs=options.epochs,
-        batch_size=options.batch_size,
+        batch_size=batch_size,
         callbacks=callbacks(options, out / "checkpoints" / "phase1_head.keras"),
         verbose=verbose,
     )
@@ -216,10 +332,11 @@ def train(options: TrainOptions) -> dict:
 
     # --- phase 2: unfreeze the last block(s), fine-tune end to end ------------------------
     phase2_started = time.monotonic()
-    image = keras.Input((options.input_size, options.input_size, 3), name="image")
-    pooled = keras.layers.GlobalAveragePooling2D()(base(image))
-    classifier = keras.Model(image, head(pooled), name="vgg16_face_classifier")
-    embedding_model = keras.Model(image, embedding_head(pooled), name="vgg16_face_embedding")
+    with strategy.scope():
+        image = keras.Input((options.input_size, options.input_size, 3), name="image")
+        pooled = keras.layers.GlobalAveragePooling2D()(base(image))
+        classifier = keras.Model(image, head(pooled), name="vgg16_face_classifier")
+        embedding_model = keras.Model(image, embedding_head(pooled), name="vgg16_face_embedding")
     base.trainable = True
     unfrozen = {f"block{b}" for b in range(VGG16_BLOCKS - options.blocks_to_unfreeze + 1, VGG16_BLOCKS + 1)}
     for layer in base.layers:
@@ -229,12 +346,13 @@ def train(options: TrainOptions) -> dict:
     phase1_best = float(min(phase1.history["val_loss"]))
     kept_phase = "phase2"
     if options.fine_tune_epochs > 0:
-        classifier.compile(
-            keras.optimizers.Adam(options.fine_tune_learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
+        with strategy.scope():
+            classifier.compile(
+                keras.optimizers.Adam(options.fine_tune_learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"]
+            )
         phase2 = classifier.fit(
-            image_dataset(*arrays["train"], options.batch_size, options.seed, augment=True),
-            validation_data=image_dataset(*arrays["validation"], options.batch_size, options.seed, augment=False),
+            image_dataset(*arrays["train"], batch_size, options.seed, augment=True, replicas=replicas),
+            validation_data=image_dataset(*arrays["validation"], batch_size, options.seed, augment=False, replicas=replicas),
             epochs=options.fine_tune_epochs,
             callbacks=callbacks(options, out / "checkpoints" / "phase2_classifier.keras"),
             verbose=verbose,
@@ -255,7 +373,7 @@ def train(options: TrainOptions) -> dict:
 
     # --- threshold, export, gallery ---------------------------------------------------------
     def embed(x: np.ndarray) -> np.ndarray:
-        return embedding_model.predict(vgg16_preprocess(x), batch_size=options.batch_size, verbose=0)
+        return predict(embedding_model, vgg16_preprocess(x), batch_size, replicas)
 
     genuine, impostor = pair_scores_by_label(embed(arrays["validation"][0]), arrays["validation"][1])
     calibration = calibrate(genuine, impostor, options.far, f"validation pairs of {options.dataset}, FAR {options.far:g}")
@@ -278,7 +396,7 @@ def train(options: TrainOptions) -> dict:
 
     # --- evaluation and report -----------------------------------------------------------------
     test_x, test_y = arrays["test"]
-    predicted = classifier.predict(vgg16_preprocess(test_x), batch_size=options.batch_size, verbose=0).argmax(axis=1)
+    predicted = predict(classifier, vgg16_preprocess(test_x), batch_size, replicas).argmax(axis=1)
     metrics = classification_metrics(test_y, predicted, identities)
     test_genuine, test_impostor = pair_scores_by_label(embed(test_x), test_y)
     metrics["open_set"] = {
@@ -298,6 +416,7 @@ def train(options: TrainOptions) -> dict:
         "init": options.init,
         "input_size": options.input_size,
         "unfrozen_blocks": sorted(unfrozen),
+        "distribute": distribute,
         "weights_from": kept_phase,
         "identities": identities,
         "images": {

@@ -38,6 +38,16 @@ def wait_until(condition, timeout_s: float, interval_s: float = 0.05) -> bool:
     return bool(condition())
 
 
+def tiny_dataset(root, identities=4, images=20):
+    """Symlinks to a few celeb24 people (nothing is copied)."""
+    source = need(DATA / "train" / "celeb24")
+    for person in sorted(source.iterdir())[:identities]:
+        (root / person.name).mkdir(parents=True)
+        for image in sorted(person.iterdir())[:images]:
+            (root / person.name / image.name).symlink_to(image.resolve())
+    return root
+
+
 @pytest.fixture(scope="session")
 def yuface_detector():
     from edge_daemon.config import DetectorConfig

@@ -56,6 +56,17 @@ def retained(broker, pattern: str) -> dict[str, bytes]:
     return found
 
 
+def recognise_lin(gallery_dir) -> str | None:
+    """``edge-daemon recognize`` of a Lin-Manuel Miranda photo against ``gallery_dir``."""
+    probe = next(p for p in sorted((need(HAMILTON / "gallery") / "lin_manuel_miranda").iterdir()))
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_daemon.cli", "recognize", str(probe), "--gallery", str(gallery_dir), "--json"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)["faces"][0]["identity"]
+
+
 def newer_revision(gallery_dir, target):
     """A copy of the gallery with one more person (a next revision)."""
     shutil.copytree(gallery_dir, target)
@@ -79,12 +90,7 @@ def test_a_published_gallery_is_adopted_by_every_box_and_a_newer_one_replaces_it
             assert on_disk.version == manifest["version"] and on_disk.labels == Gallery.load(hamilton_gallery).labels
             assert all((tmp_path / name / "faces" / face).is_file() for face in on_disk.faces if face)
 
-        probe = next(p for p in sorted((need(HAMILTON / "gallery") / "lin_manuel_miranda").iterdir()))
-        recognised = subprocess.run(
-            [sys.executable, "-m", "edge_daemon.cli", "recognize", str(probe), "--gallery", str(tmp_path / "north"), "--json"],
-            capture_output=True, text=True, timeout=120, cwd=ROOT,
-        )
-        assert json.loads(recognised.stdout)["faces"][0]["identity"] == "lin_manuel_miranda", recognised.stderr[-2000:]
+        assert recognise_lin(tmp_path / "north") == "lin_manuel_miranda"
 
         newer = newer_revision(hamilton_gallery, tmp_path / "newer")
         second = publish_gallery(newer, config, PREFIX, chunk_bytes=4096)
@@ -201,6 +207,7 @@ def test_daemons_adopt_a_revision_while_running_and_keep_it_across_a_restart_wit
     for daemon in daemons:
         stats = daemon.stats()
         assert stats["gallery"]["adopted"] == 2 and not stats["embedder"].get("faces_failed")
+    assert recognise_lin(tmp_path / "south") == "lin_manuel_miranda"  # the synced directory is a gallery
 
     persistent_broker.stop()  # a restart without the broker keeps the revision on disk
     restarted = Daemon(daemon_settings(persistent_broker, tmp_path / "north", "north"))

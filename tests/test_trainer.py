@@ -9,20 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT, need
+from conftest import DATA, ROOT, need, tiny_dataset
 from edge_daemon.faceset import FaceItem, stratified_split
 
 keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow (pip install '.[train]')")
-
-
-def tiny_dataset(root, identities=4, images=20):
-    """Symlinks to a few celeb24 people (nothing is copied)."""
-    source = need(DATA / "train" / "celeb24")
-    for person in sorted(source.iterdir())[:identities]:
-        (root / person.name).mkdir(parents=True)
-        for image in sorted(person.iterdir())[:images]:
-            (root / person.name / image.name).symlink_to(image.resolve())
-    return root
 
 
 @pytest.fixture(scope="module")
