@@ -131,7 +131,7 @@ def worker_vs_raw(embedder, crops: list[np.ndarray], batch: int, total: int) -> 
     raw_seconds = _timed(lambda: [embedder.embed(crops[i : i + batch]) for i in range(0, total, batch)])
     faces, output = queue.Queue(), queue.Queue()
     for i in range(total):
-        faces.put(FaceSample("bench", i, (0, 0, 1, 1), 1.0, crops[i % len(crops)], time.time(), time.time()))
+        faces.put(FaceSample("bench", i, (0, 0, 1, 1), 1.0, crops[i % len(crops)], None, time.time(), time.time()))
     faces.put(Shutdown())
     worker = EmbeddingWorker(embedder, Matcher(GalleryConfig(), embedder), faces, output, batch, 50)
     worker_seconds = _timed(lambda: (worker.start(), worker.join()))

@@ -148,8 +148,15 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     path = _gallery_path(args, settings)
+    if bool(args.images) == bool(args.from_cluster or args.from_face):
+        raise UsageError("give either IMAGE... or --from-cluster ID / --from-face ID...")
     detector, embedder = _models(settings)
-    enrolment = enrolment_embeddings([Path(p) for p in args.images], detector, embedder)
+    history_rows = []
+    if args.images:
+        enrolment = enrolment_embeddings([Path(p) for p in args.images], detector, embedder)
+    else:
+        history, history_rows = _history_selection(args, settings, embedder)
+        enrolment = _enrolment_from_history(history_rows)
     _report_skipped(enrolment.skipped)
     if not enrolment.vectors:
         log.error("nothing enrolled: no image had exactly one readable face", identity=name)
@@ -163,9 +170,192 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         gallery.add(name, enrolment.matrix(embedder.dim), enrolment.sources, enrolment.faces)
         gallery.save(path)
     summary = {"identity": name, "enrolled": len(enrolment.sources), "skipped": len(enrolment.skipped)}
+    if history_rows:
+        history.mark_enrolled([row.face_id for row in history_rows], name)
+        history.close()
     if args.publish:
         summary.update(_publish(args, settings, path))
     print(json.dumps({**summary, "version": gallery.version}))
+    return 0
+
+
+# --- history: unknowns, search, enrolment from what the cameras saw --------------------------
+
+
+def _history(settings: Settings):
+    from edge_daemon.comms.spool import state_directory
+    from edge_daemon.history import FaceHistory
+
+    path = settings.history.path or state_directory() / "history"
+    if not (path / "history.db").exists():
+        raise UsageError(f"no face history at {path}: the daemon keeps one while history.enabled (set history.path)")
+    return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
+
+
+def parse_duration(text: str) -> float:
+    """'30m', '24h', '7d' (or plain seconds) -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise UsageError(f"cannot read the duration {text!r}: use e.g. 30m, 24h, 7d") from None
+
+
+def _unknown_clusters(args: argparse.Namespace, settings: Settings, embedder):
+    """(history, rows, clusters) of the unknown, not yet enrolled faces of this embedder."""
+    import time
+
+    from edge_daemon.history import cluster_faces
+
+    history = _history(settings)
+    rows = history.faces(
+        since=time.time() - parse_duration(args.since), camera=args.camera, unknown_only=True,
+        embedder_version=embedder.version, not_enrolled=True,
+    )
+    threshold = settings.gallery.threshold if settings.gallery.threshold is not None else embedder.default_threshold
+    if threshold is None:
+        raise UsageError(f"no threshold to cluster with: {embedder.threshold_source}")
+    return history, rows, cluster_faces(rows, threshold)
+
+
+def _history_selection(args: argparse.Namespace, settings: Settings, embedder):
+    """(history, rows) named by --from-face, or by --from-cluster in the 'unknowns' listing made
+    with the same --since/--camera."""
+    if args.from_face:
+        history = _history(settings)
+        rows = [history.face(face_id) for face_id in args.from_face]
+        missing = [face_id for face_id, row in zip(args.from_face, rows) if row is None]
+        if missing:
+            raise UsageError(f"no face {', '.join(map(str, missing))} in the history")
+    else:
+        history, all_rows, clusters = _unknown_clusters(args, settings, embedder)
+        cluster = next((c for c in clusters if c.cluster_id == args.from_cluster), None)
+        if cluster is None:
+            raise UsageError(f"no cluster {args.from_cluster}: run 'edge-daemon unknowns' with the same --since/--camera")
+        by_id = {row.face_id: row for row in all_rows}
+        rows = [by_id[face_id] for face_id in cluster.face_ids]
+    foreign = [row.face_id for row in rows if row.embedder_version != embedder.version]
+    if foreign:
+        raise UsageError(f"faces {foreign} were embedded by another embedder configuration; they cannot join this gallery")
+    return history, rows
+
+
+def _enrolment_from_history(rows):
+    from edge_daemon.api import Enrolment, Skipped
+
+    enrolment = Enrolment()
+    for row in rows:
+        try:
+            face = row.crop_path.read_bytes()
+        except OSError as exc:
+            enrolment.skipped.append(Skipped(str(row.crop_path), f"face {row.face_id}: {exc.strerror}"))
+            continue
+        enrolment.vectors.append(row.embedding)
+        enrolment.sources.append(f"history:{row.face_id}")
+        enrolment.faces.append(face)
+    return enrolment
+
+
+def cmd_unknowns(args: argparse.Namespace) -> int:
+    from edge_daemon.embedders import create_embedder
+    from edge_daemon.events import utc_iso
+    from edge_daemon.history import contact_sheet
+
+    settings = _settings(args)
+    embedder = create_embedder(settings.embedder, separate_process=False)
+    history, rows, clusters = _unknown_clusters(args, settings, embedder)
+    history.close()
+    listing = [
+        {"cluster": c.cluster_id, "faces": c.size, "cameras": list(c.cameras), "first_seen": utc_iso(c.first_seen),
+         "last_seen": utc_iso(c.last_seen), "representative": c.representative, "crop": str(c.representative_crop),
+         "face_ids": list(c.face_ids)}
+        for c in clusters
+    ]
+    if args.sheet is not None and clusters:
+        contact_sheet(clusters, {row.face_id: row for row in rows}, args.sheet)
+    if args.json:
+        print(json.dumps({"faces": len(rows), "clusters": listing}))
+    else:
+        print(f"{len(rows)} unknown face(s), {sum(c.size > 1 for c in clusters)} cluster(s) of two or more")
+        for item in listing:
+            print(f"  cluster {item['cluster']:>3}  {item['faces']:>4} face(s)  {', '.join(item['cameras'])}  "
+                  f"{item['first_seen']} .. {item['last_seen']}  {item['crop']}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import time
+
+    from edge_daemon.api import ImageError, embed_faces, find_faces, load_image
+    from edge_daemon.events import utc_iso
+    from edge_daemon.history import search_faces
+
+    settings = _settings(args)
+    detector, embedder = _models(settings)
+    try:
+        image = load_image(args.image)
+    except ImageError as exc:
+        raise UsageError(str(exc)) from None
+    faces = find_faces(image, detector)
+    if not faces:
+        raise UsageError(f"no face found in {args.image}")
+    query = embed_faces(image, faces[:1], embedder)[0]  # the largest face
+    history = _history(settings)
+    rows = history.faces(since=time.time() - parse_duration(args.since), embedder_version=embedder.version)
+    history.close()
+    found = search_faces(rows, query, args.top, settings.gallery.approximate_from or 1 << 62)
+    results = [
+        {"face": row.face_id, "score": round(score, 4), "ts": utc_iso(row.ts), "camera": row.camera, "box": row.box,
+         "track_id": row.track_id, "identity": row.identity, "crop": str(row.crop_path)}
+        for row, score in found
+    ]
+    if args.json:
+        print(json.dumps({"image": args.image, "searched": len(rows), "results": results}))
+    else:
+        print(f"{args.image}: {len(rows)} stored face(s) searched")
+        for item in results:
+            print(f"  {item['score']:.3f}  {item['ts']}  {item['camera']}  track {item['track_id']}  "
+                  f"{item['identity'] or 'unknown'}  {item['crop']}")
+    return 0
+
+
+def cmd_gallery_reject(args: argparse.Namespace) -> int:
+    from edge_daemon.api import ImageError, embed_faces, find_faces, load_image
+    from edge_daemon.gallery import Gallery, locked
+
+    settings = _settings(args, **_mqtt_override(args))
+    path = _gallery_path(args, settings)
+    detector, embedder = _models(settings)
+    if args.face.isdigit():  # a face of the history, by id
+        history = _history(settings)
+        row = history.face(int(args.face))
+        history.close()
+        if row is None:
+            raise UsageError(f"no face {args.face} in the history")
+        if row.embedder_version != embedder.version:
+            raise UsageError(f"face {args.face} was embedded by another embedder configuration")
+        vector, source = row.embedding, f"history:{row.face_id}"
+    else:
+        try:
+            image = load_image(args.face)
+        except ImageError as exc:
+            raise UsageError(str(exc)) from None
+        faces = find_faces(image, detector)
+        if len(faces) != 1:
+            raise UsageError(f"{args.face}: {len(faces)} faces found, expected one")
+        vector, source = embed_faces(image, faces, embedder)[0], args.face
+    with locked(path):
+        gallery = Gallery.load(path)
+        gallery.check_embedder(embedder)
+        try:
+            gallery.reject(args.name, vector, source)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        gallery.save(path)
+    summary = {"identity": args.name, "rejected": source, "version": gallery.version}
+    if args.publish:
+        summary.update(_publish(args, settings, path))
+    print(json.dumps(summary))
     return 0
 
 
@@ -533,6 +723,14 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--publish", action="store_true", help="then publish the gallery to the fleet's broker")
     remove.set_defaults(handler=cmd_gallery_remove)
+    reject = gallery.add_parser(
+        "reject", parents=[config_parent, publish_parent], help="'not this person': a face NAME must not match"
+    )
+    reject.add_argument("--gallery", type=Path)
+    reject.add_argument("name")
+    reject.add_argument("--face", required=True, metavar="ID|IMAGE", help="a face id of the history, or a photo")
+    reject.add_argument("--publish", action="store_true", help="then publish the gallery to the fleet's broker")
+    reject.set_defaults(handler=cmd_gallery_reject)
     publish = gallery.add_parser(
         "publish", parents=[config_parent, publish_parent], help="publish a gallery to every box on the broker"
     )
@@ -561,8 +759,26 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--gallery", type=Path)
     enroll.add_argument("--publish", action="store_true", help="then publish the gallery to the fleet's broker")
     enroll.add_argument("name")
-    enroll.add_argument("images", nargs="+")
+    enroll.add_argument("images", nargs="*", metavar="IMAGE")
+    enroll.add_argument("--from-cluster", type=int, metavar="ID", help="the faces of an 'unknowns' cluster")
+    enroll.add_argument("--from-face", type=int, nargs="+", metavar="ID", help="faces of the history by id")
+    enroll.add_argument("--since", default="24h", help="with --from-cluster: as given to 'unknowns' (default 24h)")
+    enroll.add_argument("--camera", help="with --from-cluster: as given to 'unknowns'")
     enroll.set_defaults(handler=cmd_enroll)
+
+    unknowns = commands.add_parser("unknowns", parents=[config_parent], help="unknown faces seen lately, grouped by person")
+    unknowns.add_argument("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
+    unknowns.add_argument("--camera", help="only this camera")
+    unknowns.add_argument("--sheet", type=Path, metavar="PNG", help="also write a contact sheet: a row of crops per cluster")
+    unknowns.add_argument("--json", action="store_true")
+    unknowns.set_defaults(handler=cmd_unknowns)
+
+    search = commands.add_parser("search", parents=[config_parent], help="when and where a face was seen")
+    search.add_argument("image", help="a photo of the person (the largest face is searched for)")
+    search.add_argument("--since", default="7d", help="how far back (default 7d)")
+    search.add_argument("--top", type=int, default=20, help="how many faces (default 20)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=cmd_search)
 
     rec = commands.add_parser("recognize", parents=[config_parent], help="recognise the faces in still images")
     rec.add_argument("images", nargs="+")

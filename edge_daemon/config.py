@@ -406,6 +406,20 @@ class SpoolConfig(Section):
     )
 
 
+class HistoryConfig(Section):
+    enabled: bool = Field(
+        True, title="Face history", description="Keep each decision's face (crop and embedding) on this box for review."
+    )
+    path: Path | None = Field(
+        None,
+        title="History directory",
+        description="SQLite rows and JPEG crops; default $STATE_DIRECTORY/history under systemd, else "
+        "~/.local/state/edge-daemon/history. Nothing in it leaves the box unless asked.",
+    )
+    max_faces: int = Field(100_000, ge=1, title="Most faces kept", description="The oldest are dropped (and counted) beyond.")
+    max_age_days: float = Field(30.0, gt=0, title="Oldest face kept", description="Faces older than this many days are dropped.")
+
+
 class ServiceConfig(Section):
     box: str | None = Field(
         None,
@@ -471,6 +485,7 @@ class Settings(BaseSettings):
     events: EventsConfig = Field(default_factory=EventsConfig, title="Event outputs")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
     spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Event spool (MQTT delivery)")
+    history: HistoryConfig = Field(default_factory=HistoryConfig, title="Face history (review, unknowns, search)")
     service: ServiceConfig = Field(default_factory=ServiceConfig, title="Service (systemd, metrics, health)")
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig, title="Threads (two cores are shared by every stage)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")

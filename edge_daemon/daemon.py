@@ -19,12 +19,13 @@ from edge_daemon.comms.gallery_sync import GallerySync
 from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
-from edge_daemon.comms.spool import EventSpool, default_spool_path
+from edge_daemon.comms.spool import EventSpool, default_spool_path, state_directory
 from edge_daemon.config import Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.detection import QualityGate, create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
 from edge_daemon.embedders import create_embedder
+from edge_daemon.history import FaceHistory
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
 from edge_daemon.metrics import MetricsServer
@@ -114,6 +115,11 @@ class Daemon:
             )
         transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
         self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
+        self.history = None
+        if settings.history.enabled:
+            self.history = FaceHistory(
+                settings.history.path or state_directory() / "history", settings.history.max_faces, settings.history.max_age_days
+            )
         self.decisions = DecisionMaker(
             identifications,
             self.dispatcher,
@@ -121,6 +127,7 @@ class Daemon:
             self.embedder.version,
             settings.service.box_name,
             settings.events.crops_dir,
+            self.history,
         )
         self.monitor = ServiceMonitor(
             self, SystemdNotifier(), settings.service.stuck_after_s, settings.service.ready_timeout_s
@@ -183,6 +190,8 @@ class Daemon:
         self.embed_worker.join()
         self.decisions.join()
         self.dispatcher.close()
+        if self.history is not None:
+            self.history.close()
         if self.gallery_sync is not None:
             self.gallery_sync.close()
         for model in [*self._detectors, self.embedder]:
@@ -205,6 +214,7 @@ class Daemon:
             },
             "events": self.decisions.counters.values,
             "transports": self.dispatcher.counters.values,
+            "history": {"dropped": self.history.dropped, "failures": self.history.failures} if self.history else {},
             "gallery": {
                 "version": self.matcher.gallery.version if self.matcher.gallery else None,
                 **(self.gallery_sync.counters.values if self.gallery_sync else {}),

@@ -20,6 +20,7 @@ from edge_daemon.alignment import first_crop
 from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.embed_worker import Shutdown
 from edge_daemon.events import Event, utc_iso
+from edge_daemon.history import FaceHistory
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import Histogram, Identification, StageCounters, TrackEnded
 
@@ -59,6 +60,7 @@ class DecisionMaker(threading.Thread):
         embedder_version: str,
         box: str,
         crops_dir: Path | None = None,
+        history: FaceHistory | None = None,
     ):
         super().__init__(name="decisions", daemon=True)
         self.counters = StageCounters()
@@ -68,6 +70,7 @@ class DecisionMaker(threading.Thread):
         self._dispatcher = dispatcher
         self._embedder = (embedder_name, embedder_version)
         self._box = box
+        self._history = history
         self._crops_dir = crops_dir
         self._tracks: dict[tuple[str, int], TrackVotes] = {}
 
@@ -128,8 +131,28 @@ class DecisionMaker(threading.Thread):
     def _publish(self, event: Event, identification: Identification | None = None) -> None:
         if identification is not None and self._crops_dir is not None:
             event = event.model_copy(update={"crop_path": self._save_crop(event, identification)})
+        if identification is not None and self._history is not None and identification.embedding is not None:
+            self._remember(event, identification)
         self.counters.add(f"events_{event.type}")
         self._dispatcher.publish(event)
+
+    def _remember(self, event: Event, identification: Identification) -> None:
+        """The face behind a decision, into the history (which never raises: recognition goes on)."""
+        sample = identification.sample
+        self._history.record(
+            ts=sample.captured_at,
+            camera=event.camera,
+            box=event.box,
+            track_id=event.track_id,
+            event_type=event.type,
+            identity=identification.identity,
+            score=identification.score,
+            embedder=event.embedder,
+            embedder_version=event.embedder_version,
+            gallery_version=identification.gallery_version,
+            embedding=identification.embedding,
+            crop=sample.face_image if sample.face_image is not None else first_crop(sample.crop),
+        )
 
     def _save_crop(self, event: Event, identification: Identification) -> str | None:
         path = self._crops_dir / event.camera / f"{event.event_id}.jpg"

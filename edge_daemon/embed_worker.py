@@ -90,5 +90,5 @@ class EmbeddingWorker(threading.Thread):
         self.batch_sizes.add(len(batch))
         self.counters.add("faces_embedded", len(batch))
         now = time.time()
-        for sample, match in zip(batch, matches):
-            self._output.put(Identification(sample, match.identity, match.score, gallery_version, now))
+        for sample, match, vector in zip(batch, matches, vectors):
+            self._output.put(Identification(sample, match.identity, match.score, gallery_version, now, vector))

@@ -2,8 +2,10 @@
 
 Layout of a gallery directory (no pickle anywhere):
   gallery.json    embedder name and version, dimension, unknown-threshold and its source, revision
-  labels.json     {"labels": [identity per row], "sources": [image per row], "faces": [face file per row]}
+  labels.json     {"labels": [identity per row], "sources": [image per row], "faces": [face file per row],
+                   "rejected": [{"identity", "source"} per rejected.npy row]}
   embeddings.npy  float32 (N, dim), L2-normalised, loaded with allow_pickle=False
+  rejected.npy    float32 (M, dim): faces someone said are *not* that identity ("not this person")
   faces/          a generous JPEG crop of each enrolled face, so ``edge-daemon gallery rebuild``
                   can re-embed the gallery with another embedder without the original photos
 
@@ -32,7 +34,9 @@ GALLERY_FORMAT = "edge-daemon-gallery"
 META_FILE = "gallery.json"
 LABELS_FILE = "labels.json"
 EMBEDDINGS_FILE = "embeddings.npy"
-GALLERY_FILES = (EMBEDDINGS_FILE, LABELS_FILE, META_FILE)  # written in this order: gallery.json last
+REJECTED_FILE = "rejected.npy"
+GALLERY_FILES = (EMBEDDINGS_FILE, REJECTED_FILE, LABELS_FILE, META_FILE)  # written in this order: gallery.json last
+REJECTED_NEIGHBOURS = 16
 FACES_DIR = "faces"
 MAX_IDENTITY_LENGTH = 128
 
@@ -77,6 +81,8 @@ class Gallery:
         vectors: np.ndarray | None = None,
         revision: int = 0,
         faces: list[str] | None = None,
+        rejected: list[dict] | None = None,
+        rejected_vectors: np.ndarray | None = None,
     ):
         self.embedder = embedder
         self.embedder_version = embedder_version
@@ -88,6 +94,11 @@ class Gallery:
         self.faces = list(faces) if faces is not None else [""] * len(self.labels)  # "" : no face kept
         self._unsaved_faces: dict[str, bytes] = {}
         self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else np.asarray(vectors, np.float32)
+        self.rejected = list(rejected or [])  # {"identity", "source"} per rejected_vectors row
+        self.rejected_vectors = (
+            np.zeros((0, dim), dtype=np.float32) if rejected_vectors is None else np.asarray(rejected_vectors, np.float32)
+        )
+        self._rejected_index = self._flat_index(self.rejected_vectors)
         self.revision = revision
         self.index_kind = "flat"
         self._approximate_from: int | None = None
@@ -122,12 +133,22 @@ class Gallery:
             index.add(np.ascontiguousarray(self.vectors))
         return index
 
+    @staticmethod
+    def _flat_index(vectors: np.ndarray) -> faiss.Index:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors))
+        return index
+
     @property
     def version(self) -> str:
         """Content hash: changes whenever an embedding, label or the threshold changes."""
         digest = hashlib.sha256()
         digest.update(json.dumps([self.embedder, self.embedder_version, self.threshold, self.labels]).encode())
         digest.update(np.ascontiguousarray(self.vectors).tobytes())
+        if self.rejected:
+            digest.update(json.dumps(self.rejected).encode())
+            digest.update(np.ascontiguousarray(self.rejected_vectors).tobytes())
         return f"r{self.revision}-{digest.hexdigest()[:12]}"
 
     def identities(self) -> dict[str, int]:
@@ -168,6 +189,10 @@ class Gallery:
             self.labels = [self.labels[i] for i in keep]
             self.sources = [self.sources[i] for i in keep]
             self.faces = [self.faces[i] for i in keep]
+            kept_rejected = [i for i, entry in enumerate(self.rejected) if entry["identity"] != identity]
+            self.rejected = [self.rejected[i] for i in kept_rejected]
+            self.rejected_vectors = self.rejected_vectors[kept_rejected]
+            self._rejected_index = self._flat_index(self.rejected_vectors)
             self.revision += 1
             self._index = self._build_index()
         return removed
@@ -187,18 +212,48 @@ class Gallery:
         """The kept face crop of ``row`` in the gallery saved at ``directory`` (None if none was kept)."""
         return Path(directory) / FACES_DIR / self.faces[row] if self.faces[row] else None
 
+    def reject(self, identity: str, vector: np.ndarray, source: str) -> None:
+        """Remember that the face ``vector`` is not ``identity`` (an enrolled name)."""
+        if identity not in self.labels:
+            raise ValueError(f"{identity!r} is not enrolled in this gallery")
+        self.rejected_vectors = np.concatenate([self.rejected_vectors, np.asarray(vector, np.float32).reshape(1, self.dim)])
+        self.rejected.append({"identity": identity, "source": source})
+        self.revision += 1
+        self._rejected_index = self._flat_index(self.rejected_vectors)
+
     def match(self, vectors: np.ndarray, threshold: float | None = None, top_k: int = 5) -> list[Match]:
-        """Best gallery identity and cosine score for each L2-normalised row of ``vectors``."""
+        """Best gallery identity and cosine score for each L2-normalised row of ``vectors``.
+
+        A match to NAME is unknown after all when the face is closer to one of NAME's rejected faces
+        than to NAME's nearest enrolled one (both found by FAISS): it looks like someone who was
+        already mistaken for NAME, more than like NAME."""
         threshold = self.threshold if threshold is None else threshold
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if not len(self.labels):
             return [Match(None, 0.0, None) for _ in range(len(vectors))]
         scores, rows = self._index.search(vectors, min(top_k, len(self.labels)))
+        closest_rejected = self._closest_rejected(vectors)
         matches = []
-        for score, row in zip(scores[:, 0], rows[:, 0]):
+        for score, row, rejected in zip(scores[:, 0], rows[:, 0], closest_rejected):
             nearest = self.labels[row]
-            matches.append(Match(nearest if score >= threshold else None, float(score), nearest))
+            accepted = score >= threshold and rejected.get(nearest, -np.inf) <= score
+            matches.append(Match(nearest if accepted else None, float(score), nearest))
         return matches
+
+    def _closest_rejected(self, vectors: np.ndarray) -> list[dict[str, float]]:
+        """Per face: identity -> cosine to the closest of its rejected faces among the nearest few."""
+        if not self.rejected:
+            return [{} for _ in range(len(vectors))]
+        scores, rows = self._rejected_index.search(vectors, min(REJECTED_NEIGHBOURS, len(self.rejected)))
+        closest = []
+        for face_scores, face_rows in zip(scores, rows):
+            found: dict[str, float] = {}
+            for score, row in zip(face_scores, face_rows):
+                if row >= 0:
+                    identity = self.rejected[row]["identity"]
+                    found[identity] = max(found.get(identity, -np.inf), float(score))
+            closest.append(found)
+        return closest
 
     # --- files -------------------------------------------------------------------------
 
@@ -221,6 +276,8 @@ class Gallery:
             meta = json.loads(files[META_FILE].decode("utf-8"))
             names = json.loads(files[LABELS_FILE].decode("utf-8"))
             vectors = np.load(io.BytesIO(files[EMBEDDINGS_FILE]), allow_pickle=False)
+            # Galleries from before "not this person" have no rejected faces.
+            rejected_vectors = np.load(io.BytesIO(files[REJECTED_FILE]), allow_pickle=False) if files.get(REJECTED_FILE) else None
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             raise GalleryError(f"cannot read gallery {where}: {exc}") from None
         try:
@@ -237,6 +294,8 @@ class Gallery:
                 vectors=vectors,
                 revision=int(meta.get("revision", 0)),
                 faces=[_face_file_name(face) for face in names["faces"]] if "faces" in names else None,
+                rejected=[{"identity": str(r["identity"]), "source": str(r["source"])} for r in names.get("rejected", [])],
+                rejected_vectors=rejected_vectors,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GalleryError(f"gallery {where} is incomplete or damaged: {exc!r}") from None
@@ -245,6 +304,8 @@ class Gallery:
                 f"gallery {where} is damaged: {gallery.vectors.shape} embeddings for {len(gallery.labels)} labels "
                 f"of dimension {gallery.dim}"
             )
+        if gallery.rejected_vectors.shape != (len(gallery.rejected), gallery.dim) or not np.isfinite(gallery.rejected_vectors).all():
+            raise GalleryError(f"gallery {where} is damaged: rejected faces inconsistent")
         if len({len(gallery.sources), len(gallery.faces), len(gallery.labels)}) != 1 or not np.isfinite(gallery.vectors).all():
             raise GalleryError(f"gallery {where} is damaged: sources or embeddings inconsistent")
         return gallery
@@ -263,11 +324,13 @@ class Gallery:
             "size": len(self.labels),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        embeddings = io.BytesIO()
-        np.save(embeddings, self.vectors, allow_pickle=False)
-        labels = json.dumps({"labels": self.labels, "sources": self.sources, "faces": self.faces}, ensure_ascii=False, indent=1)
+        labels = json.dumps(
+            {"labels": self.labels, "sources": self.sources, "faces": self.faces, "rejected": self.rejected},
+            ensure_ascii=False, indent=1,
+        )
         return {
-            EMBEDDINGS_FILE: embeddings.getvalue(),
+            EMBEDDINGS_FILE: _npy(self.vectors),
+            REJECTED_FILE: _npy(self.rejected_vectors),
             LABELS_FILE: labels.encode(),
             META_FILE: json.dumps(meta, indent=2).encode(),
         }
@@ -291,6 +354,12 @@ class Gallery:
             _atomic_write(path / name, data)
         for stale in set(p.name for p in faces_dir.glob("*.jpg")) - set(self.faces):  # faces of removed rows
             (faces_dir / stale).unlink(missing_ok=True)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _face_file_name(name: object) -> str:

@@ -39,6 +39,7 @@ class FaceSample:
     bbox: BBox
     quality: float
     crop: np.ndarray | tuple[np.ndarray, ...]  # aligned face as the embedder expects it (alignment.AlignedFace)
+    face_image: np.ndarray | None  # the face with room around it, for people (history, review)
     captured_at: float
     enqueued_at: float = 0.0
 
@@ -60,6 +61,7 @@ class Identification:
     score: float  # cosine similarity to the best gallery match (0 without a gallery)
     gallery_version: str | None
     embedded_at: float
+    embedding: np.ndarray | None = None
 
 
 class StageCounters:

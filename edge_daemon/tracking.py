@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from edge_daemon.alignment import Aligner
+from edge_daemon.api import generous_crop
 from edge_daemon.capture import StreamEnded
 from edge_daemon.config import TrackerConfig
 from edge_daemon.detection import Detector, QualityGate, face_quality
@@ -22,6 +23,8 @@ from edge_daemon.logs import get_logger
 from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackEnded
 
 log = get_logger(__name__)
+
+FACE_IMAGE_SIDE = 192  # the face kept for people (history, review): enough to recognise, and to enrol from
 
 
 def iou(a: BBox, b: BBox) -> float:
@@ -171,8 +174,9 @@ class TrackingWorker(threading.Thread):
             self.counters.add("faces_deferred")
             return
         crop = self._aligner.align(frame.image, detection)
+        face_image = generous_crop(frame.image, detection, max_side=FACE_IMAGE_SIDE)
         sample = FaceSample(
-            self.camera, track.track_id, detection.bbox, quality, crop, frame.captured_at, time.time()
+            self.camera, track.track_id, detection.bbox, quality, crop, face_image, frame.captured_at, time.time()
         )
         self._output.put(sample)  # only this thread and the other cameras' fill the queue: rarely waits
         track.attempts += 1

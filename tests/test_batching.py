@@ -24,7 +24,7 @@ def face_crops(yuface_detector, default_embedder):
 
 
 def sample(camera: str, track_id: int, crop) -> FaceSample:
-    return FaceSample(camera, track_id, (0, 0, 10, 10), 1.0, crop, time.time(), time.time())
+    return FaceSample(camera, track_id, (0, 0, 10, 10), 1.0, crop, None, time.time(), time.time())
 
 
 def start_worker(embedder, max_batch, max_wait_ms):

@@ -65,7 +65,7 @@ def run_decisions(messages):
 
 
 def identified(track_id, identity, score, camera="door"):
-    sample = FaceSample(camera, track_id, (1, 2, 3, 4), 1.0, np.zeros((4, 4, 3), np.uint8), time.time())
+    sample = FaceSample(camera, track_id, (1, 2, 3, 4), 1.0, np.zeros((4, 4, 3), np.uint8), None, time.time())
     return Identification(sample, identity, score, "r1-abc", time.time())
 
 

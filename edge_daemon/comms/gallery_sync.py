@@ -32,7 +32,7 @@ from typing import Callable
 
 from edge_daemon.comms.mqtt import new_client
 from edge_daemon.config import MqttConfig
-from edge_daemon.gallery import FACES_DIR, GALLERY_FILES, Gallery, GalleryError, locked
+from edge_daemon.gallery import FACES_DIR, Gallery, GalleryError, locked
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import StageCounters
 
@@ -40,7 +40,6 @@ log = get_logger(__name__)
 
 SYNC_FORMAT = "edge-daemon-gallery-sync/1"
 FACES_PART = "faces.tar"
-PARTS = (*GALLERY_FILES, FACES_PART)
 
 
 class SyncError(RuntimeError):

@@ -19,12 +19,16 @@ from edge_daemon.logs import get_logger
 log = get_logger(__name__)
 
 
-def default_spool_path() -> Path:
+def state_directory() -> Path:
     """systemd's StateDirectory when it is set, else the user's state directory."""
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        return Path(state.split(":")[0]) / "spool.db"
-    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "edge-daemon" / "spool.db"
+        return Path(state.split(":")[0])
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "edge-daemon"
+
+
+def default_spool_path() -> Path:
+    return state_directory() / "spool.db"
 
 
 @dataclass(frozen=True)
