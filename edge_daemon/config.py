@@ -420,6 +420,20 @@ class HistoryConfig(Section):
     max_age_days: float = Field(30.0, gt=0, title="Oldest face kept", description="Faces older than this many days are dropped.")
 
 
+class ReviewConfig(Section):
+    enabled: bool = Field(
+        False,
+        title="Review page",
+        description="Serve /review on the metrics port: recent faces, unknown groups to enrol, 'not this person'.",
+    )
+    token_file: Path | None = Field(
+        None,
+        title="Review token file",
+        description="File holding the access token (16+ characters, e.g. a systemd credential); required when "
+        "enabled. Open /review?token=... once; the page is refused without it.",
+    )
+
+
 class ServiceConfig(Section):
     box: str | None = Field(
         None,
@@ -486,9 +500,18 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
     spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Event spool (MQTT delivery)")
     history: HistoryConfig = Field(default_factory=HistoryConfig, title="Face history (review, unknowns, search)")
+    review: ReviewConfig = Field(default_factory=ReviewConfig, title="Review page (needs a token)")
     service: ServiceConfig = Field(default_factory=ServiceConfig, title="Service (systemd, metrics, health)")
     threads: ThreadsConfig = Field(default_factory=ThreadsConfig, title="Threads (two cores are shared by every stage)")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging")
+
+    @model_validator(mode="after")
+    def _review_needs(self) -> Settings:
+        if self.review.enabled and (
+            self.review.token_file is None or not self.service.metrics_port or not self.history.enabled
+        ):
+            raise ValueError("review.enabled needs review.token_file, service.metrics_port and history.enabled")
+        return self
 
     @model_validator(mode="after")
     def _gallery_sync_needs(self) -> Settings:

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from edge_daemon.logs import get_logger
+from edge_daemon.review import Response, ReviewPages
 
 log = get_logger(__name__)
 
@@ -105,13 +106,39 @@ class DaemonCollector:
             yield GaugeMetricFamily("edge_daemon_mqtt_connected", "1 while connected to the broker", value=float(mqtt.connected.is_set()))
 
 
+MAX_FORM_BYTES = 64 * 1024
+
+
 class MetricsServer:
     def __init__(self, daemon, monitor, host: str, port: int):
         registry = CollectorRegistry()
         registry.register(DaemonCollector(daemon, monitor))
+        review = ReviewPages(daemon, daemon.settings.review.token_file) if daemon.settings.review.enabled else None
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                if review is None or not self.path.startswith("/review"):
+                    return self._send(Response(404, b"not found\n", "text/plain"))
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    return self._send(Response(400, b"bad Content-Length\n", "text/plain"))
+                if not 0 <= length <= MAX_FORM_BYTES:
+                    return self._send(Response(413, b"form too large\n", "text/plain"))
+                self._send(review.post(self.path, self.headers, self.rfile.read(length)))
+
+            def _send(self, response: Response) -> None:
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for name, value in response.headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(response.body)
+
             def do_GET(self):  # noqa: N802 - http.server's name
+                if review is not None and self.path.startswith("/review"):
+                    return self._send(review.get(self.path, self.headers))
                 if self.path == "/metrics":
                     body, status, content_type = generate_latest(registry), 200, CONTENT_TYPE_LATEST
                 elif self.path == "/healthz":
@@ -122,11 +149,7 @@ class MetricsServer:
                     status, content_type = (200 if health.healthy else 503), "application/json"
                 else:
                     body, status, content_type = b"not found\n", 404, "text/plain"
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._send(Response(status, body, content_type))
 
             def log_message(self, format, *args):  # requests are not worth a log line each
                 pass
