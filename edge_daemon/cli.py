@@ -283,23 +283,29 @@ def cmd_unknowns(args: argparse.Namespace) -> int:
     return 0
 
 
+def _photo_embedding(path: str, detector, embedder, exactly_one: bool):
+    """The embedding of the face in a photo: its only face, or its largest."""
+    from edge_daemon.api import ImageError, embed_faces, find_faces, load_image
+
+    try:
+        image = load_image(path)
+    except ImageError as exc:
+        raise UsageError(str(exc)) from None
+    faces = find_faces(image, detector)
+    if not faces or (exactly_one and len(faces) > 1):
+        raise UsageError(f"{path}: {len(faces)} faces found, expected {'one' if exactly_one else 'at least one'}")
+    return embed_faces(image, faces[:1], embedder)[0]
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import time
 
-    from edge_daemon.api import ImageError, embed_faces, find_faces, load_image
     from edge_daemon.events import utc_iso
     from edge_daemon.history import search_faces
 
     settings = _settings(args)
     detector, embedder = _models(settings)
-    try:
-        image = load_image(args.image)
-    except ImageError as exc:
-        raise UsageError(str(exc)) from None
-    faces = find_faces(image, detector)
-    if not faces:
-        raise UsageError(f"no face found in {args.image}")
-    query = embed_faces(image, faces[:1], embedder)[0]  # the largest face
+    query = _photo_embedding(args.image, detector, embedder, exactly_one=False)
     history = _history(settings)
     rows = history.faces(since=time.time() - parse_duration(args.since), embedder_version=embedder.version)
     history.close()
@@ -320,7 +326,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_reject(args: argparse.Namespace) -> int:
-    from edge_daemon.api import ImageError, embed_faces, find_faces, load_image
     from edge_daemon.gallery import Gallery, locked
 
     settings = _settings(args, **_mqtt_override(args))
@@ -336,14 +341,7 @@ def cmd_gallery_reject(args: argparse.Namespace) -> int:
             raise UsageError(f"face {args.face} was embedded by another embedder configuration")
         vector, source = row.embedding, f"history:{row.face_id}"
     else:
-        try:
-            image = load_image(args.face)
-        except ImageError as exc:
-            raise UsageError(str(exc)) from None
-        faces = find_faces(image, detector)
-        if len(faces) != 1:
-            raise UsageError(f"{args.face}: {len(faces)} faces found, expected one")
-        vector, source = embed_faces(image, faces, embedder)[0], args.face
+        vector, source = _photo_embedding(args.face, detector, embedder, exactly_one=True), args.face
     with locked(path):
         gallery = Gallery.load(path)
         gallery.check_embedder(embedder)
