@@ -212,7 +212,8 @@ def _unknown_clusters(args: argparse.Namespace, settings: Settings, embedder):
         since=time.time() - parse_duration(args.since), camera=args.camera, unknown_only=True,
         embedder_version=embedder.version, not_enrolled=True,
     )
-    threshold = settings.gallery.threshold if settings.gallery.threshold is not None else embedder.default_threshold
+    threshold = next((t for t in (getattr(args, "threshold", None), settings.gallery.threshold, embedder.default_threshold)
+                      if t is not None), None)
     if threshold is None:
         raise UsageError(f"no threshold to cluster with: {embedder.threshold_source}")
     return history, rows, cluster_faces(rows, threshold)
@@ -768,6 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
     unknowns.add_argument("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
     unknowns.add_argument("--camera", help="only this camera")
     unknowns.add_argument("--sheet", type=Path, metavar="PNG", help="also write a contact sheet: a row of crops per cluster")
+    unknowns.add_argument("--threshold", type=float, help="cosine to group at (default: the unknown-threshold); higher "
+                          "splits more, for small or blurred faces")
     unknowns.add_argument("--json", action="store_true")
     unknowns.set_defaults(handler=cmd_unknowns)
 
