@@ -63,6 +63,18 @@ def configure_threads(config: ThreadsConfig) -> None:
         faiss.omp_set_num_threads(config.faiss)
 
 
+def open_history(settings: Settings) -> FaceHistory | None:
+    """The face history, or None when it is off or cannot be opened: recognition never waits on it."""
+    if not settings.history.enabled:
+        return None
+    path = settings.history.path or state_directory() / "history"
+    try:
+        return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
+    except Exception as exc:  # noqa: BLE001 - a broken disk or directory must not stop recognition
+        log.error("face history unavailable: recognising without it", path=str(path), error=str(exc))
+        return None
+
+
 class Daemon:
     def __init__(self, settings: Settings):
         if not settings.cameras:
@@ -115,11 +127,7 @@ class Daemon:
             )
         transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
         self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
-        self.history = None
-        if settings.history.enabled:
-            self.history = FaceHistory(
-                settings.history.path or state_directory() / "history", settings.history.max_faces, settings.history.max_age_days
-            )
+        self.history = open_history(settings)
         self.decisions = DecisionMaker(
             identifications,
             self.dispatcher,

@@ -65,6 +65,8 @@ class ReviewPages:
             return Response(303, b"", headers=(("Location", "/review"), ("Set-Cookie", cookie)))
         if not self._authorised(headers):
             return _denied(401)
+        if self._daemon.history is None:
+            return _unavailable()
         if url.path == "/review":
             message = parse_qs(url.query).get("done", [""])[0]
             return Response(200, self._page(message).encode())
@@ -75,6 +77,8 @@ class ReviewPages:
     def post(self, target: str, headers, body: bytes) -> Response:
         if not self._authorised(headers):
             return _denied(401)
+        if self._daemon.history is None:
+            return _unavailable()
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         if not hmac.compare_digest(form.get("csrf", "").encode(), self._csrf.encode()):
             log.warning("review form without a valid CSRF token refused", path=target)
@@ -190,6 +194,10 @@ class ReviewPages:
 def _denied(status: int) -> Response:
     text = "a valid review token is needed" if status == 401 else "the form's CSRF token is missing or wrong"
     return Response(status, _document("Refused", f"<p>{text}</p>").encode())
+
+
+def _unavailable() -> Response:
+    return Response(503, _document("Unavailable", "<p>the face history could not be opened: see the daemon's log</p>").encode())
 
 
 def _document(title: str, body: str) -> str:

@@ -113,3 +113,14 @@ def test_not_this_person_turns_a_bystander_unknown_and_keeps_the_person(tmp_path
     assert [identity_of(path) for path in powell[1:]] == [None] * 5
     assert [identity_of(path) for path in bush] == ["bush"] * 6
     assert Gallery.load(tmp_path / "gallery").rejected == [{"identity": "bush", "source": str(powell[0])}]
+
+
+def test_a_history_that_cannot_be_written_never_stops_the_events(tmp_path):
+    history = tmp_path / "history"
+    history.mkdir()
+    (history / "crops").write_text("a file where the crops directory should be: every crop write fails")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[history]\npath = "{history}"\n')
+    events = run_clip(config)
+    assert [e for e in events if e["type"] in ("recognized", "unknown")]
+    assert sum(e["type"] == "ended" for e in events) == sum(e["type"] in ("recognized", "unknown") for e in events)
