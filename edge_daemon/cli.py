@@ -173,10 +173,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if history_rows:
         history.mark_enrolled([row.face_id for row in history_rows], name)
         history.close()
-    if args.publish:
-        summary.update(_publish(args, settings, path))
-    print(json.dumps({**summary, "version": gallery.version}))
-    return 0
+    return _report_change(args, settings, path, {**summary, "version": gallery.version})
 
 
 # --- history: unknowns, search, enrolment from what the cameras saw --------------------------
@@ -351,11 +348,7 @@ def cmd_gallery_reject(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         gallery.save(path)
-    summary = {"identity": args.name, "rejected": source, "version": gallery.version}
-    if args.publish:
-        summary.update(_publish(args, settings, path))
-    print(json.dumps(summary))
-    return 0
+    return _report_change(args, settings, path, {"identity": args.name, "rejected": source, "version": gallery.version})
 
 
 def cmd_gallery_rebuild(args: argparse.Namespace) -> int:
@@ -406,6 +399,14 @@ def _publish(args: argparse.Namespace, settings: Settings, path: Path) -> dict:
     return {"published": manifest["version"], "rows": manifest["rows"], "topic": f"{prefix}/gallery/manifest"}
 
 
+def _report_change(args: argparse.Namespace, settings: Settings, path: Path, summary: dict) -> int:
+    """After a gallery changed: publish it when asked (--publish), print the summary."""
+    if args.publish:
+        summary.update(_publish(args, settings, path))
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_gallery_publish(args: argparse.Namespace) -> int:
     settings = _settings(args, **_mqtt_override(args))
     print(json.dumps(_publish(args, settings, _gallery_path(args, settings))))
@@ -437,11 +438,7 @@ def cmd_gallery_remove(args: argparse.Namespace) -> int:
             log.error("identity not in gallery", identity=args.name)
             return 1
         gallery.save(path)
-    summary = {"identity": args.name, "removed": removed, "version": gallery.version}
-    if args.publish:
-        summary.update(_publish(args, settings, path))
-    print(json.dumps(summary))
-    return 0
+    return _report_change(args, settings, path, {"identity": args.name, "removed": removed, "version": gallery.version})
 
 
 # --- models ---------------------------------------------------------------------------
