@@ -181,6 +181,22 @@ def enrolment_embeddings(paths: list[Path], detector: Detector, embedder: Embedd
     return enrolment
 
 
+def enrolment_from_history(rows) -> Enrolment:
+    """Faces of the history (``history.FaceRow``) as an enrolment: their stored embeddings, and
+    their crops kept for ``gallery rebuild``; a face whose crop is gone is skipped."""
+    enrolment = Enrolment()
+    for row in rows:
+        try:
+            face = row.crop_path.read_bytes()
+        except OSError as exc:
+            enrolment.skipped.append(Skipped(str(row.crop_path), f"face {row.face_id}: {exc.strerror}"))
+            continue
+        enrolment.vectors.append(row.embedding)
+        enrolment.sources.append(f"history:{row.face_id}")
+        enrolment.faces.append(face)
+    return enrolment
+
+
 def build_gallery(
     directory: Path, detector: Detector, embedder: Embedder, threshold: float | None = None
 ) -> tuple[Gallery, list[Skipped]]:

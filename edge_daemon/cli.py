@@ -139,7 +139,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from edge_daemon.api import enrolment_embeddings
+    from edge_daemon.api import enrolment_embeddings, enrolment_from_history
     from edge_daemon.gallery import META_FILE, Gallery, locked, validate_identity
 
     settings = _settings(args, **_mqtt_override(args))
@@ -156,7 +156,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         enrolment = enrolment_embeddings([Path(p) for p in args.images], detector, embedder)
     else:
         history, history_rows = _history_selection(args, settings, embedder)
-        enrolment = _enrolment_from_history(history_rows)
+        enrolment = enrolment_from_history(history_rows)
     _report_skipped(enrolment.skipped)
     if not enrolment.vectors:
         log.error("nothing enrolled: no image had exactly one readable face", identity=name)
@@ -180,10 +180,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _history(settings: Settings):
-    from edge_daemon.comms.spool import state_directory
-    from edge_daemon.history import FaceHistory
+    from edge_daemon.history import FaceHistory, history_directory
 
-    path = settings.history.path or state_directory() / "history"
+    path = history_directory(settings.history)
     if not (path / "history.db").exists():
         raise UsageError(f"no face history at {path}: the daemon keeps one while history.enabled (set history.path)")
     return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
@@ -236,22 +235,6 @@ def _history_selection(args: argparse.Namespace, settings: Settings, embedder):
     if foreign:
         raise UsageError(f"faces {foreign} were embedded by another embedder configuration; they cannot join this gallery")
     return history, rows
-
-
-def _enrolment_from_history(rows):
-    from edge_daemon.api import Enrolment, Skipped
-
-    enrolment = Enrolment()
-    for row in rows:
-        try:
-            face = row.crop_path.read_bytes()
-        except OSError as exc:
-            enrolment.skipped.append(Skipped(str(row.crop_path), f"face {row.face_id}: {exc.strerror}"))
-            continue
-        enrolment.vectors.append(row.embedding)
-        enrolment.sources.append(f"history:{row.face_id}")
-        enrolment.faces.append(face)
-    return enrolment
 
 
 def cmd_unknowns(args: argparse.Namespace) -> int:

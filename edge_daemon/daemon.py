@@ -19,13 +19,13 @@ from edge_daemon.comms.gallery_sync import GallerySync
 from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
-from edge_daemon.comms.spool import EventSpool, default_spool_path, state_directory
+from edge_daemon.comms.spool import EventSpool, default_spool_path
 from edge_daemon.config import Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.detection import QualityGate, create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
 from edge_daemon.embedders import create_embedder
-from edge_daemon.history import FaceHistory
+from edge_daemon.history import FaceHistory, history_directory
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
 from edge_daemon.metrics import MetricsServer
@@ -67,7 +67,7 @@ def open_history(settings: Settings) -> FaceHistory | None:
     """The face history, or None when it is off or cannot be opened: recognition never waits on it."""
     if not settings.history.enabled:
         return None
-    path = settings.history.path or state_directory() / "history"
+    path = history_directory(settings.history)
     try:
         return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
     except Exception as exc:  # noqa: BLE001 - a broken disk or directory must not stop recognition

@@ -137,6 +137,13 @@ class Cluster:
     representative_crop: Path
 
 
+def history_directory(config) -> Path:
+    """Where the history lives: ``history.path``, else the state directory's ``history``."""
+    from edge_daemon.comms.spool import state_directory
+
+    return Path(config.path) if config.path is not None else state_directory() / "history"
+
+
 def crop_name(face_id: int) -> str:
     return f"{face_id:09d}.jpg"
 

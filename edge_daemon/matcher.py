@@ -31,12 +31,15 @@ class Matcher:
             log.warning("no gallery configured: every face will be reported as unknown")
 
     def _load(self) -> Gallery:
-        gallery = Gallery.load(Path(self._config.path))
+        return self._prepared(Gallery.load(Path(self._config.path)), f"loaded from {self._config.path}")
+
+    def _prepared(self, gallery: Gallery, origin: str) -> Gallery:
+        """``gallery`` checked against the embedder, with its index built, and logged."""
         gallery.check_embedder(self._embedder)
         gallery.use_approximate_index(self._config.approximate_from)
         log.info(
-            "gallery loaded",
-            path=str(self._config.path),
+            "gallery in use",
+            origin=origin,
             version=gallery.version,
             people=len(gallery.identities()),
             embeddings=len(gallery.labels),
@@ -62,8 +65,7 @@ class Matcher:
 
     def adopt(self, gallery: Gallery) -> None:
         """Use ``gallery`` (a revision from the fleet's broker) from the next batch on."""
-        gallery.check_embedder(self._embedder)
-        gallery.use_approximate_index(self._config.approximate_from)
+        gallery = self._prepared(gallery, "the fleet's broker")
         with self._lock:
             self.gallery = gallery
 

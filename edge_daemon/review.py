@@ -20,6 +20,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from edge_daemon.api import enrolment_from_history
 from edge_daemon.events import utc_iso
 from edge_daemon.gallery import Gallery, locked, validate_identity
 from edge_daemon.history import cluster_faces
@@ -109,11 +110,13 @@ class ReviewPages:
         rows = [row for row in rows if row is not None and row.embedder_version == self._daemon.embedder.version]
         if not rows:
             raise ValueError("none of these faces can be enrolled with this embedder")
+        enrolment = enrolment_from_history(rows)
+        if not enrolment.vectors:
+            raise ValueError("the crops of these faces are gone")
         path = self._gallery_path()
         with locked(path):
             gallery = Gallery.load(path)
-            gallery.add(name, [row.embedding for row in rows], [f"history:{row.face_id}" for row in rows],
-                        [row.crop_path.read_bytes() for row in rows])
+            gallery.add(name, enrolment.matrix(gallery.dim), enrolment.sources, enrolment.faces)
             gallery.save(path)
         history.mark_enrolled([row.face_id for row in rows], name)
         self._daemon.matcher.reload()
