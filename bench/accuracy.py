@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_daemon.config import DetectorConfig, EmbedderConfig  # noqa: E402
-from edge_daemon.detection import create_detector  # noqa: E402
+from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
 from edge_daemon.embedders.base import l2_normalise  # noqa: E402
 from edge_daemon.embedders.fused import fusion_scales, fusion_version  # noqa: E402

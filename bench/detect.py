@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_daemon.config import DetectorConfig  # noqa: E402
-from edge_daemon.detection import create_detector  # noqa: E402
+from edge_daemon.detectors import create_detector  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 DEFAULT_CLIP = SHARED / "data" / "video" / "crowd" / "crowd_1080p.mp4"

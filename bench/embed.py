@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_daemon.api import find_faces, load_image  # noqa: E402
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember, GalleryConfig  # noqa: E402
-from edge_daemon.detection import create_detector  # noqa: E402
+from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
 from edge_daemon.embedders.vgg16 import Vgg16Embedder, save_vgg16_artefact  # noqa: E402
@@ -195,7 +195,7 @@ def main() -> int:
     default = create_local_embedder(EmbedderConfig(), 1)
     default_crops = real_faces(default.aligner, 64)
 
-    from edge_daemon.tflite import export_tflite
+    from edge_daemon.tflite_export import export_tflite
 
     with tempfile.TemporaryDirectory() as scratch:
         for size in sizes:

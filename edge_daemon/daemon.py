@@ -22,13 +22,14 @@ from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool, default_spool_path
 from edge_daemon.config import Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
-from edge_daemon.detection import QualityGate, create_detector
+from edge_daemon.detectors import create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
 from edge_daemon.embedders import create_embedder
 from edge_daemon.history import FaceHistory, history_directory
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
 from edge_daemon.metrics import MetricsServer
+from edge_daemon.quality import QualityGate
 from edge_daemon.service import ServiceMonitor, SystemdNotifier
 from edge_daemon.tracking import TrackingWorker
 

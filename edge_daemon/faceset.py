@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 
 from edge_daemon.alignment import TemplateAligner
-from edge_daemon.api import ImageError, find_faces, iter_dataset, load_image
 from edge_daemon.config import DetectorConfig
-from edge_daemon.detection import create_detector
+from edge_daemon.detectors import create_detector
+from edge_daemon.enrolment import iter_dataset
+from edge_daemon.images import ImageError, find_faces, load_image
 from edge_daemon.progress import Progress
 
 CACHE_VERSION = 1

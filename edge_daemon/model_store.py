@@ -294,10 +294,10 @@ JITTERS = [(0, 0, 1.0, 1.0), (6, -4, 1.0, 1.0), (-5, 3, 1.08, 0.85), (3, 5, 0.93
 def verification_faces(aligner) -> tuple[list[np.ndarray], np.ndarray]:
     """Aligned crops of real faces that ship in registry packages (the demo's three people, each
     photo jittered a few ways) and a person id per crop. Nothing is downloaded."""
-    from edge_daemon.api import find_faces
     from edge_daemon.config import DetectorConfig
     from edge_daemon.demo import demo_people
-    from edge_daemon.detection import create_detector
+    from edge_daemon.detectors import create_detector
+    from edge_daemon.images import find_faces
 
     import cv2
 

@@ -20,7 +20,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from edge_daemon.api import enrolment_from_history
+from edge_daemon.enrolment import enrolment_from_history
 from edge_daemon.events import utc_iso
 from edge_daemon.gallery import Gallery, locked, validate_identity
 from edge_daemon.history import cluster_faces

@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass
 
 from edge_daemon.alignment import Aligner
-from edge_daemon.api import generous_crop
 from edge_daemon.capture import StreamEnded
 from edge_daemon.config import TrackerConfig
-from edge_daemon.detection import Detector, QualityGate, face_quality
+from edge_daemon.detectors import Detector
+from edge_daemon.images import generous_crop
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackEnded
+from edge_daemon.quality import QualityGate, face_quality
 
 log = get_logger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.api import ImageError, embed_faces, face_nearest_centre, find_faces, load_image
-from edge_daemon.detection import Detector
+from edge_daemon.detectors import Detector
+from edge_daemon.images import ImageError, embed_faces, face_nearest_centre, find_faces, load_image
 from edge_daemon.embedders import Embedder
 from edge_daemon.messages import Detection
 from edge_daemon.progress import Progress

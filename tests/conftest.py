@@ -51,7 +51,7 @@ def tiny_dataset(root, identities=4, images=20):
 @pytest.fixture(scope="session")
 def yuface_detector():
     from edge_daemon.config import DetectorConfig
-    from edge_daemon.detection import create_detector
+    from edge_daemon.detectors import create_detector
 
     return create_detector(DetectorConfig(), separate_process=False)
 

@@ -57,7 +57,7 @@ def rgb_chips() -> np.ndarray:
     from edge_daemon.alignment import DlibChipAligner
     from edge_daemon.api import find_faces, load_image
     from edge_daemon.config import DetectorConfig
-    from edge_daemon.detection import create_detector
+    from edge_daemon.detectors import create_detector
 
     people = sorted(path.name for path in need(LFW).iterdir())
     detector = create_detector(DetectorConfig(), separate_process=False)

@@ -66,7 +66,7 @@ def faces() -> tuple[np.ndarray, np.ndarray]:
     from edge_daemon.alignment import TemplateAligner
     from edge_daemon.api import face_nearest_centre, find_faces, load_image
     from edge_daemon.config import DetectorConfig
-    from edge_daemon.detection import create_detector
+    from edge_daemon.detectors import create_detector
 
     detector = create_detector(DetectorConfig(), separate_process=False)
     aligner = TemplateAligner(112)

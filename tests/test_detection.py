@@ -11,7 +11,9 @@ import pytest
 from conftest import DATA, YUNET_ONNX, need
 from edge_daemon.alignment import TEMPLATE_112, TemplateAligner, similarity_transform
 from edge_daemon.config import DetectorConfig
-from edge_daemon.detection import DetectorError, QualityGate, YuNetOnnxDetector, create_detector
+from edge_daemon.detectors import DetectorError, create_detector
+from edge_daemon.detectors.yunet_onnx import YuNetOnnxDetector
+from edge_daemon.quality import QualityGate
 from edge_daemon.messages import Detection
 from edge_daemon.tracking import iou
 

@@ -11,15 +11,15 @@ import pytest
 
 from conftest import DATA, need
 from edge_daemon.config import DetectorConfig, EmbedderConfig
-from edge_daemon.api import find_faces
-from edge_daemon.detection import ProcessDetector, create_local_detector
-from edge_daemon.embedders import EmbedderError, ProcessEmbedder
+from edge_daemon.detectors import create_detector, create_local_detector
+from edge_daemon.embedders import EmbedderError, create_embedder
+from edge_daemon.images import find_faces
 
 
 def test_process_detector_matches_in_process_and_survives_a_killed_child(yuface_detector):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
     large = cv2.resize(image, None, fx=2, fy=2)  # exercises the downscale-before-the-pipe path
-    detector = ProcessDetector(DetectorConfig())
+    detector = create_detector(DetectorConfig(), separate_process=True)
     try:
         expected = sorted(d.bbox for d in yuface_detector.detect(large))
         found = sorted(d.bbox for d in detector.detect(large))
@@ -36,7 +36,7 @@ def test_process_embedder_matches_in_process(default_embedder):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
     detections = find_faces(image, create_local_detector(DetectorConfig()))
     crops = [default_embedder.aligner.align(image, d) for d in detections]
-    embedder = ProcessEmbedder(EmbedderConfig())
+    embedder = create_embedder(EmbedderConfig(), separate_process=True)
     try:
         assert (embedder.name, embedder.dim, embedder.version) == (default_embedder.name, 128 + 192, default_embedder.version)
         np.testing.assert_allclose(embedder.embed(crops), default_embedder.embed(crops), atol=1e-6)
@@ -46,13 +46,13 @@ def test_process_embedder_matches_in_process(default_embedder):
 
 def test_child_start_up_errors_are_the_backend_errors(tmp_path):
     with pytest.raises(EmbedderError, match="embedder.json missing"):
-        ProcessEmbedder(EmbedderConfig(backend="vgg16", model_dir=tmp_path))
+        create_embedder(EmbedderConfig(backend="vgg16", model_dir=tmp_path), separate_process=True)
 
 
 def test_leaky_detector_process_is_recycled_without_failing_a_call():
     """yuface leaks ~36 KB per call; its process is replaced by a warm spare every N calls."""
     image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
-    detector = ProcessDetector(DetectorConfig(recycle_after=10))
+    detector = create_detector(DetectorConfig(recycle_after=10), separate_process=True)
     try:
         first_pid = detector._child._worker.process.pid
         counts = []

@@ -105,7 +105,7 @@ def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detecto
     from conftest import DATA, need
     from edge_daemon.capture import StreamEnded
     from edge_daemon.config import DetectorConfig, TrackerConfig
-    from edge_daemon.detection import QualityGate
+    from edge_daemon.quality import QualityGate
     from edge_daemon.messages import Frame
     from edge_daemon.tracking import TrackingWorker
 

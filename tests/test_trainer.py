@@ -74,7 +74,7 @@ def test_daemon_serves_the_exported_model(trained, tmp_path):
 
     from edge_daemon.api import recognize
     from edge_daemon.config import DetectorConfig, EmbedderConfig
-    from edge_daemon.detection import create_detector
+    from edge_daemon.detectors import create_detector
     from edge_daemon.embedders import create_embedder
     from edge_daemon.gallery import Gallery
 
@@ -134,7 +134,7 @@ def test_tflite_runtimes_are_verified_before_use(trained, tmp_path):
 
     from edge_daemon.api import embed_faces, find_faces
     from edge_daemon.config import DetectorConfig
-    from edge_daemon.detection import create_detector
+    from edge_daemon.detectors import create_detector
     from edge_daemon.embedders import EmbedderError
     from edge_daemon.embedders.vgg16 import Vgg16Embedder
 

@@ -21,7 +21,7 @@ __all__ = ["BACKENDS", "Embedder", "EmbedderError", "ProcessEmbedder", "create_e
 BACKENDS: dict[str, Callable[[EmbedderConfig, int], Embedder]] = {
     "dlib_onnx": dlib_onnx.create,
     "mobilefacenet": mobilefacenet.create,
-    "fused": fused.create,
+    "fused": lambda config, threads: fused.create(config, threads, create_local_embedder),
     "dlib_bin": dlib_bin.create,
     "vgg16": vgg16.create,
 }
@@ -36,5 +36,5 @@ def create_embedder(config: EmbedderConfig, separate_process: bool | None = None
     """The configured backend; in a child process (with ``threads`` compute threads) when
     ``separate_process`` (default: the config) says so."""
     if config.separate_process if separate_process is None else separate_process:
-        return ProcessEmbedder(config, threads)
+        return ProcessEmbedder(config, create_local_embedder, threads)
     return create_local_embedder(config, threads)

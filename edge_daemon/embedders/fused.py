@@ -9,6 +9,8 @@ changes the weights (w_i / sigma_i) and shifts the threshold, so it is folded in
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from edge_daemon.alignment import AlignedFace, create_aligner
@@ -57,8 +59,9 @@ class FusedEmbedder:
             member.close()
 
 
-def create(config: EmbedderConfig, threads: int) -> FusedEmbedder:
-    from edge_daemon.embedders import create_local_embedder
-
-    members = [create_local_embedder(config.member_config(member), threads) for member in config.members]
+def create(
+    config: EmbedderConfig, threads: int, create_member: Callable[[EmbedderConfig, int], Embedder]
+) -> FusedEmbedder:
+    """The fusion of ``config.members``, each built by ``create_member`` (the registry's)."""
+    members = [create_member(config.member_config(member), threads) for member in config.members]
     return FusedEmbedder(members, [member.weight for member in config.members])

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable
+
 from edge_daemon.alignment import AlignedFace, create_aligner
 from edge_daemon.config import EmbedderConfig
-from edge_daemon.embedders.base import EmbedderError
+from edge_daemon.embedders.base import Embedder, EmbedderError
 from edge_daemon.isolation import ChildProcess, IsolationError
 
+LocalFactory = Callable[[EmbedderConfig, int], Embedder]
 
-def _build_in_child(spec: tuple[EmbedderConfig, int]):
-    from edge_daemon.embedders import create_local_embedder
 
-    config, threads = spec
-    return create_local_embedder(config, threads)
+def _build_in_child(spec: tuple[LocalFactory, EmbedderConfig, int]):
+    create_local, config, threads = spec
+    return create_local(config, threads)
 
 
 class ProcessEmbedder:
-    """Alignment stays in the calling process; only the aligned crops cross the pipe."""
+    """``create_local(config, threads)`` built in a child process. Alignment stays in the calling
+    process; only the aligned crops cross the pipe."""
 
-    def __init__(self, config: EmbedderConfig, threads: int = 1):
+    def __init__(self, config: EmbedderConfig, create_local: LocalFactory, threads: int = 1):
         names = ("name", "version", "dim", "default_threshold", "threshold_source", "aligner_spec")
         try:
             self._child = ChildProcess(
-                f"embedder-{config.backend}", _build_in_child, (config, threads), "embed", names, threads=threads
+                f"embedder-{config.backend}", _build_in_child, (create_local, config, threads), "embed", names, threads=threads
             )
         except IsolationError as exc:
             raise EmbedderError(str(exc)) from None

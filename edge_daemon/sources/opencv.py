@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from edge_daemon.config import CameraConfig
-from edge_daemon.sources import SourceError, is_network, read_timeout_s
+from edge_daemon.sources.base import SourceError, is_network, read_timeout_s
 
 
 class OpenCvSource:

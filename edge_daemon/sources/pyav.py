@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_daemon.config import CameraConfig
 from edge_daemon.logs import get_logger
-from edge_daemon.sources import SourceError, is_network, read_timeout_s
+from edge_daemon.sources.base import SourceError, is_network, read_timeout_s
 
 log = get_logger(__name__)
 

