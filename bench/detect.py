@@ -1,88 +1,339 @@
-"""Detector benchmark: each backend on 640x480 and 1280x720 frames of the crowd clip, ms/frame.
+"""Detector benchmark: the default ``yunet`` (libfacedetection's YuNet on ONNX Runtime) against
+``yuface`` (libfacedetection's own compiled code, the default before), side by side in one run,
+one compute thread each, frames handed to the detectors in turn so that load on the machine falls
+on all alike:
 
-  .venv/bin/python bench/detect.py            # 40 frames per size
+1. recall and precision on ../shared/data/photos/dlib_boxes (43 hand-drawn boxes, IoU >= 0.4);
+2. recall by face width on a distance set made here: aligned 112-px faces from train/celeb24
+   pasted into crowd-clip 1080p frames so that the face spans 16-120 px (seeded; nothing written);
+3. ms per 1080p crowd frame at the daemon's settings (the downscale to max_side included);
+4. agreement with yuface frame by frame on the Hamilton and crowd clips (IoU >= 0.5), and the
+   largest box and landmark difference in frame pixels;
+5. ms per frame at 640x480 and 1280x720 (the frame's own size as max_side), with ``yunet_onnx``
+   (OpenCV's FaceDetectorYN) too where ../shared/models/face_detection_yunet.onnx exists;
+6. with ``--lfw`` (about a minute here): whether every LFW View 1 dev image (4,992) gives ``yunet``
+   exactly yuface's detections, which is what keeps the embedders' LFW accuracy and calibrated
+   thresholds as they were measured.
+
+``yunet`` is also run at max_side 960 and 1280, to show what a larger detection size buys. Needs
+yuface (x86_64, CPython 3.10-3.11) and ../shared/data.
+
+  .venv/bin/python bench/detect.py
   .venv/bin/python bench/detect.py --quick --json
+  .venv/bin/python bench/detect.py --lfw
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from pathlib import Path
+import os
 
-import cv2
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # yuface's OpenMP pool, as in the daemon's processes
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import xml.etree.ElementTree as ET  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_daemon.config import DetectorConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
+from edge_daemon.images import load_image  # noqa: E402
+from edge_daemon.tracking import iou  # noqa: E402
+from edge_daemon.verification import lfw_image_path, read_pairs  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
-DEFAULT_CLIP = SHARED / "data" / "video" / "crowd" / "crowd_1080p.mp4"
-YUNET = SHARED / "models" / "face_detection_yunet.onnx"
+DATA = ROOT.parent / "shared" / "data"
+CROWD = DATA / "video" / "crowd" / "crowd_1080p.mp4"
+HAMILTON = DATA / "video" / "hamilton" / "short_hamilton_clip.mp4"
+DLIB_BOXES = DATA / "photos" / "dlib_boxes"
+FACES = DATA / "train" / "celeb24"
+YUNET_ZOO = ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx"
+LFW = DATA / "eval" / "lfw"
+
+REFERENCE = "yuface@640"
+VARIANTS = {
+    REFERENCE: DetectorConfig(backend="yuface"),
+    "yunet@640": DetectorConfig(backend="yunet"),
+    "yunet@960": DetectorConfig(backend="yunet", max_side=960),
+    "yunet@1280": DetectorConfig(backend="yunet", max_side=1280),
+}
+WIDTHS = (16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 120)
+GOAL_WIDTH = 24  # the goal: recall of faces at least this wide in 1080p
+# Where the face sits in an aligned 112-px crop (x, y, w, h as shares of the crop): yuface's box on
+# 42 celeb24 crops shown at 224 px on a plain background (width 0.707 +- 0.035).
+FACE_IN_CROP = (0.15, 0.09, 0.71, 0.93)
+CELLS = (4, 3)  # faces per distance frame: one in each cell of this grid
+MATCH_IOU = 0.4
+AGREE_IOU = 0.5
 
 
-def read_frames(clip: Path, count: int) -> list[np.ndarray]:
+def read_frames(clip: Path, count: int | None = None, step: int = 1) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(clip))
-    frames = []
-    while len(frames) < count:
+    frames, index = [], 0
+    while count is None or len(frames) < count:
         ok, frame = capture.read()
         if not ok:
             break
-        frames.append(frame)
+        if index % step == 0:
+            frames.append(frame)
+        index += 1
     capture.release()
     return frames
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="10 frames per size")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    if not args.clip.exists():
-        parser.error(f"clip not found: {args.clip}")
-    cv2.setNumThreads(1)  # as in the daemon's processes: one compute thread each
-    frames = read_frames(args.clip, 10 if args.quick else args.frames)
-    backends = [("yuface", DetectorConfig())]
-    if YUNET.exists():
-        backends.append(("yunet_onnx", DetectorConfig(backend="yunet_onnx", model_path=YUNET)))
+def greedy_matches(truth: list, found: list, min_iou: float) -> list[tuple[int, int]]:
+    """(truth index, found index) pairs, each truth box taking its best unused detection."""
+    pairs, used = [], set()
+    for i, box in enumerate(truth):
+        overlap, best = max(((iou(box, f), j) for j, f in enumerate(found) if j not in used), default=(0.0, None))
+        if overlap >= min_iou:
+            pairs.append((i, best))
+            used.add(best)
+    return pairs
+
+
+def in_turn(detectors: dict, images: list[np.ndarray]) -> tuple[dict, dict]:
+    """Every detector on every image, the detectors taking turns per image: detections and ms."""
+    found = {name: [] for name in detectors}
+    times = {name: [] for name in detectors}
+    for image in images:
+        for name, detector in detectors.items():
+            started = time.perf_counter()
+            found[name].append(detector.detect(image))
+            times[name].append((time.perf_counter() - started) * 1000)
+    return found, times
+
+
+def dlib_boxes(detectors: dict) -> dict:
+    images, truth = [], []
+    for xml in ("training.xml", "testing.xml"):
+        for node in ET.parse(DLIB_BOXES / xml).getroot().iter("image"):
+            images.append(cv2.imread(str(DLIB_BOXES / node.get("file"))))
+            truth.append([tuple(float(b.get(k)) for k in ("left", "top", "width", "height")) for b in node.iter("box")])
+    found, _ = in_turn(detectors, images)
+    rows = {}
+    for name in detectors:
+        boxes = [[d.bbox for d in frame] for frame in found[name]]
+        matched = sum(len(greedy_matches(t, f, MATCH_IOU)) for t, f in zip(truth, boxes))
+        detected = sum(len(f) for f in boxes)
+        total = sum(len(t) for t in truth)
+        rows[name] = {"boxes": total, "found": matched, "recall": matched / total, "precision": matched / max(detected, 1)}
+    return rows
+
+
+def distance_set(backgrounds: list[np.ndarray], frames_per_width: int, seed: int) -> list[tuple[int, np.ndarray, list]]:
+    """(face width, 1080p frame, face boxes): celeb24 faces pasted one per grid cell."""
+    rng = np.random.default_rng(seed)
+    photos = sorted(FACES.glob("*/*.jpg"))
+    columns, rows = CELLS
+    made = []
+    for width in WIDTHS:
+        crop_size = round(width / FACE_IN_CROP[2])
+        for _ in range(frames_per_width):
+            frame = backgrounds[rng.integers(len(backgrounds))].copy()
+            cell_w, cell_h = frame.shape[1] // columns, frame.shape[0] // rows
+            boxes = []
+            for cell in range(columns * rows):
+                face = cv2.imread(str(photos[rng.integers(len(photos))]))
+                face = cv2.resize(face, (crop_size, crop_size), interpolation=cv2.INTER_AREA)
+                x = (cell % columns) * cell_w + int(rng.integers(0, cell_w - crop_size))
+                y = (cell // columns) * cell_h + int(rng.integers(0, cell_h - crop_size))
+                frame[y:y + crop_size, x:x + crop_size] = face
+                fx, fy, fw, fh = FACE_IN_CROP
+                boxes.append((x + fx * crop_size, y + fy * crop_size, fw * crop_size, fh * crop_size))
+            made.append((width, frame, boxes))
+    return made
+
+
+def distance_recall(detectors: dict, frames_per_width: int, seed: int) -> dict:
+    made = distance_set(read_frames(CROWD), frames_per_width, seed)
+    found, _ = in_turn(detectors, [frame for _, frame, _ in made])
+    result = {}
+    for name in detectors:
+        by_width = {width: [0, 0] for width in WIDTHS}
+        for (width, _, boxes), detections in zip(made, found[name]):
+            by_width[width][0] += len(greedy_matches(boxes, [d.bbox for d in detections], MATCH_IOU))
+            by_width[width][1] += len(boxes)
+        at_goal = [v for w, v in by_width.items() if w >= GOAL_WIDTH]
+        result[name] = {
+            "by_width": {w: hit / total for w, (hit, total) in by_width.items()},
+            "faces_per_width": by_width[WIDTHS[0]][1],
+            f"recall_{GOAL_WIDTH}px_up": sum(h for h, _ in at_goal) / sum(t for _, t in at_goal),
+        }
+    return result
+
+
+def agreement(detectors: dict, clip: Path, step: int) -> dict:
+    """Each detector against the reference, frame by frame."""
+    found, times = in_turn(detectors, read_frames(clip, step=step))
+    reference = found[REFERENCE]
+    rows = {}
+    for name in detectors:
+        matched = mine = theirs = 0
+        box_px, landmark_px = [0.0], [0.0]  # per matched face: the largest coordinate difference
+        for ours, ref in zip(found[name], reference):
+            pairs = greedy_matches([d.bbox for d in ref], [d.bbox for d in ours], AGREE_IOU)
+            matched += len(pairs)
+            mine += len(ours)
+            theirs += len(ref)
+            for i, j in pairs:
+                box_px.append(float(np.abs(np.subtract(ref[i].bbox, ours[j].bbox)).max()))
+                landmark_px.append(float(np.abs(ref[i].landmarks - ours[j].landmarks).max()))
+        rows[name] = {
+            "frames": len(reference),
+            "faces": mine,
+            "yuface_faces": theirs,
+            "of_yuface_found": matched / max(theirs, 1),
+            "of_own_in_yuface": matched / max(mine, 1),
+            "max_box_px": round(max(box_px), 2),
+            "median_box_px": round(float(np.median(box_px[1:] or box_px)), 2),
+            "max_landmark_px": round(max(landmark_px), 2),
+            "ms_mean": float(np.mean(times[name])),
+        }
+    return rows
+
+
+def frame_cost(detectors: dict, frames: list[np.ndarray]) -> dict:
+    for detector in detectors.values():
+        detector.detect(frames[0])  # warm-up
+    found, times = in_turn(detectors, frames)
+    return {
+        name: {
+            "ms_p50": float(np.percentile(times[name], 50)),
+            "ms_mean": float(np.mean(times[name])),
+            "faces_per_frame": float(np.mean([len(f) for f in found[name]])),
+        }
+        for name in detectors
+    }
+
+
+def sized_cost(frames: list[np.ndarray]) -> list[dict]:
+    backends = {"yuface": DetectorConfig(backend="yuface"), "yunet": DetectorConfig(backend="yunet")}
+    if YUNET_ZOO.exists():
+        backends["yunet_onnx"] = DetectorConfig(backend="yunet_onnx", model_path=YUNET_ZOO)
     rows = []
     for width, height in ((640, 480), (1280, 720)):
         sized = [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) for frame in frames]
-        for name, config in backends:
-            detector = create_detector(config.model_copy(update={"max_side": width}), separate_process=False)
-            detector.detect(sized[0])  # warm-up
-            times, faces = [], []
-            for frame in sized:
-                started = time.perf_counter()
-                faces.append(len(detector.detect(frame)))
-                times.append((time.perf_counter() - started) * 1000)
-            rows.append(
-                {
-                    "detector": name,
-                    "size": f"{width}x{height}",
-                    "ms_p50": round(float(np.percentile(times, 50)), 1),
-                    "ms_mean": round(float(np.mean(times)), 1),
-                    "faces_per_frame": round(float(np.mean(faces)), 2),
-                    "fps": round(1000 / float(np.mean(times)), 1),
-                }
-            )
-    print(f"{len(frames)} frames of {args.clip.name}, one thread")
-    print(f"{'detector':>12}  {'size':>9}  {'ms p50':>7}  {'ms mean':>7}  {'faces':>6}  {'fps':>6}")
-    for row in rows:
-        print(f"{row['detector']:>12}  {row['size']:>9}  {row['ms_p50']:>7}  {row['ms_mean']:>7}  {row['faces_per_frame']:>6}  {row['fps']:>6}")
-    for size in ("640x480", "1280x720"):
-        pair = {row["detector"]: row for row in rows if row["size"] == size}
-        if len(pair) == 2:
-            print(f"{size}: yunet_onnx is {pair['yuface']['ms_mean'] / pair['yunet_onnx']['ms_mean']:.2f}x the speed of yuface")
+        detectors = {
+            name: create_detector(config.model_copy(update={"max_side": width}), separate_process=False)
+            for name, config in backends.items()
+        }
+        for name, row in frame_cost(detectors, sized).items():
+            rows.append({"detector": name, "size": f"{width}x{height}", **row})
+    return rows
+
+
+def lfw_identity(detectors: dict) -> dict:
+    """Images of the LFW View 1 dev pairs where each detector's detections equal the reference's."""
+    keys = sorted({
+        key
+        for name in ("pairsDevTrain.txt", "pairsDevTest.txt")
+        for pair in read_pairs(LFW / "_protocol" / name).pairs
+        for key in (pair.first, pair.second)
+    })
+    identical = {name: 0 for name in detectors}
+    for key in keys:
+        found, _ = in_turn(detectors, [load_image(lfw_image_path(LFW, *key))])
+        rows = {name: [(d.bbox, d.landmarks.tolist(), d.score) for d in faces[0]] for name, faces in found.items()}
+        for name in detectors:
+            identical[name] += rows[name] == rows[REFERENCE]
+    return {"images": len(keys), "identical": identical}
+
+
+def ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if reference else "-"
+
+
+def report(results: dict) -> None:
+    names = list(VARIANTS)
+    print(f"\n1. dlib_boxes ({results['dlib_boxes'][REFERENCE]['boxes']} boxes, IoU >= {MATCH_IOU})")
+    print(f"{'detector':>11}  {'found':>5}  {'recall':>6}  {'precision':>9}  {'recall / yuface':>15}")
+    ref = results["dlib_boxes"][REFERENCE]
+    for name, row in results["dlib_boxes"].items():
+        print(f"{name:>11}  {row['found']:>5}  {row['recall']:>6.3f}  {row['precision']:>9.3f}  {ratio(row['recall'], ref['recall']):>15}")
+
+    distance = results["distance"]
+    per = distance[REFERENCE]["faces_per_width"]
+    print(f"\n2. recall by face width, 1080p crowd frames, {per} pasted faces per width (IoU >= {MATCH_IOU})")
+    print(f"{'width px':>8}  " + "  ".join(f"{n:>10}" for n in names))
+    for width in WIDTHS:
+        print(f"{width:>8}  " + "  ".join(f"{distance[n]['by_width'][width]:>10.3f}" for n in names))
+    key = f"recall_{GOAL_WIDTH}px_up"
+    print(f"{'>= ' + str(GOAL_WIDTH):>8}  " + "  ".join(f"{distance[n][key]:>10.3f}" for n in names))
+    print(f"{'/ yuface':>8}  " + "  ".join(f"{ratio(distance[n][key], distance[REFERENCE][key]):>10}" for n in names))
+
+    cost = results["cost_1080p"]
+    print(f"\n3. ms per 1080p crowd frame (downscale included), one thread, {results['cost_frames']} frames")
+    print(f"{'detector':>11}  {'ms p50':>7}  {'ms mean':>7}  {'faces':>6}  {'cost / yuface':>13}")
+    for name, row in cost.items():
+        print(f"{name:>11}  {row['ms_p50']:>7.1f}  {row['ms_mean']:>7.1f}  {row['faces_per_frame']:>6.2f}  "
+              f"{ratio(row['ms_mean'], cost[REFERENCE]['ms_mean']):>13}")
+
+    print("\n4. agreement with yuface@640, frame by frame (IoU >= 0.5)")
+    print(f"{'clip':>9}  {'detector':>11}  {'frames':>6}  {'faces':>6}  {'yuface':>6}  {'of yuface found':>15}  "
+          f"{'own in yuface':>13}  {'median box px':>13}  {'max box px':>10}  {'max lm px':>9}")
+    for clip, rows in results["agreement"].items():
+        for name, row in rows.items():
+            print(f"{clip:>9}  {name:>11}  {row['frames']:>6}  {row['faces']:>6}  {row['yuface_faces']:>6}  "
+                  f"{row['of_yuface_found']:>15.3f}  {row['of_own_in_yuface']:>13.3f}  {row['median_box_px']:>13}  "
+                  f"{row['max_box_px']:>10}  {row['max_landmark_px']:>9}")
+
+    print("\n5. ms per frame at the frame's own size (max_side = width), one thread")
+    print(f"{'detector':>11}  {'size':>9}  {'ms p50':>7}  {'ms mean':>7}  {'faces':>6}  {'speed / yuface':>14}")
+    by_size = {}
+    for row in results["sized"]:
+        by_size.setdefault(row["size"], {})[row["detector"]] = row
+    for size, rows in by_size.items():
+        for name, row in rows.items():
+            print(f"{name:>11}  {size:>9}  {row['ms_p50']:>7.1f}  {row['ms_mean']:>7.1f}  {row['faces_per_frame']:>6.2f}  "
+                  f"{ratio(rows['yuface']['ms_mean'], row['ms_mean']):>14}")
+    if "lfw" in results:
+        lfw = results["lfw"]
+        print(f"\n6. LFW View 1 dev images whose detections equal yuface@640's: of {lfw['images']}")
+        for name, count in lfw["identical"].items():
+            print(f"{name:>11}  {count}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=40, help="crowd frames for the cost figures")
+    parser.add_argument("--distance-frames", type=int, default=6, help="distance-set frames per face width")
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="10 cost frames, 2 distance frames per width, every 4th clip frame")
+    parser.add_argument("--lfw", action="store_true", help="also compare detections on the LFW View 1 dev images")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    for path in (CROWD, HAMILTON, DLIB_BOXES, FACES, *([LFW] if args.lfw else [])):
+        if not path.exists():
+            parser.error(f"shared data not found: {path}")
+    try:
+        import yuface  # noqa: F401
+    except ImportError:
+        parser.error("the reference, yuface, is not installed (its wheels are for x86_64 CPython 3.10-3.11)")
+    cv2.setNumThreads(1)  # as in the daemon's processes: one compute thread each
+    cost_frames = 10 if args.quick else args.frames
+    detectors = {name: create_detector(config, separate_process=False) for name, config in VARIANTS.items()}
+    crowd = read_frames(CROWD, cost_frames)
+    step = 4 if args.quick else 1
+    results = {
+        "cost_frames": len(crowd),
+        "cost_1080p": frame_cost(detectors, crowd),
+        "dlib_boxes": dlib_boxes(detectors),
+        "distance": distance_recall(detectors, 2 if args.quick else args.distance_frames, args.seed),
+        "agreement": {"hamilton": agreement(detectors, HAMILTON, step), "crowd": agreement(detectors, CROWD, step)},
+        "sized": sized_cost(crowd),
+    }
+    if args.lfw:
+        results["lfw"] = lfw_identity({name: detectors[name] for name in (REFERENCE, "yunet@640")})
+    report(results)
     if args.json:
-        print(json.dumps({"clip": str(args.clip), "runs": rows}))
+        print(json.dumps(results))
     return 0
 
 

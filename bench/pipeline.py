@@ -1,9 +1,12 @@
 """Pipeline benchmark: N looping copies of a clip as realtime file cameras at a detect rate.
 
-Prints, per N: frames captured/processed per second, frames dropped, faces detected/embedded,
-embedder busy time, p50/p95 capture->event latency of first decisions, and CPU use.
+Prints, per N: frames captured/processed per second, frames dropped, frames whose detection was
+skipped for no motion or never looked at (stale), faces detected/embedded, detector and embedder
+busy time, p50/p95 capture->event latency of first decisions, and CPU use.
 
   .venv/bin/python bench/pipeline.py                       # crowd clip, N = 1, 2, 4, 30 s each
+  .venv/bin/python bench/pipeline.py --clip idle --streams 16 24 --seconds 60
+      # the idle scene: 720p25 H.264, a static view with sensor noise, a person crossing every 20 s
   .venv/bin/python bench/pipeline.py --quick --json        # 10 s each; last line is JSON
   .venv/bin/python bench/pipeline.py --clip ../shared/data/video/hamilton/short_hamilton_clip.mp4 --streams 4
   .venv/bin/python bench/pipeline.py --streams 2 --variants default library-threads no-tracking
@@ -34,6 +37,50 @@ from edge_daemon.daemon import Daemon  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
 
 DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
+IDLE_SIZE, IDLE_FPS, IDLE_SECONDS = (1280, 720), 25, 60
+IDLE_CROSSING_EVERY_S, IDLE_CROSSING_S = 20.0, 4.0  # a person crosses the whole view in 4 s, every 20 s
+IDLE_NOISE_SD = 4.0  # grey levels of sensor noise per pixel and frame
+
+
+def write_idle_clip(path: Path) -> Path:
+    """The idle scene most cameras watch: a static view with sensor noise, empty but for a person
+    crossing every ``IDLE_CROSSING_EVERY_S`` (the demo's people, in turn, alternating directions),
+    H.264 like a camera's stream. Written once, then reused."""
+    if path.exists():
+        return path
+    import av
+    import cv2
+
+    from edge_daemon.demo import demo_people
+    from walking import background
+
+    width, height = IDLE_SIZE
+    scene = cv2.resize(background(), IDLE_SIZE).astype(np.float32)
+    sprites = [cv2.resize(person.image[y : y + h, x : x + w], None, fx=0.6, fy=0.6)
+               for person in demo_people() for (x, y, w, h) in [person.head]]
+    rng = np.random.default_rng(0)
+    partial = path.with_suffix(".partial.mp4")
+    with av.open(str(partial), "w") as container:
+        stream = container.add_stream("libx264", rate=IDLE_FPS, options={"preset": "veryfast", "crf": "23"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(IDLE_FPS * IDLE_SECONDS):
+            frame = scene + rng.normal(0.0, IDLE_NOISE_SD, scene.shape)
+            t = index / IDLE_FPS
+            crossing, into = divmod(t, IDLE_CROSSING_EVERY_S)
+            if into < IDLE_CROSSING_S:
+                sprite = sprites[int(crossing) % len(sprites)]
+                sprite_height, sprite_width = sprite.shape[:2]
+                progress = into / IDLE_CROSSING_S if crossing % 2 == 0 else 1 - into / IDLE_CROSSING_S
+                x0 = round(-sprite_width + progress * (width + sprite_width))
+                y0 = height // 3
+                left, right = max(x0, 0), min(x0 + sprite_width, width)
+                if right > left:
+                    frame[y0 : y0 + sprite_height, left:right] = sprite[:, left - x0 : right - x0]
+            image = av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="bgr24")
+            container.mux(stream.encode(image))
+        container.mux(stream.encode())
+    partial.rename(path)
+    return path
 
 
 def cpu_seconds() -> float:
@@ -64,6 +111,8 @@ VARIANTS = {
     # Shorter frame queues: fewer stale frames waiting for detection.
     "queue-2": {"camera": {"queue_size": 2}},
     "queue-1": {"camera": {"queue_size": 1}},
+    # Every frame detected whole through the shared detection queue, as before motion gating.
+    "no-motion": {"motion": {"enabled": False}},
     # Embed every face of every frame instead of deciding per track.
     "no-tracking": {"tracker": {"max_attempts": 50, "better_face_ratio": 0.0}},
 }
@@ -103,11 +152,15 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
         "frames_processed_per_s": round(total("frames_processed") / wall, 2),
         "frames_dropped": total("frames_dropped"),
         "drop_ratio": round(total("frames_dropped") / max(total("frames_sent"), 1), 3),
+        # Of the frames processed: skipped for no motion (nothing to detect); not looked at (stale in the queue).
+        "skipped_ratio": round(total("frames_skipped_no_motion") / max(total("frames_processed"), 1), 3),
+        "not_detected": total("frames_not_detected"),
         "faces_detected_per_s": round(total("faces_detected") / wall, 2),
         "faces_embedded": embedded,
         "faces_embedded_per_s": round(embedded / wall, 2),
         # Every camera runs in real time (live, or files paced like live), so each adds wall seconds of video.
         "embedded_per_video_s": round(embedded / (wall * streams), 2),
+        "detect_busy_ratio": round(stats["detector"]["busy_s"] / wall, 2),
         "embed_busy_ratio": round(stats["embedder"]["embed_seconds"] / wall, 2),
         "mean_batch": round(embedded / max(sum(batches.values()), 1), 2),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
@@ -119,11 +172,12 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
+                        help="a video file, or 'idle' for the generated idle scene (written once to the temp directory)")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--detector", choices=["yuface", "yunet_onnx"], default="yuface")
+    parser.add_argument("--detector", choices=["yunet", "yuface", "yunet_onnx"], default="yunet")
     parser.add_argument("--model-path", type=Path, default=ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx")
     parser.add_argument("--gallery", help="gallery directory (default: none, every face unknown)")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"],
@@ -132,6 +186,8 @@ def main() -> int:
     parser.add_argument("--rtsp", action="store_true", help="serve the clip live over RTSP instead of as files")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
+    if str(args.clip) == "idle":
+        args.clip = write_idle_clip(Path(tempfile.gettempdir()) / f"edge-daemon-idle-{IDLE_SIZE[1]}p{IDLE_FPS}-{IDLE_SECONDS}s.mp4")
     if not args.clip.exists():
         parser.error(f"clip not found: {args.clip}")
     configure_logging("warning")

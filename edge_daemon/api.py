@@ -25,7 +25,8 @@ from edge_daemon.enrolment import (
 from edge_daemon.gallery import Gallery
 from edge_daemon.images import IMAGE_SUFFIXES, ImageError, embed_faces, face_nearest_centre, find_faces
 from edge_daemon.images import generous_crop, load_image
-from edge_daemon.messages import BBox
+from edge_daemon.messages import BBox, Verdict
+from edge_daemon.quality import face_features, face_quality
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -54,12 +55,16 @@ class RecognizedFace:
     identity: str | None
     score: float
     detection_score: float
+    verdict: Verdict
+    quality: float
 
     def as_dict(self) -> dict:
         return {
             "bbox": [round(v, 1) for v in self.bbox],
             "identity": self.identity,
             "score": round(self.score, 4),
+            "verdict": self.verdict,
+            "quality": round(self.quality, 4),
         }
 
 
@@ -70,12 +75,17 @@ def recognize(
     gallery: Gallery | None,
     threshold: float | None = None,
 ) -> list[RecognizedFace]:
-    """Every face in ``image`` with its gallery identity (None: unknown) and cosine score."""
+    """Every face in ``image`` with its gallery identity (None: not named), cosine score, verdict
+    and quality. The gallery's open-set thresholds apply (``matcher.use_thresholds``) unless a
+    fixed ``threshold`` is given."""
     detections = find_faces(image, detector)
     if not detections:
         return []
+    qualities = [face_quality(face_features(image, detection)) for detection in detections]
     vectors = embed_faces(image, detections, embedder)
     if gallery is None:
-        return [RecognizedFace(d.bbox, None, 0.0, d.score) for d in detections]
-    matches = gallery.match(vectors, threshold)
-    return [RecognizedFace(d.bbox, m.identity, m.score, d.score) for d, m in zip(detections, matches)]
+        return [RecognizedFace(d.bbox, None, 0.0, d.score, "unknown", q) for d, q in zip(detections, qualities)]
+    matches = gallery.match(vectors, threshold, qualities=qualities)
+    return [
+        RecognizedFace(d.bbox, m.identity, m.score, d.score, m.verdict, q) for d, m, q in zip(detections, matches, qualities)
+    ]

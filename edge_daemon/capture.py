@@ -53,6 +53,7 @@ class Camera(threading.Thread):
         self._stopping = stop
         self._drop_when_full = not config.is_file or config.realtime
         self._seq = 0
+        self._stream_time = 0.0
 
     def run(self) -> None:
         reason = "stopped"
@@ -115,6 +116,9 @@ class Camera(threading.Thread):
         """Read until the source ends, stalls, fails or we are stopped; returns which (see OUTCOMES)."""
         period = 1.0 / self.config.detect_fps
         started = time.monotonic()
+        # Stream time goes on across loops and reconnects, so motion is predicted over video time
+        # (also when a file is read faster than real time) and never runs backwards.
+        stream_start = self._stream_time + period
         next_due = 0.0
         index = 0
         last_frame_at = time.monotonic()
@@ -143,7 +147,8 @@ class Camera(threading.Thread):
                 self.counters.add("frames_bad")
                 continue
             self._seq += 1
-            self._hand_on(Frame(self.config.name, self._seq, image, time.time()))
+            self._stream_time = stream_start + media_time
+            self._hand_on(Frame(self.config.name, self._seq, image, time.time(), self._stream_time))
         return "stopped"
 
     def _stalled(self, silent_s: float) -> None:

@@ -86,6 +86,23 @@ class CameraConfig(Section):
         description="A network camera that delivers no frame for this long, with its connection still open, is "
         "marked 'stalled' and reopened; opening one gives up after this long too.",
     )
+    idle_detect_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        title="Full detection every",
+        description="Seconds (of video) between whole-frame detections when nothing moves: a person standing still "
+        "makes no motion and is found within this time. Between them, frames with no motion and no live track "
+        "skip detection; the others are detected in regions around what moves and what is tracked (motion.enabled).",
+    )
+    motion_threshold: int = Field(
+        15,
+        ge=1,
+        le=255,
+        title="Motion threshold",
+        description="Grey levels a pixel of the small motion frame must differ from the learnt background to count "
+        "as moving; raise it for noisy night images.",
+    )
 
     @property
     def is_file(self) -> bool:
@@ -99,16 +116,24 @@ class CameraConfig(Section):
 
 
 class DetectorConfig(Section):
-    backend: Literal["yuface", "yunet_onnx"] = Field(
-        "yuface",
+    backend: Literal["yunet", "yuface", "yunet_onnx"] = Field(
+        "yunet",
         title="Detector backend",
         description=(
-            "'yuface': libfacedetection with compiled-in weights (works offline, the default). "
-            "'yunet_onnx': OpenCV FaceDetectorYN with the YuNet ONNX file given in model_path (faster)."
+            "'yunet' (the default): libfacedetection's YuNet on ONNX Runtime, its weights read from the yuface "
+            "wheel and converted by 'edge-daemon models prepare' (yuface's boxes and landmarks, any CPU and Python). "
+            "'yuface': libfacedetection's own compiled code (x86_64, CPython 3.10-3.11 only, optional). "
+            "'yunet_onnx': OpenCV FaceDetectorYN with the YuNet ONNX file given in model_path."
         ),
     )
     model_path: Path | None = Field(
         None, title="YuNet ONNX file", description="Required for 'yunet_onnx' (OpenCV model zoo face_detection_yunet)."
+    )
+    model_cache: Path | None = Field(
+        None,
+        title="Converted model directory",
+        description="Where 'yunet' finds its converted model (default: the directories 'edge-daemon models "
+        "prepare' writes to; give the same directory as embedder.model_cache if you set that).",
     )
     score_threshold: float = Field(
         0.7, ge=0, le=1, title="Detection score", description="Detections scoring below are discarded."
@@ -146,6 +171,30 @@ class DetectorConfig(Section):
         ge=0,
         title="Minimum sharpness",
         description="Variance of the Laplacian of the face crop; blurrier faces are not embedded.",
+    )
+    queue_max_age_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        title="Oldest frame detected",
+        description="One detection worker serves every camera; a frame captured longer ago than this when its turn "
+        "comes is skipped (counted as detect_stale) instead of detected late.",
+    )
+    queue_size: int = Field(
+        2,
+        ge=1,
+        le=64,
+        title="Detection queue per camera",
+        description="Requests one camera may have waiting for the detection worker; a full queue drops its oldest "
+        "(counted as detect_dropped).",
+    )
+    max_batch: int = Field(
+        8,
+        ge=1,
+        le=64,
+        title="Detection batch",
+        description="Most requests (one per camera) in one detector call, for a detector that takes batches; the "
+        "shipped detectors take one image a call.",
     )
 
     @model_validator(mode="after")
@@ -274,7 +323,26 @@ class GalleryConfig(Section):
         ge=-1,
         le=1,
         title="Unknown threshold",
-        description="Cosine similarity below which a face is 'unknown'. Unset: the calibrated value stored in the gallery.",
+        description="One fixed cosine similarity below which a face is 'unknown', whatever the gallery's size or the "
+        "face's quality. Unset: the embedder's open-set table (target_fpir), or, for an embedder without one, the "
+        "calibrated value stored in the gallery.",
+    )
+    target_fpir: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        title="Strangers named",
+        description="Largest share of strangers (people not enrolled) that may be named as someone enrolled: the "
+        "threshold is derived for the gallery's number of people, the face's quality and the track's number of faces "
+        "from the embedder's open-set table, and again whenever the gallery changes.",
+    )
+    min_useful_tar: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        title="Useful true-accept rate",
+        description="Where holding target_fpir leaves fewer than this share of enrolled people recognised (a small or "
+        "blurred face, a large gallery), a face below the threshold is 'uncertain' rather than 'unknown'.",
     )
     top_k: int = Field(5, ge=1, le=100, title="Neighbours", description="Gallery entries compared per face.")
     sync: Literal["off", "mqtt"] = Field(
@@ -300,18 +368,52 @@ class GalleryConfig(Section):
 
 
 class TrackerConfig(Section):
-    iou_threshold: float = Field(
-        0.3, gt=0, lt=1, title="IoU match", description="Least overlap for a detection to continue a track."
+    max_speed: float = Field(
+        12.0,
+        gt=0,
+        le=100,
+        title="Fastest face",
+        description="Fastest a face is expected to move, in face widths per second (a face is about 16 cm wide, so a "
+        "walker at 1.4 m/s moves about 9 widths/s at any distance); how far a new track's next detection may be.",
     )
-    iou_buffer: float = Field(
-        0.5,
-        ge=0,
-        le=3,
-        title="Box buffer",
-        description="Boxes grow by this fraction of their size on each side before IoU, so fast movers keep their track.",
+    gate_sd: float = Field(
+        3.0,
+        gt=0,
+        le=10,
+        title="Match gate",
+        description="A detection continues a track only when its centre is within this many standard deviations of "
+        "the track's predicted centre; the deviation grows with the face's width and the time since it was seen.",
+    )
+    max_distance: float = Field(
+        5.0,
+        gt=0,
+        le=50,
+        title="Farthest jump",
+        description="A detection continues a track only when its centre is within this many face widths of the "
+        "track's predicted centre, however long the track was unseen: a face found far from where it should be is "
+        "someone else (in a crowd, the gate alone would let a track that lost its face take a passer-by's).",
+    )
+    max_size_ratio: float = Field(
+        1.5,
+        gt=1,
+        title="Size change",
+        description="A detection continues a track only when its width is within this factor of the predicted width.",
+    )
+    min_appearance_similarity: float = Field(
+        0.65,
+        ge=-1,
+        le=1,
+        title="Appearance check",
+        description="When a track and a detection both have an embedding, refuse the match below this cosine "
+        "similarity (a swap of people); -1 turns the check off. For the default embedder on LFW dev pairs, the "
+        "same person scores 0.79 or more and 29% of different people score below 0.65.",
     )
     max_missed_s: float = Field(
-        1.5, gt=0, title="Track timeout", description="A track not seen for this many seconds has ended."
+        1.5,
+        gt=0,
+        title="Track timeout",
+        description="A track not seen for this many seconds has ended (at once when its predicted position has left "
+        "the frame).",
     )
     max_attempts: int = Field(
         3, ge=1, le=50, title="Embeddings per track", description="Most faces of one track that are embedded."
@@ -322,6 +424,37 @@ class TrackerConfig(Section):
         title="Clearly better face",
         description="Embed again only when a face's quality (area x sharpness) beats the best embedded one by this "
         "factor; 0 embeds every face of every frame (up to max_attempts).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _iou_options_removed(cls, data: object) -> object:
+        # Refused rather than ignored: a box tuned for IoU matching must learn that its tuning no
+        # longer applies, and what replaces it.
+        removed = sorted({"iou_threshold", "iou_buffer"} & set(data)) if isinstance(data, dict) else []
+        if removed:
+            raise ValueError(
+                f"no longer supported: {', '.join(removed)} (tracks follow predicted motion now; delete the "
+                "line: max_speed, gate_sd, max_distance and max_size_ratio tune the matching)"
+            )
+        return data
+
+
+class DecisionConfig(Section):
+    mode: Literal["template", "vote"] = Field(
+        "template",
+        title="Decision per track",
+        description="'template': a track's faces combine into one quality-weighted template, matched against the "
+        "gallery with the threshold for its quality and number of faces. 'vote': each face is matched alone and "
+        "votes for its identity with its score (the old way, kept for benchmarks).",
+    )
+    min_quality: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        title="Useless face",
+        description="Faces below this quality score add nothing to a template and are dropped (counted as "
+        "faces_dropped_useless); poorer faces above it still add, with a low weight.",
     )
 
 
@@ -336,7 +469,9 @@ class EventsConfig(Section):
 
 class MqttConfig(Section):
     url: str | None = Field(
-        None, title="Broker", description="'mqtt://HOST:PORT'; unset disables MQTT."
+        None,
+        title="Broker",
+        description="'mqtt://HOST[:1883]', or 'mqtts://HOST[:8883]' for TLS; unset disables MQTT.",
     )
     prefix: str = Field(
         "edge-daemon",
@@ -353,8 +488,19 @@ class MqttConfig(Section):
     password_file: Path | None = Field(
         None, title="Password file", description="File holding the broker password (e.g. a systemd credential)."
     )
-    tls: bool = Field(False, title="TLS", description="Connect with TLS (use port 8883 in the url).")
-    ca_file: Path | None = Field(None, title="CA file", description="CA bundle for TLS; the system store when unset.")
+    tls: bool = Field(False, title="TLS", description="Connect with TLS; an mqtts:// url implies it.")
+    ca_file: Path | None = Field(
+        None, title="CA file", description="PEM CA bundle that signed the broker's certificate; the system store when unset."
+    )
+    client_cert: Path | None = Field(
+        None,
+        title="Client certificate",
+        description="PEM certificate (chain) this box presents to the broker (mutual TLS, e.g. AWS IoT Core); "
+        "the file may hold the private key too.",
+    )
+    client_key: Path | None = Field(
+        None, title="Client key", description="Unencrypted PEM private key of client_cert, when client_cert does not hold it."
+    )
     keepalive_s: int = Field(30, ge=5, le=3600, title="Keepalive", description="MQTT keepalive in seconds.")
     homeassistant: bool = Field(
         True, title="Home Assistant discovery", description="Announce an event entity and a last-identity sensor per camera."
@@ -379,10 +525,33 @@ class MqttConfig(Section):
     def _mqtt_url(cls, url: str | None) -> str | None:
         if url:
             parsed = urlparse(url)
-            if parsed.scheme != "mqtt" or not parsed.hostname:
-                raise ValueError("expected mqtt://HOST[:PORT]")
+            if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+                raise ValueError("expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
             parsed.port  # noqa: B018 - raises ValueError on a bad port
         return url or None
+
+    @field_validator("ca_file", "client_cert", "client_key")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        # Checked here, so that a typo is a config error at start and not a TLS failure at every retry.
+        if path is not None:
+            try:
+                path.open("rb").close()
+            except OSError as exc:
+                raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        return path
+
+    @model_validator(mode="after")
+    def _client_certificate_needs(self) -> MqttConfig:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert (the certificate the key belongs to)")
+        if self.client_cert is not None and not self.use_tls:
+            raise ValueError("client_cert needs TLS: use an mqtts:// url or tls = true")
+        return self
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls or urlparse(self.url or "").scheme == "mqtts"
 
     @property
     def host(self) -> str:
@@ -390,7 +559,7 @@ class MqttConfig(Section):
 
     @property
     def port(self) -> int:
-        return urlparse(self.url).port or 1883
+        return urlparse(self.url).port or (8883 if urlparse(self.url).scheme == "mqtts" else 1883)
 
 
 class SpoolConfig(Section):
@@ -462,6 +631,84 @@ class ServiceConfig(Section):
         return self.box or default_box_name()
 
 
+class MotionConfig(Section):
+    enabled: bool = Field(
+        True,
+        title="Motion gating",
+        description="Detect only what the scene needs: skip frames with no motion and no live track, detect "
+        "regions around what moves, the whole frame every cameras.idle_detect_s. False detects every frame whole.",
+    )
+    width: int = Field(
+        160, ge=16, le=1920, title="Motion frame width", description="Pixels of the small grey frame motion is found on."
+    )
+    min_area: int = Field(
+        6, ge=1, title="Smallest motion", description="Small-frame pixels a moving blob needs (after dilation) to count."
+    )
+    dilate_px: int = Field(
+        2,
+        ge=0,
+        le=32,
+        title="Motion dilation",
+        description="Small-frame pixels each moving pixel is grown by, joining the edges of one moving person into one blob.",
+    )
+    learning_rate: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        title="Background learning rate",
+        description="Share of the background replaced by each frame; someone standing still fades into it within "
+        "a few seconds (their track keeps a region on them).",
+    )
+    light_change: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        title="Light change",
+        description="Share of the frame changing at once that is taken as light (lamps, day/night, exposure), not "
+        "motion: the background is learnt again and the whole frame detected once.",
+    )
+    region_min_side: int = Field(
+        320,
+        ge=32,
+        le=4096,
+        multiple_of=32,
+        title="Smallest region",
+        description="Frame pixels of the smallest square region detected; a multiple of 32 (YuNet's stride).",
+    )
+    region_box_scale: float = Field(
+        1.25, ge=1, le=8, title="Region size", description="A region's side per longer side of the box it is around."
+    )
+    region_padding_px: int = Field(
+        48,
+        ge=0,
+        le=1024,
+        title="Region padding",
+        description="Frame pixels kept around a box at least, so a face the motion box cuts is whole in its region.",
+    )
+    region_merge_overlap: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        title="Region merge overlap",
+        description="Regions overlapping by this share of the smaller one become one region around both.",
+    )
+    duplicate_iou: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        title="Duplicate face overlap",
+        description="A face found in two regions whose boxes overlap by this IoU is kept once.",
+    )
+    max_region_cost: float = Field(
+        1.0,
+        gt=0,
+        le=16,
+        title="Most region cost",
+        description="When the regions would cost more detector pixels than this times the whole frame (motion "
+        "everywhere), the whole frame is detected instead.",
+    )
+
+
 class ThreadsConfig(Section):
     opencv: int = Field(
         1, ge=0, le=64, title="OpenCV threads", description="cv2.setNumThreads in the daemon (resizing, warping); 0: OpenCV's default."
@@ -495,7 +742,9 @@ class Settings(BaseSettings):
     detector: DetectorConfig = Field(default_factory=DetectorConfig, title="Face detection")
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, title="Face embedding")
     gallery: GalleryConfig = Field(default_factory=GalleryConfig, title="Enrolled people")
+    motion: MotionConfig = Field(default_factory=MotionConfig, title="Motion gating and regions")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, title="Tracking and decisions")
+    decisions: DecisionConfig = Field(default_factory=DecisionConfig, title="Decisions (templates, verdicts)")
     events: EventsConfig = Field(default_factory=EventsConfig, title="Event outputs")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT")
     spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Event spool (MQTT delivery)")

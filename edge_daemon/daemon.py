@@ -4,6 +4,7 @@ file cameras have ended.
 
   Camera (thread per camera) -> TrackingWorker (thread per camera) -> EmbeddingWorker (one thread)
     -> DecisionMaker (one thread) -> EventDispatcher -> transports
+  each TrackingWorker <-> DetectionQueue (one thread, one detector for every camera)
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool, default_spool_path
-from edge_daemon.config import Settings, ThreadsConfig
+from edge_daemon.config import CameraConfig, Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
+from edge_daemon.detect_queue import CameraDetection, DetectionQueue
 from edge_daemon.detectors import create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
 from edge_daemon.embedders import create_embedder
@@ -30,6 +32,8 @@ from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
 from edge_daemon.metrics import MetricsServer
 from edge_daemon.quality import QualityGate
+from edge_daemon.regions import RegionSettings
+from edge_daemon.scene_motion import DetectionPolicy, MotionSettings, SceneMotion
 from edge_daemon.service import ServiceMonitor, SystemdNotifier
 from edge_daemon.tracking import TrackingWorker
 
@@ -49,6 +53,7 @@ def create_mqtt(settings: Settings) -> MqttTransport | None:
             settings.mqtt.prefix,
             settings.service.box_name,
             [camera.name for camera in settings.cameras],
+            spool.path.parent,  # the daemon's state directory: where it records what it announced
         )
     return MqttTransport(settings.mqtt, settings.service.box_name, spool, discovery)
 
@@ -76,6 +81,24 @@ def open_history(settings: Settings) -> FaceHistory | None:
         return None
 
 
+def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: DetectionQueue) -> CameraDetection:
+    """A camera's side of detection: gated by its motion, or (motion.enabled = false) every frame whole."""
+    motion = settings.motion
+    every_frame = camera.is_file and not camera.realtime
+    if not motion.enabled:
+        return CameraDetection(camera.name, detect_queue, every_frame=every_frame)
+    regions = RegionSettings(
+        motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap, motion.duplicate_iou
+    )
+    policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, regions, motion.max_region_cost)
+    mask = SceneMotion(
+        MotionSettings(
+            motion.width, camera.motion_threshold, motion.min_area, motion.dilate_px, motion.learning_rate, motion.light_change
+        )
+    )
+    return CameraDetection(camera.name, detect_queue, policy, mask, every_frame)
+
+
 class Daemon:
     def __init__(self, settings: Settings):
         if not settings.cameras:
@@ -83,6 +106,9 @@ class Daemon:
         self.settings = settings
         self.stopping = threading.Event()
         self._reload_requested = threading.Event()
+        # The broker first: a broker, certificate or network problem is then logged within seconds of
+        # start, not after the models have loaded; events made meanwhile wait in the spool.
+        self.mqtt = create_mqtt(settings)
         configure_threads(settings.threads)
         threads = settings.threads.model_process
         self.embedder = create_embedder(settings.embedder, threads=threads)
@@ -92,19 +118,27 @@ class Daemon:
         faces: queue.Queue = queue.Queue(maxsize=settings.embedder.queue_size)
         identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self._faces = faces
-        # One detector per camera: each runs in its own process (or keeps its own state).
-        self._detectors = [create_detector(settings.detector, threads=threads) for _ in self.cameras]
+        # One detector (one process, one set of threads) for every camera, served in turn.
+        self.detector = create_detector(settings.detector, threads=threads)
+        queue_config = settings.detector
+        self.detect_queue = DetectionQueue(
+            self.detector,
+            queue_config.queue_max_age_s,
+            queue_config.queue_size,
+            queue_config.max_batch,
+            settings.motion.duplicate_iou,
+        )
         self.trackers = [
             TrackingWorker(
                 camera.config.name,
                 camera.frames,
                 faces,
-                detector,
+                camera_detection(camera.config, settings, self.detect_queue),
                 gate,
                 self.embedder.aligner,
                 settings.tracker,
             )
-            for camera, detector in zip(self.cameras, self._detectors)
+            for camera in self.cameras
         ]
         self.embed_worker = EmbeddingWorker(
             self.embedder,
@@ -114,7 +148,6 @@ class Daemon:
             settings.embedder.batch_size,
             settings.embedder.max_wait_ms,
         )
-        self.mqtt = create_mqtt(settings)
         self.gallery_sync = None
         if settings.gallery.sync == "mqtt":
             self.gallery_sync = GallerySync(
@@ -135,6 +168,8 @@ class Daemon:
             self.embedder.name,
             self.embedder.version,
             settings.service.box_name,
+            self.matcher,
+            settings.decisions,
             settings.events.crops_dir,
             self.history,
         )
@@ -146,7 +181,7 @@ class Daemon:
             self.metrics = MetricsServer(self, self.monitor, settings.service.metrics_host, settings.service.metrics_port)
 
     def start(self) -> None:
-        for thread in [self.decisions, self.embed_worker, *self.trackers, *self.cameras]:
+        for thread in [self.decisions, self.embed_worker, self.detect_queue, *self.trackers, *self.cameras]:
             thread.start()
         if self.metrics is not None:
             self.metrics.start()
@@ -195,6 +230,7 @@ class Daemon:
         self.stopping.set()
         for thread in [*self.cameras, *self.trackers]:
             thread.join()
+        self.detect_queue.close()  # the trackers have their answers: nothing is waiting on it
         self._faces.put(Shutdown())
         self.embed_worker.join()
         self.decisions.join()
@@ -203,7 +239,7 @@ class Daemon:
             self.history.close()
         if self.gallery_sync is not None:
             self.gallery_sync.close()
-        for model in [*self._detectors, self.embedder]:
+        for model in [self.detector, self.embedder]:
             model.close()
         if self.metrics is not None:
             self.metrics.close()
@@ -211,18 +247,31 @@ class Daemon:
 
     def stats(self) -> dict:
         cameras = {
-            camera.config.name: {"state": camera.state, **camera.counters.values, **tracker.counters.values}
+            camera.config.name: {
+                "state": camera.state,
+                **camera.counters.values,
+                **tracker.counters.values,
+                **(tracker.detection.policy.counters.values if tracker.detection.policy else {}),
+                **self.detect_queue.counters(camera.config.name).values,
+            }
             for camera, tracker in zip(self.cameras, self.trackers)
         }
         return {
             "cameras": cameras,
+            "detector": {
+                "busy_s": round(self.detect_queue.busy_s, 3),
+                "batches": dict(sorted(self.detect_queue.batch_sizes.values.items())),
+            },
             "embedder": {
                 **self.embed_worker.counters.values,
                 "batches": dict(sorted(self.embed_worker.batch_sizes.values.items())),
                 "embed_seconds": round(self.embed_worker.embed_seconds, 3),
             },
             "events": self.decisions.counters.values,
-            "transports": self.dispatcher.counters.values,
+            "decisions": self.decisions.drops.values,
+            # published_mqtt: acknowledged by the broker; spooled_mqtt: handed to the spool.
+            "transports": {**self.dispatcher.counters.values, **({"published_mqtt": self.mqtt.delivered} if self.mqtt else {})},
+            "mqtt": self.mqtt.status() if self.mqtt else {},
             "history": {"dropped": self.history.dropped, "failures": self.history.failures} if self.history else {},
             "gallery": {
                 "version": self.matcher.gallery.version if self.matcher.gallery else None,

@@ -1,54 +1,81 @@
-"""Decisions: turns per-face identifications into one event per track (and one more if it changes).
+"""Decisions: turns the embedded faces of each track into one event per track (and one more when the
+answer changes).
 
-Each embedded face of a track votes for its identity (or for "unknown") with its cosine score;
-the identity with the highest total wins. The first decision is published as ``recognized`` or
-``unknown``, a later change as ``updated``, and the track's end as ``ended``.
+``template`` mode (the default): a track's faces combine into one template, the normalised mean of
+their embeddings weighted by face quality (``thresholds.template``); after each face the template is
+looked up in the gallery through FAISS with the open-set threshold for its quality and effective
+number of faces, so the answer firms up as better faces arrive. A poor face still adds, with a low
+weight; only a face below ``decisions.min_quality`` is dropped (counted as faces_dropped_useless).
+A track whose every face was useless is ``uncertain``: someone was there, we could not see who.
+
+``vote`` mode (for benchmarks): each face is matched alone and votes for its identity (or for
+"unknown") with its cosine score; the identity with the highest total wins.
+
+The first decision is published as ``recognized`` or ``unknown`` (``verdict`` says whether an
+unnamed track is unknown or uncertain), a later change of identity or verdict as ``updated``, and
+the track's end as ``ended``.
 """
 
 from __future__ import annotations
 
 import queue
-from collections import deque
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edge_daemon.alignment import first_crop
 from edge_daemon.comms.dispatcher import EventDispatcher
+from edge_daemon.config import DecisionConfig
 from edge_daemon.embed_worker import Shutdown
 from edge_daemon.events import Event, utc_iso
 from edge_daemon.history import FaceHistory
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import Histogram, Identification, StageCounters, TrackEnded
+from edge_daemon.matcher import Matcher
+from edge_daemon.messages import Histogram, Identification, StageCounters, TrackEnded, Verdict
+from edge_daemon.thresholds import template
 
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class Decision:
+    identity: str | None
+    verdict: Verdict
+    score: float
+    quality: float
+
+
 @dataclass
-class TrackVotes:
-    totals: dict[str | None, float] = field(default_factory=dict)
-    scores: dict[str | None, list[float]] = field(default_factory=dict)
-    decided: str | None = None
-    has_decision: bool = False
+class TrackState:
+    """What one track has shown so far, and what was last published for it."""
+
+    vectors: list[np.ndarray] = field(default_factory=list)  # the faces of the template
+    qualities: list[float] = field(default_factory=list)
+    totals: dict[str | None, float] = field(default_factory=dict)  # vote mode: score totals
+    scores: dict[str | None, list[float]] = field(default_factory=dict)  # vote mode: scores
+    verdicts: dict[str | None, list[Verdict]] = field(default_factory=dict)  # vote mode: per-face verdicts
+    attempts: int = 0
+    decision: Decision | None = None  # the last one published
     last: Identification | None = None
 
-    def add(self, identification: Identification) -> None:
+    def vote(self, identification: Identification) -> Decision:
+        """Add one face's vote; the identity with the highest score total (then most votes)."""
         identity = identification.identity
         self.totals[identity] = self.totals.get(identity, 0.0) + max(identification.score, 0.0)
         self.scores.setdefault(identity, []).append(identification.score)
-        self.last = identification
-
-    def winner(self) -> tuple[str | None, float]:
-        identity = max(self.totals, key=lambda name: (self.totals[name], len(self.scores[name])))
-        scores = self.scores[identity]
-        return identity, sum(scores) / len(scores)
-
-    @property
-    def attempts(self) -> int:
-        return sum(len(scores) for scores in self.scores.values())
+        self.verdicts.setdefault(identity, []).append(identification.verdict)
+        winner = max(self.totals, key=lambda name: (self.totals[name], len(self.scores[name])))
+        scores = self.scores[winner]
+        if winner is not None:
+            verdict: Verdict = "recognized"
+        else:  # unnamed: uncertain only when no vote for "nobody" was cast from a face good enough
+            verdict = "uncertain" if all(v == "uncertain" for v in self.verdicts[None]) else "unknown"
+        return Decision(winner, verdict, sum(scores) / len(scores), identification.sample.quality)
 
 
 class DecisionMaker(threading.Thread):
@@ -59,20 +86,25 @@ class DecisionMaker(threading.Thread):
         embedder_name: str,
         embedder_version: str,
         box: str,
+        matcher: Matcher,
+        config: DecisionConfig | None = None,
         crops_dir: Path | None = None,
         history: FaceHistory | None = None,
     ):
         super().__init__(name="decisions", daemon=True)
-        self.counters = StageCounters()
+        self.counters = StageCounters()  # events made, by type
+        self.drops = StageCounters()  # faces left out of templates, by reason
         self.latencies: deque[float] = deque(maxlen=10_000)  # capture -> event seconds, latest first decisions
         self.latency_histogram = Histogram((0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
         self._input = identifications
         self._dispatcher = dispatcher
         self._embedder = (embedder_name, embedder_version)
         self._box = box
+        self._matcher = matcher
+        self._config = config or DecisionConfig()
         self._history = history
         self._crops_dir = crops_dir
-        self._tracks: dict[tuple[str, int], TrackVotes] = {}
+        self._tracks: dict[tuple[str, int], TrackState] = {}
 
     def run(self) -> None:
         while True:
@@ -89,40 +121,61 @@ class DecisionMaker(threading.Thread):
 
     def _identified(self, identification: Identification) -> None:
         sample = identification.sample
-        votes = self._tracks.setdefault((sample.camera, sample.track_id), TrackVotes())
-        votes.add(identification)
-        identity, score = votes.winner()
-        if votes.has_decision and identity == votes.decided:
-            return
-        event_type = "updated" if votes.has_decision else ("recognized" if identity is not None else "unknown")
-        votes.decided, votes.has_decision = identity, True
-        event = self._event(event_type, sample.camera, sample.track_id, identity, score, votes, sample.bbox)
+        track = self._tracks.setdefault((sample.camera, sample.track_id), TrackState())
+        track.attempts += 1
+        track.last = identification
+        if self._config.mode == "vote":
+            decision = track.vote(identification)
+        else:
+            decision = self._template_decision(track, identification)
+        previous, track.decision = track.decision, decision
+        if previous is not None and (decision.identity, decision.verdict) == (previous.identity, previous.verdict):
+            return  # the same answer: its score and quality follow the template without an event
+        if previous is not None:
+            event_type = "updated"
+        else:
+            event_type = "recognized" if decision.identity is not None else "unknown"
+        event = self._event(event_type, sample.camera, sample.track_id, track, sample.bbox)
         if event_type != "updated":
             latency = time.time() - sample.captured_at
             self.latencies.append(latency)
             self.latency_histogram.observe(latency)
         self._publish(event, identification)
 
-    def _ended(self, ended: TrackEnded) -> None:
-        votes = self._tracks.pop((ended.camera, ended.track_id), None)
-        if votes is None or not votes.has_decision:
-            return
-        _, score = votes.winner()
-        self._publish(self._event("ended", ended.camera, ended.track_id, votes.decided, score, votes, ended.bbox))
+    def _template_decision(self, track: TrackState, identification: Identification) -> Decision:
+        """Add the face to the track's template (unless useless) and look the template up."""
+        if identification.sample.quality < self._config.min_quality or identification.embedding is None:
+            self.drops.add("faces_dropped_useless")
+        else:
+            track.vectors.append(identification.embedding)
+            track.qualities.append(identification.sample.quality)
+        if not track.vectors:
+            return track.decision or Decision(None, "uncertain", 0.0, identification.sample.quality)
+        vector, quality, faces = template(np.stack(track.vectors), track.qualities)
+        match = self._matcher.match(vector[None, :], [quality], [faces])[0][0]
+        return Decision(match.identity, match.verdict, match.score, quality)
 
-    def _event(self, event_type, camera, track_id, identity, score, votes: TrackVotes, bbox) -> Event:
-        last = votes.last
+    def _ended(self, ended: TrackEnded) -> None:
+        track = self._tracks.pop((ended.camera, ended.track_id), None)
+        if track is None or track.decision is None:
+            return
+        self._publish(self._event("ended", ended.camera, ended.track_id, track, ended.bbox))
+
+    def _event(self, event_type, camera, track_id, track: TrackState, bbox) -> Event:
+        last, decision = track.last, track.decision
         return Event(
             type=event_type,
             box=self._box,
             camera=camera,
             track_id=track_id,
-            identity=identity,
-            score=round(score, 4),
+            identity=decision.identity,
+            score=round(decision.score, 4),
+            verdict=decision.verdict,
+            quality=round(decision.quality, 4),
             bbox=tuple(round(v, 1) for v in bbox),
             ts=utc_iso(time.time()),
             frame_ts=utc_iso(last.sample.captured_at),
-            attempts=votes.attempts,
+            attempts=track.attempts,
             embedder=self._embedder[0],
             embedder_version=self._embedder[1],
             gallery_version=last.gallery_version,
@@ -152,6 +205,7 @@ class DecisionMaker(threading.Thread):
             gallery_version=identification.gallery_version,
             embedding=identification.embedding,
             crop=sample.face_image if sample.face_image is not None else first_crop(sample.crop),
+            quality=sample.quality,
         )
 
     def _save_crop(self, event: Event, identification: Identification) -> str | None:

@@ -81,7 +81,7 @@ class EmbeddingWorker(threading.Thread):
         started = time.perf_counter()
         try:
             vectors = self._embedder.embed([sample.crop for sample in batch])
-            matches, gallery_version = self._matcher.match(vectors)
+            matches, gallery_version = self._matcher.match(vectors, [sample.quality for sample in batch])
         except Exception:  # a failing batch is counted and logged; the worker keeps going
             self.counters.add("faces_failed", len(batch))
             log.exception("embedding failed", faces=len(batch))
@@ -91,4 +91,6 @@ class EmbeddingWorker(threading.Thread):
         self.counters.add("faces_embedded", len(batch))
         now = time.time()
         for sample, match, vector in zip(batch, matches, vectors):
-            self._output.put(Identification(sample, match.identity, match.score, gallery_version, now, vector))
+            self._output.put(
+                Identification(sample, match.identity, match.score, gallery_version, now, vector, match.verdict)
+            )

@@ -30,6 +30,9 @@ import cv2
 import faiss
 import numpy as np
 
+from edge_daemon.messages import Verdict
+from edge_daemon.thresholds import OpenSetTable, OperatingPoint
+
 GALLERY_FORMAT = "edge-daemon-gallery"
 META_FILE = "gallery.json"
 LABELS_FILE = "labels.json"
@@ -64,6 +67,8 @@ class Match:
     identity: str | None  # None when the best score is below the threshold
     score: float
     nearest: str | None  # best gallery identity regardless of the threshold
+    verdict: Verdict = "unknown"
+    threshold: float = float("nan")  # the threshold the score was held against
 
 
 class Gallery:
@@ -100,6 +105,8 @@ class Gallery:
         )
         self._rejected_index = self._flat_index(self.rejected_vectors)
         self.revision = revision
+        self._open_set: tuple[OpenSetTable, float, float] | None = None
+        self.operating_point: OperatingPoint | None = None  # open-set thresholds for this many people
         self.index_kind = "flat"
         self._approximate_from: int | None = None
         self._index = self._build_index()
@@ -113,6 +120,19 @@ class Gallery:
         if embedder.default_threshold is None:
             raise GalleryError(f"no unknown-threshold for this embedder: {embedder.threshold_source}")
         return cls(embedder.name, embedder.version, embedder.dim, embedder.default_threshold, embedder.threshold_source)
+
+    def use_open_set(self, table: OpenSetTable | None, fpir: float, min_useful_tar: float) -> None:
+        """Hold at most ``fpir`` of strangers named with ``table``'s thresholds, re-derived for the
+        number of people whenever someone is added or removed (None: the single ``threshold``)."""
+        self._open_set = None if table is None else (table, fpir, min_useful_tar)
+        self._derive_operating_point()
+
+    def _derive_operating_point(self) -> None:
+        if self._open_set is None:
+            self.operating_point = None
+            return
+        table, fpir, min_useful_tar = self._open_set
+        self.operating_point = table.operating_point(len(set(self.labels)), fpir, min_useful_tar)
 
     def use_approximate_index(self, from_size: int | None) -> None:
         """Search with HNSW (approximate) once the gallery holds ``from_size`` embeddings or more;
@@ -180,6 +200,7 @@ class Gallery:
         self.faces += [self._keep_face(face) for face in faces] if faces is not None else [""] * len(vectors)
         self.revision += 1
         self._index = self._build_index()
+        self._derive_operating_point()
 
     def remove(self, identity: str) -> int:
         keep = [i for i, label in enumerate(self.labels) if label != identity]
@@ -195,6 +216,7 @@ class Gallery:
             self._rejected_index = self._flat_index(self.rejected_vectors)
             self.revision += 1
             self._index = self._build_index()
+            self._derive_operating_point()
         return removed
 
     def _keep_face(self, face: np.ndarray | bytes) -> str:
@@ -221,24 +243,47 @@ class Gallery:
         self.revision += 1
         self._rejected_index = self._flat_index(self.rejected_vectors)
 
-    def match(self, vectors: np.ndarray, threshold: float | None = None, top_k: int = 5) -> list[Match]:
-        """Best gallery identity and cosine score for each L2-normalised row of ``vectors``.
+    def match(
+        self,
+        vectors: np.ndarray,
+        threshold: float | None = None,
+        top_k: int = 5,
+        qualities: list[float] | None = None,
+        faces: list[float] | None = None,
+    ) -> list[Match]:
+        """Best gallery identity, cosine score and verdict for each L2-normalised row of ``vectors``
+        (a face, or a track's template of ``faces[i]`` faces; ``qualities[i]`` its quality score,
+        1 when not given). ``threshold`` fixes one threshold; without it the operating point's
+        threshold for each row's quality and size (``use_open_set``), else the gallery's own.
 
         A match to NAME is unknown after all when the face is closer to one of NAME's rejected faces
         than to NAME's nearest enrolled one (both found by FAISS): it looks like someone who was
         already mistaken for NAME, more than like NAME."""
-        threshold = self.threshold if threshold is None else threshold
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        thresholds, unsure = self._thresholds(len(vectors), threshold, qualities, faces)
         if not len(self.labels):
-            return [Match(None, 0.0, None) for _ in range(len(vectors))]
+            return [Match(None, 0.0, None, "unknown", t) for t in thresholds]
         scores, rows = self._index.search(vectors, min(top_k, len(self.labels)))
         closest_rejected = self._closest_rejected(vectors)
         matches = []
-        for score, row, rejected in zip(scores[:, 0], rows[:, 0], closest_rejected):
+        for score, row, rejected, limit, doubt in zip(scores[:, 0], rows[:, 0], closest_rejected, thresholds, unsure):
             nearest = self.labels[row]
-            accepted = score >= threshold and rejected.get(nearest, -np.inf) <= score
-            matches.append(Match(nearest if accepted else None, float(score), nearest))
+            if score >= limit and rejected.get(nearest, -np.inf) <= score:
+                matches.append(Match(nearest, float(score), nearest, "recognized", limit))
+            else:  # a rejected look-alike is someone seen well enough: unknown, never uncertain
+                doubtful = doubt and score < limit
+                matches.append(Match(None, float(score), nearest, "uncertain" if doubtful else "unknown", limit))
         return matches
+
+    def _thresholds(self, rows: int, threshold, qualities, faces) -> tuple[list[float], list[bool]]:
+        """Per row: the threshold, and whether a score below it is uncertain rather than unknown."""
+        if threshold is not None or self.operating_point is None:
+            return [self.threshold if threshold is None else threshold] * rows, [False] * rows
+        point = self.operating_point
+        qualities = [1.0] * rows if qualities is None else qualities
+        faces = [1.0] * rows if faces is None else faces
+        pairs = [point.threshold(quality, count) for quality, count in zip(qualities, faces)]
+        return [limit for limit, _ in pairs], [tar < point.min_useful_tar for _, tar in pairs]
 
     def _closest_rejected(self, vectors: np.ndarray) -> list[dict[str, float]]:
         """Per face: identity -> cosine to the closest of its rejected faces among the nearest few."""

@@ -1,4 +1,5 @@
-"""Matcher: looks embeddings up in the current gallery; the gallery can be swapped atomically."""
+"""Matcher: looks embeddings (faces, or track templates) up in the current gallery, with the open-set
+thresholds derived for its number of people; the gallery can be swapped atomically."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_daemon.config import GalleryConfig
+from edge_daemon.embedders.calibration import open_set_table
 from edge_daemon.gallery import META_FILE, Gallery, Match
 from edge_daemon.logs import get_logger
 
@@ -34,9 +36,11 @@ class Matcher:
         return self._prepared(Gallery.load(Path(self._config.path)), f"loaded from {self._config.path}")
 
     def _prepared(self, gallery: Gallery, origin: str) -> Gallery:
-        """``gallery`` checked against the embedder, with its index built, and logged."""
+        """``gallery`` checked against the embedder, with its index built and its thresholds
+        derived for its number of people, and logged."""
         gallery.check_embedder(self._embedder)
         gallery.use_approximate_index(self._config.approximate_from)
+        use_thresholds(gallery, self._config)
         log.info(
             "gallery in use",
             origin=origin,
@@ -44,11 +48,12 @@ class Matcher:
             people=len(gallery.identities()),
             embeddings=len(gallery.labels),
             index=gallery.index_kind,
-            threshold=self.threshold_for(gallery),
+            threshold=describe_threshold(gallery, self._config),
         )
         return gallery
 
     def threshold_for(self, gallery: Gallery) -> float:
+        """The single pair threshold (FAR 1% for one comparison): what history grouping uses."""
         return gallery.threshold if self._config.threshold is None else self._config.threshold
 
     def reload(self) -> bool:
@@ -69,8 +74,30 @@ class Matcher:
         with self._lock:
             self.gallery = gallery
 
-    def match(self, vectors: np.ndarray) -> tuple[list[Match], str | None]:
+    def match(
+        self, vectors: np.ndarray, qualities: list[float], faces: list[float] | None = None
+    ) -> tuple[list[Match], str | None]:
+        """The gallery's answer for each row of ``vectors``: a face (or template of ``faces[i]``
+        faces) of quality ``qualities[i]``."""
         gallery = self.gallery  # one read: the whole batch sees the same gallery
         if gallery is None:
             return [Match(None, 0.0, None) for _ in range(len(vectors))], None
-        return gallery.match(vectors, self.threshold_for(gallery), self._config.top_k), gallery.version
+        matches = gallery.match(vectors, self._config.threshold, self._config.top_k, qualities, faces)
+        return matches, gallery.version
+
+
+def use_thresholds(gallery: Gallery, config: GalleryConfig) -> None:
+    """Give ``gallery`` the open-set thresholds of its embedder's table (the daemon and ``recognize``
+    alike); without a table, or with a fixed ``config.threshold``, one threshold holds."""
+    table = open_set_table(gallery.embedder, gallery.embedder_version) if config.threshold is None else None
+    gallery.use_open_set(table, config.target_fpir, config.min_useful_tar)
+
+
+def describe_threshold(gallery: Gallery, config: GalleryConfig) -> str | float:
+    """For the log: the fixed threshold, or the open-set one for a good single face and a poor one."""
+    point = gallery.operating_point
+    if point is None:
+        return gallery.threshold if config.threshold is None else config.threshold
+    good, _ = point.threshold(1.0)
+    poor, _ = point.threshold(0.0)
+    return f"open-set for {point.identities} people at FPIR {point.fpir:g}: {good:.4f} (good face) to {poor:.4f} (poor)"

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 BBox = tuple[float, float, float, float]
 """A box as (x, y, width, height) in frame pixels."""
+
+Verdict = Literal["recognized", "unknown", "uncertain"]
+"""recognized: named; unknown: seen well enough to say it is nobody enrolled; uncertain: too poor
+a face (or template) to tell a stranger from an enrolled person at the target stranger rate."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,7 @@ class Frame:
     seq: int
     image: np.ndarray  # BGR, uint8
     captured_at: float  # wall-clock seconds (time.time()) when the frame was read
+    stream_time: float  # seconds of video since the camera first opened, never decreasing: the tracker's clock
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class FaceSample:
     camera: str
     track_id: int
     bbox: BBox
-    quality: float
+    quality: float  # face-quality score, 0 (useless) to 1 (see quality.face_quality)
     crop: np.ndarray | tuple[np.ndarray, ...]  # aligned face as the embedder expects it (alignment.AlignedFace)
     face_image: np.ndarray | None  # the face with room around it, for people (history, review)
     captured_at: float
@@ -62,6 +68,7 @@ class Identification:
     gallery_version: str | None
     embedded_at: float
     embedding: np.ndarray | None = None
+    verdict: Verdict = "unknown"  # of this face alone
 
 
 class StageCounters:

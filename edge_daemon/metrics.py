@@ -24,9 +24,17 @@ CAMERA_COUNTERS = {
     "frames_dropped": "Frames dropped because detection was behind",
     "reconnects": "Reconnect attempts",
     "stalls": "Times the stream stalled (connection open, no frame within the stall timeout)",
-    "frames_processed": "Frames run through face detection",
+    "frames_processed": "Frames taken by detection and tracking (detected, skipped for no motion, or not detected)",
+    "frames_skipped_no_motion": "Frames not detected: nothing moved and nothing was tracked",
+    "frames_detected_regions": "Frames detected in regions around what moves and what is tracked",
+    "regions_detected": "Regions detected (several per frame when things move apart)",
+    "detect_stale": "Frames the detection queue skipped: too old by their turn",
+    "detect_dropped": "Frames pushed out of the camera's full detection queue",
+    "detect_failed": "Frames whose detection failed",
+    "frames_not_detected": "Frames the detection queue did not look at (stale, dropped or failed)",
     "geometry_changes": "Times the stream came back with another resolution (its tracks ended)",
     "faces_detected": "Faces detected",
+    "tracks_started": "Tracks started (a face no live track could continue)",
     "faces_sent": "Faces sent to the embedder",
 }
 CAMERA_STATES = ("starting", "streaming", "reconnecting", "stalled", "failed", "ended", "stopped")
@@ -42,6 +50,16 @@ def _histogram(name: str, documentation: str, counts: dict[float, int], total: f
     return HistogramMetricFamily(name, documentation, buckets=bucket_values, sum_value=total)
 
 
+def _by_reason(stats: dict, prefix: str, name: str, documentation: str) -> CounterMetricFamily:
+    """A per-camera counter family labelled by reason, from the camera counters named ``<prefix><reason>``."""
+    family = CounterMetricFamily(name, documentation, labels=["camera", "reason"])
+    for camera, values in stats["cameras"].items():
+        for key, value in values.items():
+            if key.startswith(prefix):
+                family.add_metric([camera, key.removeprefix(prefix)], value)
+    return family
+
+
 class DaemonCollector:
     def __init__(self, daemon, monitor):
         self._daemon = daemon
@@ -54,12 +72,17 @@ class DaemonCollector:
             for camera, values in stats["cameras"].items():
                 family.add_metric([camera], values.get(key, 0))
             yield family
-        dropped = CounterMetricFamily("edge_daemon_faces_not_embedded", "Faces failing a quality gate", labels=["camera", "reason"])
-        for camera, values in stats["cameras"].items():
-            for key, value in values.items():
-                if key.startswith("faces_dropped_"):
-                    dropped.add_metric([camera, key.removeprefix("faces_dropped_")], value)
-        yield dropped
+        yield _by_reason(stats, "faces_dropped_", "edge_daemon_faces_not_embedded", "Faces failing a quality gate")
+        yield _by_reason(
+            stats,
+            "frames_detected_full_",
+            "edge_daemon_frames_detected_full",
+            "Frames detected whole, by reason: idle (every idle_detect_s), relearned (light change, new geometry), "
+            "cost (regions would cost more than the whole frame)",
+        )
+        yield CounterMetricFamily(
+            "edge_daemon_detector_busy_seconds", "Seconds the shared detector spent detecting", value=stats["detector"]["busy_s"]
+        )
         fps = GaugeMetricFamily("edge_daemon_camera_fps", "Frames processed per second (last interval)", labels=["camera"])
         state = GaugeMetricFamily("edge_daemon_camera_state", "1 for the camera's current state", labels=["camera", "state"])
         for camera in self._daemon.cameras:
@@ -85,7 +108,12 @@ class DaemonCollector:
         for key, value in stats["events"].items():
             events.add_metric([key.removeprefix("events_")], value)
         yield events
-        delivery = CounterMetricFamily("edge_daemon_events_published", "Events handed to a transport", labels=["transport", "result"])
+        delivery = CounterMetricFamily(
+            "edge_daemon_events_published",
+            "Events by transport and result: published (written; for mqtt, acknowledged by the broker), spooled "
+            "(on disk waiting for the broker), failed",
+            labels=["transport", "result"],
+        )
         for key, value in stats["transports"].items():
             result, _, transport = key.partition("_")
             delivery.add_metric([transport, result], value)
@@ -102,8 +130,14 @@ class DaemonCollector:
         if mqtt is not None:
             yield GaugeMetricFamily("edge_daemon_spool_depth", "Events waiting in the spool for the broker", value=mqtt.spool.depth())
             yield CounterMetricFamily("edge_daemon_spool_dropped", "Events dropped by the spool bound", value=mqtt.spool.dropped)
-            yield CounterMetricFamily("edge_daemon_mqtt_delivered", "Events acknowledged by the broker", value=mqtt.delivered)
             yield GaugeMetricFamily("edge_daemon_mqtt_connected", "1 while connected to the broker", value=float(mqtt.connected.is_set()))
+            yield GaugeMetricFamily(
+                "edge_daemon_mqtt_state_since_seconds", "Unix time since when connected, or disconnected", value=mqtt.link.since
+            )
+            yield CounterMetricFamily(
+                "edge_daemon_mqtt_connect_failures", "Failed connection attempts (the log and /healthz say why)",
+                value=mqtt.link.failures,
+            )
 
 
 MAX_FORM_BYTES = 64 * 1024
@@ -144,7 +178,7 @@ class MetricsServer:
                 elif self.path == "/healthz":
                     health = monitor.health()
                     body = json.dumps(
-                        {"healthy": health.healthy, "problems": health.problems, "cameras": health.cameras}
+                        {"healthy": health.healthy, "problems": health.problems, "cameras": health.cameras, "mqtt": health.mqtt}
                     ).encode()
                     status, content_type = (200 if health.healthy else 503), "application/json"
                 else:

@@ -51,6 +51,18 @@ class Health:
     # Every camera's state: one that is stalled or reconnecting is reported here and in STATUS=, but
     # does not make the daemon unhealthy (a restart would not bring the camera back).
     cameras: dict[str, str]
+    # The broker: connected, or since when not and why. Reported, never unhealthy either: events wait
+    # in the spool, and a restart would not fix a broker, a certificate or a network.
+    mqtt: dict | None = None
+
+
+def _skipped(tracker) -> str:
+    """The share of a motion-gated camera's frames not detected since start (nothing moved)."""
+    policy = tracker.detection.policy
+    processed = tracker.counters.get("frames_processed")
+    if policy is None or not processed:
+        return ""
+    return f" ({policy.counters.get('frames_skipped_no_motion') / processed:.0%} skipped: no motion)"
 
 
 class ServiceMonitor:
@@ -76,7 +88,7 @@ class ServiceMonitor:
         """Unhealthy when a worker thread died, or a streaming camera's frames stopped being processed."""
         problems = []
         now = time.monotonic()
-        for thread in (self._daemon.embed_worker, self._daemon.decisions):
+        for thread in (self._daemon.detect_queue, self._daemon.embed_worker, self._daemon.decisions):
             if not thread.is_alive():
                 problems.append(f"{thread.name} thread is not running")
         for camera, tracker in zip(self._daemon.cameras, self._daemon.trackers):
@@ -86,13 +98,19 @@ class ServiceMonitor:
                 problems.append(f"{camera.config.name}: detection thread is not running")
             elif camera.streaming_since is not None and now - max(camera.streaming_since, tracker.last_frame_at or 0) > self._stuck_after_s:
                 problems.append(f"{camera.config.name}: no frame processed for {self._stuck_after_s:.0f} s")
-        return Health(not problems, problems, {camera.config.name: camera.state for camera in self._daemon.cameras})
+        mqtt = self._daemon.mqtt.status() if self._daemon.mqtt is not None else None
+        return Health(not problems, problems, {camera.config.name: camera.state for camera in self._daemon.cameras}, mqtt)
 
     def status_line(self) -> str:
         cameras = ", ".join(
-            f"{camera.config.name} {camera.state} {self.fps.get(camera.config.name, 0.0):.1f} fps" for camera in self._daemon.cameras
+            f"{camera.config.name} {camera.state} {self.fps.get(camera.config.name, 0.0):.1f} fps{_skipped(tracker)}"
+            for camera, tracker in zip(self._daemon.cameras, self._daemon.trackers)
         )
-        return f"{cameras}; {sum(self._daemon.decisions.counters.values.values())} events"
+        line = f"{cameras}; {sum(self._daemon.decisions.counters.values.values())} events"
+        if self._daemon.mqtt is None:
+            return line
+        broker = self._daemon.mqtt.link.state()
+        return f"{line}; mqtt " + ("connected" if broker["connected"] else f"down since {broker['since']}: {broker['reason']}")
 
     def tick(self) -> None:
         now = time.monotonic()

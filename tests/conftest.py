@@ -49,11 +49,22 @@ def tiny_dataset(root, identities=4, images=20):
 
 
 @pytest.fixture(scope="session")
-def yuface_detector():
+def default_detector():
+    """The default detector configuration (``yunet``), in this process."""
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detectors import create_detector
 
     return create_detector(DetectorConfig(), separate_process=False)
+
+
+@pytest.fixture(scope="session")
+def yuface_detector():
+    """libfacedetection's own code (the ``yuface`` wheel: x86_64, CPython 3.10-3.11), in this process."""
+    pytest.importorskip("yuface", reason="yuface has wheels for x86_64 CPython 3.10-3.11 only")
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detectors import create_detector
+
+    return create_detector(DetectorConfig(backend="yuface"), separate_process=False)
 
 
 @pytest.fixture(scope="session")
@@ -66,11 +77,11 @@ def default_embedder():
 
 
 @pytest.fixture(scope="session")
-def hamilton_gallery(tmp_path_factory, yuface_detector, default_embedder) -> Path:
+def hamilton_gallery(tmp_path_factory, default_detector, default_embedder) -> Path:
     """The Hamilton gallery enrolled with the default detector and embedder."""
     from edge_daemon.api import build_gallery
 
-    gallery, _ = build_gallery(need(HAMILTON / "gallery"), yuface_detector, default_embedder)
+    gallery, _ = build_gallery(need(HAMILTON / "gallery"), default_detector, default_embedder)
     path = tmp_path_factory.mktemp("hamilton") / "gallery"
     gallery.save(path)
     return path
@@ -83,9 +94,10 @@ def free_port() -> int:
 
 
 class Broker:
-    """A real mosquitto on a free loopback port; can be killed and restarted on the same port."""
+    """A real mosquitto on a free loopback port; can be killed and restarted on the same port.
+    ``listeners`` adds configuration after the plain listener (e.g. a TLS listener on another port)."""
 
-    def __init__(self, directory: Path, persistent: bool = False):
+    def __init__(self, directory: Path, persistent: bool = False, listeners: str = ""):
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
         settings = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
@@ -93,7 +105,7 @@ class Broker:
             settings += f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n"
         else:
             settings += "persistence false\n"
-        self.config.write_text(settings)
+        self.config.write_text(settings + listeners)
         self.log = directory / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 

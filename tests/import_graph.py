@@ -27,8 +27,9 @@ def _absolute(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 
 def _imported_names(importer: str, path: Path, modules: set[str]) -> set[str]:
-    """Every module of ``modules`` that ``importer`` names in an import statement, anywhere in it.
-    ``from pkg import name`` counts as importing ``pkg.name`` when that is a module, else ``pkg``."""
+    """Every module of ``modules`` that ``importer`` names in an import statement, anywhere in it,
+    with the packages that importing it initialises. ``from pkg import name`` counts as importing
+    ``pkg.name`` when that is a module, else ``pkg``."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
@@ -41,9 +42,20 @@ def _imported_names(importer: str, path: Path, modules: set[str]) -> set[str]:
         for target in targets:
             while target and target not in modules:
                 target = target.rpartition(".")[0]
-            if target and target != importer:
-                found.add(target)
+            found.update(_initialised_with(target, importer))
     return found
+
+
+def _initialised_with(target: str, importer: str) -> set[str]:
+    """``target`` and the packages Python initialises before it (their ``__init__`` runs first),
+    less the importer's own packages, which are initialised already when it runs."""
+    own = _ancestors(importer)
+    return {module for module in {target, *_ancestors(target)} if module and module != importer and module not in own}
+
+
+def _ancestors(module: str) -> set[str]:
+    parts = module.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts))}
 
 
 def import_graph(package_dir: Path) -> dict[str, set[str]]:

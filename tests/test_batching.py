@@ -18,9 +18,9 @@ from edge_daemon.messages import FaceSample, Identification, TrackEnded
 
 
 @pytest.fixture(scope="module")
-def face_crops(yuface_detector, default_embedder):
+def face_crops(default_detector, default_embedder):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
-    return [default_embedder.aligner.align(image, d) for d in yuface_detector.detect(image)]
+    return [default_embedder.aligner.align(image, d) for d in default_detector.detect(image)]
 
 
 def sample(camera: str, track_id: int, crop) -> FaceSample:

@@ -103,7 +103,7 @@ def test_committed_example_config_is_current_and_valid():
 
     example = ROOT / "deploy" / "edge-daemon.example.toml"
     assert example.read_text() == example_toml(), "regenerate: edge-daemon config example > deploy/edge-daemon.example.toml"
-    assert load_settings(example).detector.backend == "yuface"
+    assert load_settings(example).detector.backend == "yunet"
     # Every option of every section is documented in it.
     from edge_daemon.config import Settings
 

@@ -102,7 +102,11 @@ def spooled_ids(path) -> list[str]:
     if not path.exists():
         return []
     with sqlite3.connect(path) as db:
-        return [json.loads(row[0])["event_id"] for row in db.execute("SELECT payload FROM events ORDER BY id")]
+        try:
+            rows = db.execute("SELECT payload FROM events ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # the daemon opens the spool first thing: its table may not be there yet
+            return []
+        return [json.loads(row[0])["event_id"] for row in rows]
 
 
 def daemon_config(path, broker_port, spool, loop: bool):

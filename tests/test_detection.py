@@ -37,24 +37,26 @@ def recall_precision(detector, xml_path, min_iou=0.4):
 
 
 # Measured here on testing.xml (25 faces in 5 PASCAL VOC photos), IoU >= 0.4, score >= 0.7:
-# both detectors find 25/25 with no false positive.
+# every detector finds 25/25 with no false positive.
 @pytest.mark.parametrize(
     "config",
-    [DetectorConfig(), DetectorConfig(backend="yunet_onnx", model_path=YUNET_ONNX)],
-    ids=["yuface", "yunet_onnx"],
+    [DetectorConfig(), DetectorConfig(backend="yuface"), DetectorConfig(backend="yunet_onnx", model_path=YUNET_ONNX)],
+    ids=["yunet", "yuface", "yunet_onnx"],
 )
 def test_detector_recall_and_precision_on_dlib_boxes(config):
     xml_path = need(DATA / "photos" / "dlib_boxes" / "testing.xml")
     if config.backend == "yunet_onnx":
         need(YUNET_ONNX)
+    if config.backend == "yuface":
+        pytest.importorskip("yuface", reason="yuface has wheels for x86_64 CPython 3.10-3.11 only")
     recall, precision = recall_precision(create_detector(config, separate_process=False), xml_path)
     assert recall >= 0.96, recall
     assert precision >= 0.96, precision
 
 
-def test_multiface_photo_finds_all_six(yuface_detector):
+def test_multiface_photo_finds_all_six(default_detector):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
-    detections = yuface_detector.detect(image)
+    detections = default_detector.detect(image)
     assert len(detections) == 6
     for detection in detections:
         x, y, w, h = detection.bbox
@@ -95,9 +97,9 @@ def test_similarity_transform_recovers_a_known_transform():
     np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
 
 
-def test_template_aligner_puts_landmarks_on_the_template(yuface_detector):
+def test_template_aligner_puts_landmarks_on_the_template(default_detector):
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
-    detection = yuface_detector.detect(image)[0]
+    detection = default_detector.detect(image)[0]
     aligner = TemplateAligner(64)
     crop = aligner.align(image, detection)
     assert crop.shape == (64, 64, 3)

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import DATA, HAMILTON, ROOT, need
 from edge_daemon.api import find_faces, load_image
-from edge_daemon.config import EmbedderConfig, FusionMember
+from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember
 from edge_daemon.embedders import EmbedderError, create_local_embedder
 from edge_daemon.embedders.base import l2_normalise
 from edge_daemon.gallery import Gallery, GalleryError
@@ -26,12 +26,12 @@ def embedder(backend: str, **options):
 
 
 @pytest.fixture(scope="module")
-def group_faces(yuface_detector):
+def group_faces(default_detector):
     """(image, detection) for every face of the shared group photos."""
     faces = []
     for path in sorted(need(DATA / "photos" / "group").glob("*.jpg")):
         image = load_image(path)
-        faces += [(image, detection) for detection in find_faces(image, yuface_detector)]
+        faces += [(image, detection) for detection in find_faces(image, default_detector)]
     assert len(faces) >= 8
     return faces
 
@@ -149,7 +149,9 @@ def test_missing_npm_source_gives_one_clear_error(tmp_path):
 
 
 def test_converted_file_that_does_not_match_the_manifest_is_rebuilt_never_used(tmp_path):
-    store = ModelStore(tmp_path / "models")
+    # the faces it is verified on are found by the detector prepared already (no yuface wheel needed)
+    prepared_detector = DetectorConfig(model_cache=ModelStore().find("yunet").parent)
+    store = ModelStore(tmp_path / "models", detector=prepared_detector)
     source = ModelStore().source_files("mobilefacenet")
     (tmp_path / "models" / "sources" / "mobilefacenet").mkdir(parents=True)
     for path in source.values():
@@ -185,11 +187,11 @@ def test_the_check_refuses_mobilefacenet_as_shipped():
     assert check["max_different_people"] > 0.99 and not check["passed"]  # ...the model is not
 
 
-def test_models_list_reports_both_models_ready():
+def test_models_list_reports_every_model_ready():
     listed = cli("models", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = {row["model"]: row for row in json.loads(listed.stdout)}
-    assert set(rows) == {"dlib_resnet", "mobilefacenet"}
+    assert set(rows) == {"yunet", "dlib_resnet", "mobilefacenet"}
     for row in rows.values():
         assert row["converted"] and row["check"]["passed"]
     assert "research" in ModelStore().entry("mobilefacenet")["training_data"]

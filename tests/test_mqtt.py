@@ -145,7 +145,9 @@ def test_two_boxes_on_one_broker_with_cameras_of_the_same_name_stay_apart(broker
             per_camera = [json.loads(m.payload)["event_id"] for m in subscriber.on(f"{PREFIX}/{box}/stage/events")]
             assert sorted(per_camera) == sorted(e["event_id"] for e in own)
             assert subscriber.on(f"{PREFIX}/{box}/availability")[-1].payload == b"stopped"
-        configs = {box: json.loads(subscriber.on(f"homeassistant/event/{box}_stage/face/config")[0].payload)
+        with subscriber.lock:
+            event_configs = [json.loads(m.payload) for m in subscriber.messages if m.topic.startswith("homeassistant/event/")]
+        configs = {box: next(c for c in event_configs if c["availability"][0]["topic"] == f"{PREFIX}/{box}/availability")
                    for box in ("north", "south")}
         assert configs["north"]["unique_id"] != configs["south"]["unique_id"]
         assert configs["north"]["device"]["identifiers"] != configs["south"]["device"]["identifiers"]

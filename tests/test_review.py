@@ -87,7 +87,7 @@ def test_search_by_a_photo_finds_his_appearances(seen):
     assert all(labels.get(item["face"]) == LIN or item["identity"] == LIN for item in found["results"]), found
 
 
-def test_not_this_person_turns_a_bystander_unknown_and_keeps_the_person(tmp_path, yuface_detector, default_embedder):
+def test_not_this_person_turns_a_bystander_unknown_and_keeps_the_person(tmp_path, default_detector, default_embedder):
     """George W. Bush is enrolled; at a deliberately low threshold Colin Powell matches him. One
     rejection of a Powell photo makes Powell's other photos unknown; Bush's still match."""
     from edge_daemon.api import build_gallery, embed_faces, face_nearest_centre, find_faces, load_image
@@ -97,12 +97,12 @@ def test_not_this_person_turns_a_bystander_unknown_and_keeps_the_person(tmp_path
     (people / "bush").mkdir(parents=True)
     for number in (1, 2, 3):
         (people / "bush" / f"{number}.jpg").symlink_to(lfw / "George_W_Bush" / f"George_W_Bush_{number:04d}.jpg")
-    gallery, _ = build_gallery(people, yuface_detector, default_embedder, threshold=0.2)
+    gallery, _ = build_gallery(people, default_detector, default_embedder, threshold=0.2)
     gallery.save(tmp_path / "gallery")
 
     def identity_of(path) -> str | None:
         image = load_image(path)
-        face = face_nearest_centre(find_faces(image, yuface_detector), image)
+        face = face_nearest_centre(find_faces(image, default_detector), image)
         vector = embed_faces(image, [face], default_embedder)
         return Gallery.load(tmp_path / "gallery").match(vector)[0].identity
 

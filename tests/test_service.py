@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import HAMILTON_CLIP, ROOT, FakeSystemd, free_port, need, wait_until
+from edge_daemon.comms.homeassistant import discovery_id
 from edge_daemon.config import Settings
 from edge_daemon.daemon import Daemon
 from edge_daemon.service import SystemdNotifier
@@ -113,27 +114,29 @@ def test_home_assistant_discovery_and_entities(broker, tmp_path, hamilton_galler
     )
     daemon = subprocess.Popen([sys.executable, "-m", "edge_daemon.cli", "run", "--config", str(config)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    node = f"homeassistant/{{}}/edge-daemon_{discovery_id('box1')}/{discovery_id('stage')}"
+    event_topic, sensor_topic = node.format("event") + "_face/config", node.format("sensor") + "_last_identity/config"
     try:
         def topics():
             with lock:
                 return [m.topic for m in received]
 
-        assert wait_until(lambda: "homeassistant/event/box1_stage/face/config" in topics(), 60)
+        assert wait_until(lambda: event_topic in topics(), 60)
         with lock:
             configs = {m.topic: m for m in received if m.topic.endswith("/config")}
-        event_config = json.loads(configs["homeassistant/event/box1_stage/face/config"].payload)
-        assert event_config["event_types"] == ["recognized", "unknown"]
+        event_config = json.loads(configs[event_topic].payload)
+        assert event_config["event_types"] == ["recognized", "unknown", "uncertain"]
         assert event_config["availability"][0]["topic"] == "edgeha/box1/availability"
-        assert "homeassistant/sensor/box1_stage/last_identity/config" in configs
-        before = topics().count("homeassistant/event/box1_stage/face/config")
+        assert sensor_topic in configs
+        before = topics().count(event_topic)
         client.publish("homeassistant/status", "online", qos=1)  # HA restarted: announce again
-        assert wait_until(lambda: topics().count("homeassistant/event/box1_stage/face/config") > before, 10)
+        assert wait_until(lambda: topics().count(event_topic) > before, 10)
         assert daemon.wait(240) == 0
         with lock:
             decisions = [json.loads(m.payload) for m in received if m.topic == "edgeha/box1/stage/ha/decision"]
             identities = [m.payload.decode() for m in received if m.topic == "edgeha/box1/stage/ha/last_identity"]
             entity_retained = [m.retain for m in received if m.topic.startswith("edgeha/box1/stage/ha/")]
-        assert {d["event_type"] for d in decisions} <= {"recognized", "unknown"}
+        assert {d["event_type"] for d in decisions} <= {"recognized", "unknown", "uncertain"}
         assert any(d["event_type"] == "recognized" and d["identity"] == "lin_manuel_miranda" for d in decisions)
         assert "lin_manuel_miranda" in identities
         assert not any(entity_retained)

@@ -8,10 +8,12 @@ import time
 import numpy as np
 
 from edge_daemon.comms.dispatcher import EventDispatcher
+from edge_daemon.config import DecisionConfig, GalleryConfig, TrackerConfig
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.embed_worker import Shutdown
+from edge_daemon.matcher import Matcher
 from edge_daemon.messages import Detection, FaceSample, Identification, TrackEnded
-from edge_daemon.tracking import IouTracker, iou
+from edge_daemon.tracking import Tracker, iou
 
 
 def detection(x, y, w=50, h=60):
@@ -25,7 +27,7 @@ def test_iou():
 
 
 def test_tracker_keeps_ids_for_moving_faces_and_ends_lost_tracks():
-    tracker = IouTracker(iou_threshold=0.3, max_missed_s=1.0)
+    tracker = Tracker(TrackerConfig(max_missed_s=1.0))
     pairs, ended = tracker.update([detection(0, 0), detection(300, 0)], now=0.0)
     ids = [track.track_id for track, _ in pairs]
     assert ids == [1, 2] and not ended
@@ -54,9 +56,11 @@ class Collect:
 
 
 def run_decisions(messages):
+    """Decisions by per-face voting (these tests are about the vote; tests/test_open_set.py covers templates)."""
     sink = Collect()
     inbox: queue.Queue = queue.Queue()
-    maker = DecisionMaker(inbox, EventDispatcher([sink]), "dlib_resnet", "v1", "box")
+    matcher = Matcher(GalleryConfig(), None)  # no gallery: the identifications below carry the answers
+    maker = DecisionMaker(inbox, EventDispatcher([sink]), "dlib_resnet", "v1", "box", matcher, DecisionConfig(mode="vote"))
     maker.start()
     for message in [*messages, Shutdown()]:
         inbox.put(message)
@@ -99,12 +103,13 @@ def test_score_weighted_vote_resists_one_outlier():
     assert [(e.type, e.identity) for e in events] == [("recognized", "ana")]
 
 
-def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detector, default_embedder):
+def test_full_embed_queue_defers_faces_without_charging_the_track(default_detector, default_embedder):
     import cv2
 
     from conftest import DATA, need
     from edge_daemon.capture import StreamEnded
-    from edge_daemon.config import DetectorConfig, TrackerConfig
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detect_queue import CameraDetection, DetectionQueue
     from edge_daemon.quality import QualityGate
     from edge_daemon.messages import Frame
     from edge_daemon.tracking import TrackingWorker
@@ -113,13 +118,15 @@ def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detecto
     frames: queue.Queue = queue.Queue()
     faces: queue.Queue = queue.Queue(maxsize=1)
     faces.put("something already waiting")
+    detect_queue = DetectionQueue(default_detector, max_age_s=60)
     worker = TrackingWorker(
-        "door", frames, faces, yuface_detector, QualityGate(DetectorConfig(min_sharpness=0, max_yaw=10)),
+        "door", frames, faces, CameraDetection("door", detect_queue), QualityGate(DetectorConfig(min_sharpness=0, max_yaw=10)),
         default_embedder.aligner, TrackerConfig(max_attempts=1),
     )
+    detect_queue.start()
     worker.start()
-    frames.put(Frame("door", 1, image, time.time()))
-    frames.put(Frame("door", 2, image, time.time()))
+    frames.put(Frame("door", 1, image, time.time(), 0.0))
+    frames.put(Frame("door", 2, image, time.time(), 0.2))
     deadline = time.time() + 30
     while worker.counters.get("frames_processed") < 2 and time.time() < deadline:
         time.sleep(0.05)
@@ -129,9 +136,10 @@ def test_full_embed_queue_defers_faces_without_charging_the_track(yuface_detecto
     faces.get()  # the embedder catches up
     faces_seen = []
     for seq in (3, 4):
-        frames.put(Frame("door", seq, image, time.time()))
+        frames.put(Frame("door", seq, image, time.time(), seq * 0.2))
         faces_seen.append(faces.get(timeout=30))  # each track is still owed its one attempt
     frames.put(StreamEnded("door", "ended"))
     worker.join(30)
+    detect_queue.close()
     assert all(isinstance(sample, FaceSample) for sample in faces_seen)
     assert worker.counters.get("faces_sent") >= 2

@@ -32,12 +32,12 @@ def model_dir(tmp_path_factory):
     return directory
 
 
-def test_embedder_loads_and_embeds_real_faces(model_dir, yuface_detector):
+def test_embedder_loads_and_embeds_real_faces(model_dir, default_detector):
     embedder = Vgg16Embedder(model_dir)
     assert (embedder.input_size, embedder.dim, embedder.default_threshold) == (32, 12, 0.8)
     assert embedder.version.startswith("vgg16-")
     image = cv2.imread(str(need(DATA / "photos" / "group" / "multiface.jpg")))
-    detections = yuface_detector.detect(image)
+    detections = default_detector.detect(image)
     vectors = embed_faces(image, detections, embedder)
     assert vectors.shape == (len(detections), 12)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

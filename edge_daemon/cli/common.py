@@ -33,7 +33,9 @@ def make_parent_parsers() -> ParentParsers:
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("--config", type=Path, help="TOML config file (EDGE_* env vars override it)")
     publish = argparse.ArgumentParser(add_help=False)
-    publish.add_argument("--mqtt", metavar="mqtt://HOST:PORT", help="the fleet's broker (default: mqtt.url)")
+    publish.add_argument(
+        "--mqtt", metavar="mqtt[s]://HOST[:PORT]", help="the fleet's broker (default: mqtt.url; TLS and credentials from [mqtt])"
+    )
     publish.add_argument("--prefix", help="topic prefix (default: mqtt.prefix)")
     return ParentParsers(config, publish)
 
@@ -90,7 +92,7 @@ def publish_to_fleet(args: argparse.Namespace, settings: Settings, path: Path) -
     from edge_daemon.comms.gallery_sync import SyncError, publish_gallery
 
     if not settings.mqtt.url:
-        raise UsageError("no broker: pass --mqtt mqtt://HOST:PORT or set mqtt.url in the config")
+        raise UsageError("no broker: pass --mqtt mqtt[s]://HOST[:PORT] or set mqtt.url in the config")
     prefix = args.prefix or settings.mqtt.prefix
     try:
         manifest = publish_gallery(path, settings.mqtt, prefix, settings.gallery.sync_chunk_bytes)

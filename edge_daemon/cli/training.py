@@ -135,6 +135,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from edge_daemon import open_set
     from edge_daemon.verification import calibrate, pair_scores, read_pairs
 
     settings = settings_from(args)
@@ -144,7 +145,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     same = np.array([pair.same for pair in pairs])
     found = ~np.isnan(scores)
     result = calibrate(scores[found & same], scores[found & ~same], args.far, f"{Path(args.pairs).name}, FAR {args.far:g}")
-    print(json.dumps({**result.as_dict(), "embedder": embedder.name, "images_without_face": missing}))
+    output = {**result.as_dict(), "embedder": embedder.name, "embedder_version": embedder.version, "images_without_face": missing}
+    if args.open_set:
+        widths = tuple(None if width == "native" else int(width) for width in args.widths.split(","))
+        sizes = {"people": args.people, "mismatched_pairs": args.mismatched_pairs}
+        table, model = open_set.calibrate_open_set(
+            args.images, args.pairs, detector, embedder, widths, cache=args.cache, fit_quality=args.fit_quality,
+            **{name: value for name, value in sizes.items() if value is not None},
+        )
+        output.update(open_set=table.as_dict(), quality_model=model)
+    print(json.dumps(output))
     return 0
 
 
@@ -192,8 +202,22 @@ def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -
 
 
 def add_calibrate_command(commands: argparse._SubParsersAction, parents: ParentParsers) -> None:
-    calibrate = commands.add_parser("calibrate", parents=[parents.config], help="unknown-threshold from LFW-style pairs")
-    calibrate.add_argument("--pairs", type=Path, required=True)
-    calibrate.add_argument("--images", type=Path, required=True)
+    calibrate = commands.add_parser(
+        "calibrate", parents=[parents.config], help="unknown-threshold and open-set threshold table from LFW-style pairs"
+    )
+    calibrate.add_argument("--pairs", type=Path, required=True, help="e.g. LFW's _protocol/pairsDevTrain.txt")
+    calibrate.add_argument("--images", type=Path, required=True, help="LFW's image folders (<name>/<name>_NNNN.jpg)")
     calibrate.add_argument("--far", type=float, default=0.01, help="target false-accept rate (default 0.01)")
+    calibrate.add_argument(
+        "--open-set", action="store_true",
+        help="also measure the open-set table (degraded copies of the people in the pairs' people file, templates)",
+    )
+    calibrate.add_argument("--widths", default="native,48,32,24,20", help="face widths of the degraded copies, in pixels")
+    # The defaults live in edge_daemon.open_set, which is too heavy to import for --help.
+    calibrate.add_argument("--people", type=int, help="people with six images or more to use as probes (default 50)")
+    calibrate.add_argument(
+        "--mismatched-pairs", type=int, help="mismatched pairs whose images join the gallery (default 1100)"
+    )
+    calibrate.add_argument("--fit-quality", action="store_true", help="refit the face-quality model and use it")
+    calibrate.add_argument("--cache", type=Path, help="keep each image's embeddings here, so a rerun only embeds what is new")
     calibrate.set_defaults(handler=cmd_calibrate)

@@ -31,7 +31,9 @@ class EventDispatcher:
         for transport in self.transports:
             try:
                 transport.publish(event)
-                self.counters.add(f"published_{transport.name}")
+                # A transport that takes an event only part of the way says how far (MQTT: "spooled";
+                # it counts what the broker acknowledged itself).
+                self.counters.add(f"{getattr(transport, 'accepted', 'published')}_{transport.name}")
             except Exception as exc:
                 self.counters.add(f"failed_{transport.name}")
                 log.error("event not delivered", transport=transport.name, event_id=event.event_id, error=str(exc))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edge_daemon.comms.mqtt import new_client
+from edge_daemon.comms.broker import BrokerLink, new_client
 from edge_daemon.config import MqttConfig
 from edge_daemon.gallery import FACES_DIR, Gallery, GalleryError, locked
 from edge_daemon.logs import get_logger
@@ -39,6 +39,8 @@ from edge_daemon.messages import StageCounters
 log = get_logger(__name__)
 
 SYNC_FORMAT = "edge-daemon-gallery-sync/1"
+# A TCP connect and a TLS handshake may each take paho's 5 s connect timeout.
+PUBLISH_CONNECT_TIMEOUT_S = 15.0
 FACES_PART = "faces.tar"
 
 
@@ -119,12 +121,12 @@ def publish_gallery(directory: Path, config: MqttConfig, prefix: str, chunk_byte
     client = new_client(config, f"edge-daemon-publish-{gallery.version}", clean_session=True)
     previous: list[dict] = []
     client.on_message = lambda c, u, message: previous.append(json.loads(message.payload)) if message.payload else None
+    link = BrokerLink(client, config, "gallery publish")
+    link.start()
     try:
-        client.connect(config.host, config.port, keepalive=config.keepalive_s)
-    except OSError as exc:
-        raise SyncError("broker", f"cannot reach the broker at {config.host}:{config.port}: {exc}") from None
-    client.loop_start()
-    try:
+        if not link.wait_settled(PUBLISH_CONNECT_TIMEOUT_S):
+            reason = link.reason if link.failures else f"no answer within {PUBLISH_CONNECT_TIMEOUT_S:.0f} s"
+            raise SyncError("broker", f"cannot connect to the broker at {link.broker}: {reason}")
         client.subscribe(manifest_topic(prefix), qos=1)
         time.sleep(0.5)  # the broker sends the retained manifest at once if there is one
         client.unsubscribe(manifest_topic(prefix))
@@ -139,8 +141,7 @@ def publish_gallery(directory: Path, config: MqttConfig, prefix: str, chunk_byte
             if old.get("version") != gallery.version:
                 _publish_all(client, [(topic, b"") for topic in _chunk_topics(prefix, old)], timeout_s)
     finally:
-        client.loop_stop()
-        client.disconnect()
+        link.stop()
     log.info("gallery published", version=gallery.version, rows=manifest["rows"], messages=len(messages) + 1,
              bytes=sum(len(data) for data in parts.values()), superseded=[m.get("version") for m in previous])
     return manifest
@@ -209,11 +210,11 @@ class GallerySync:
         self._candidate: Candidate | None = None
         self._early: dict[str, bytes] = {}  # chunks that came before their manifest
         self._client = new_client(config, client_id, clean_session=True)
-        self._client.on_connect = lambda client, *args: client.subscribe(f"{prefix}/gallery/#", qos=1)
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
-        self._client.loop_start()
+        self.link = BrokerLink(
+            self._client, config, "gallery sync", on_ready=lambda client: client.subscribe(f"{prefix}/gallery/#", qos=1)
+        )
+        self.link.start()
         self._watchdog = threading.Event()
         self._timer = threading.Thread(target=self._expire, name="gallery-sync", daemon=True)
         self._timer.start()
@@ -310,5 +311,4 @@ class GallerySync:
     def close(self) -> None:
         self._watchdog.set()
         self._timer.join(timeout=2)
-        self._client.loop_stop()
-        self._client.disconnect()
+        self.link.stop()

@@ -9,19 +9,18 @@ and the Home Assistant discovery and entity topics (see ``homeassistant.py``). T
 
 ``publish`` only appends to the spool. A sender thread delivers spooled events oldest first, one
 at a time, and deletes each only after the broker acknowledged both of its messages; while the
-broker is away events wait on disk and the client reconnects with backoff. After a crash the
-next start delivers what was left (possibly once more: QoS 1; consumers dedupe on event_id).
+broker is away events wait on disk and the client reconnects with backoff (``broker.BrokerLink``,
+which logs why it cannot connect). After a crash the next start delivers what was left (possibly
+once more: QoS 1; consumers dedupe on event_id).
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 
-import paho.mqtt.client as mqtt
-
+from edge_daemon.comms.broker import BrokerLink, new_client
 from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
@@ -33,18 +32,11 @@ log = get_logger(__name__)
 ONLINE, OFFLINE, STOPPED = "online", "offline", "stopped"
 
 
-def new_client(config: MqttConfig, client_id: str, clean_session: bool) -> mqtt.Client:
-    """A paho client for the configured broker, with its credentials and TLS; not connected yet."""
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
-    if config.username:
-        client.username_pw_set(config.username, config.secret_password())
-    if config.tls:
-        client.tls_set_context(ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None))
-    return client
-
-
 class MqttTransport:
     name = "mqtt"
+    # What the dispatcher counts when publish() returns: the event is on disk, not yet at the broker.
+    # ``delivered`` counts the events the broker acknowledged (reported as published_mqtt).
+    accepted = "spooled"
 
     def __init__(
         self, config: MqttConfig, box: str, spool: EventSpool, discovery: HomeAssistantDiscovery | None = None
@@ -54,39 +46,29 @@ class MqttTransport:
         self._discovery = discovery
         self._box_topic = f"{config.prefix}/{box}"
         self.availability_topic = f"{self._box_topic}/availability"
-        self.connected = threading.Event()
         self.delivered = 0
         self._closing = threading.Event()
         self._client = new_client(config, config.client_id or f"edge-daemon-{box}", clean_session=False)
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
-        self._client.loop_start()
+        self.link = BrokerLink(self._client, config, "events", on_ready=self._on_ready)
+        self.connected = self.link.connected
+        self.link.start()
         self._sender = threading.Thread(target=self._send_spooled, name="mqtt-sender", daemon=True)
         self._sender.start()
 
-    @property
-    def broker(self) -> str:
-        return f"{self._config.host}:{self._config.port}"
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.error("mqtt connection refused", broker=self.broker, reason=str(reason_code))
-            return
+    def _on_ready(self, client) -> None:
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         if self._discovery is not None:
             client.subscribe(self._discovery.status_topic, qos=1)
             self._announce()
-        self.connected.set()
-        log.info("mqtt connected", broker=self.broker, spooled=self.spool.depth())
+        waiting = self.spool.depth()
+        if waiting:
+            log.info("delivering spooled events", events=waiting)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected.clear()
-        if not self._closing.is_set():
-            log.warning("mqtt disconnected, reconnecting", broker=self.broker, reason=str(reason_code))
+    def status(self) -> dict:
+        """The broker state (connected, or since when not and why) and the spool, for the stats and /healthz."""
+        return {**self.link.state(), "spool_depth": self.spool.depth(), "spool_dropped": self.spool.dropped}
 
     def _announce(self) -> None:
         for topic, payload in self._discovery.discovery_messages():
@@ -145,6 +127,5 @@ class MqttTransport:
             log.warning("events left in the spool for the next start", events=left, spool=str(self.spool.path))
         if self.connected.is_set():
             self._client.publish(self.availability_topic, STOPPED, qos=1, retain=True).wait_for_publish(timeout=2)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.link.stop()
         self.spool.close()

@@ -47,6 +47,7 @@ class EventSpool:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self.dropped = 0
+        self._closed_depth: int | None = None
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -78,6 +79,9 @@ class EventSpool:
             log.error("event spool full: oldest events dropped", too_old=aged, over_limit=over, dropped_total=self.dropped)
 
     def depth(self) -> int:
+        # Closed: what it closed with, for the final stats and a /metrics scrape during shutdown.
+        if self._closed_depth is not None:
+            return self._closed_depth
         return self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     def oldest(self, limit: int = 1) -> list[SpooledEvent]:
@@ -98,4 +102,5 @@ class EventSpool:
 
     def close(self) -> None:
         with self._lock:
+            self._closed_depth = self.depth()
             self._db.close()

@@ -1,8 +1,14 @@
 """Face detectors: one module per backend, chosen by ``detector.backend``. Each returns boxes,
 scores and 5 landmarks (eyes, nose tip, mouth corners) in frame coordinates.
 
-  yuface      libfacedetection's YuNet, weights compiled into the ``yuface`` wheel
+  yunet       libfacedetection's YuNet on ONNX Runtime (the default): its weights are read from the
+              ``yuface`` wheel and converted by ``edge-daemon models prepare``, so no compiled
+              wheel of one CPU or Python is needed to run it
+  yuface      libfacedetection's YuNet, weights compiled into the ``yuface`` wheel (x86_64, CPython
+              3.10-3.11; optional)
   yunet_onnx  YuNet from an ONNX file on OpenCV's ``FaceDetectorYN``
+
+Backend modules import their runtime only when created, so the default path never imports yuface.
 """
 
 from __future__ import annotations
@@ -10,13 +16,14 @@ from __future__ import annotations
 from typing import Callable
 
 from edge_daemon.config import DetectorConfig
-from edge_daemon.detectors import yuface, yunet_onnx
+from edge_daemon.detectors import yuface, yunet, yunet_onnx
 from edge_daemon.detectors.base import Detector, DetectorError
 from edge_daemon.detectors.process import ProcessDetector
 
 __all__ = ["BACKENDS", "Detector", "DetectorError", "ProcessDetector", "create_detector", "create_local_detector"]
 
 BACKENDS: dict[str, Callable[[DetectorConfig], Detector]] = {
+    "yunet": yunet.create,
     "yuface": yuface.create,
     "yunet_onnx": yunet_onnx.create,
 }

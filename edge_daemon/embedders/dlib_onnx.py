@@ -3,12 +3,14 @@ and run by ONNX Runtime: the same network as dlib-bin's (checked when converted)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
-from edge_daemon.embedders.base import OnnxEmbedder
+from edge_daemon.embedders.base import EmbedderError, OnnxEmbedder
 from edge_daemon.embedders.calibration import calibrated_threshold
 from edge_daemon.embedders.dlib_bin import DLIB_MODEL_VERSION, dlib_chip_aligner_spec
-from edge_daemon.model_store import ModelStore
+from edge_daemon.model_files import ModelFileError, prepared_model
 
 
 class DlibOnnxEmbedder(OnnxEmbedder):
@@ -17,12 +19,16 @@ class DlibOnnxEmbedder(OnnxEmbedder):
     dim = 128
     input_size = 150
 
-    def __init__(self, store: ModelStore, threads: int = 1, flip: bool = True):
-        super().__init__(store.path("dlib_resnet"), threads, flip)
+    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True):
+        super().__init__(model_path, threads, flip)
         self.default_threshold, self.threshold_source = calibrated_threshold(self.name, self.version)
         self.aligner_spec = dlib_chip_aligner_spec()
         self.aligner = create_aligner(self.aligner_spec)
 
 
 def create(config: EmbedderConfig, threads: int) -> DlibOnnxEmbedder:
-    return DlibOnnxEmbedder(ModelStore(config.model_cache), threads, config.flip_for("dlib_onnx"))
+    try:
+        path = prepared_model("dlib_resnet", config.model_cache)
+    except ModelFileError as exc:
+        raise EmbedderError(str(exc)) from None
+    return DlibOnnxEmbedder(path, threads, config.flip_for("dlib_onnx"))

@@ -4,11 +4,13 @@ alignment at 112x112, the crop it was trained on."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
-from edge_daemon.embedders.base import OnnxEmbedder
+from edge_daemon.embedders.base import EmbedderError, OnnxEmbedder
 from edge_daemon.embedders.calibration import calibrated_threshold
-from edge_daemon.model_store import ModelStore
+from edge_daemon.model_files import ModelFileError, prepared_model
 
 
 class MobileFaceNetEmbedder(OnnxEmbedder):
@@ -17,12 +19,16 @@ class MobileFaceNetEmbedder(OnnxEmbedder):
     dim = 192
     input_size = 112
 
-    def __init__(self, store: ModelStore, threads: int = 1, flip: bool = True):
-        super().__init__(store.path("mobilefacenet"), threads, flip)
+    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True):
+        super().__init__(model_path, threads, flip)
         self.default_threshold, self.threshold_source = calibrated_threshold(self.name, self.version)
         self.aligner_spec = ("template", self.input_size)
         self.aligner = create_aligner(self.aligner_spec)
 
 
 def create(config: EmbedderConfig, threads: int) -> MobileFaceNetEmbedder:
-    return MobileFaceNetEmbedder(ModelStore(config.model_cache), threads, config.flip_for("mobilefacenet"))
+    try:
+        path = prepared_model("mobilefacenet", config.model_cache)
+    except ModelFileError as exc:
+        raise EmbedderError(str(exc)) from None
+    return MobileFaceNetEmbedder(path, threads, config.flip_for("mobilefacenet"))

@@ -11,7 +11,7 @@ import numpy as np
 from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
 from edge_daemon.embedders.base import EmbedderError, fold_mirrors, l2_normalise, with_mirrors
-from edge_daemon.model_store import file_sha256
+from edge_daemon.model_files import file_sha256
 
 VGG16_FORMAT = "edge-daemon-vgg16-embedding"
 VGG16_MODEL_FILE = "embedding.keras"

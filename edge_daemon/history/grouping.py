@@ -11,6 +11,10 @@ cluster only if its cosine to the cluster's normalised mean is >= threshold:
 A mean stands for many faces, so a bridge close to one or two faces of each person is far from
 both means and cannot pull the two together, while a genuine face is closer to its person's mean
 than to the person's individual faces, so the same threshold as the gallery's can be used.
+
+Two faces seen in the same frame (same box, camera and capture time) are two people: in both steps
+a face never joins a cluster that already holds a face of its frame; it takes the next closest
+cluster within the threshold, or starts its own.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ def cluster_faces(rows: list[FaceRow], threshold: float) -> list[Cluster]:
     if not rows:
         return []
     vectors = stacked_embeddings(rows)
+    numbers: dict[tuple, int] = {}
+    frames = np.array([numbers.setdefault((row.box, row.camera, row.ts), len(numbers)) for row in rows])
     groups: list[np.ndarray] = []
     for members in _components_oldest_first(rows, _connected_components(vectors, threshold)):
-        groups += _split_by_mean(vectors, members, threshold) if len(members) > 1 else [members]
+        groups += _split_by_mean(vectors, frames, members, threshold) if len(members) > 1 else [members]
     clusters = [_describe(members, rows, vectors) for members in groups]
     clusters.sort(key=lambda cluster: (-cluster.size, cluster.first_seen, cluster.representative))
     return [replace(cluster, cluster_id=number) for number, cluster in enumerate(clusters, start=1)]
@@ -89,27 +95,44 @@ def _union(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
             parent[:] = parent[parent]
 
 
-def _split_by_mean(vectors: np.ndarray, members: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Split one component (``members``, oldest first) into clusters by cosine to cluster means."""
+def _split_by_mean(vectors: np.ndarray, frames: np.ndarray, members: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Split one component (``members``, oldest first) into clusters by cosine to cluster means;
+    ``frames`` numbers each row's frame, and no cluster holds two faces of one frame."""
     sums = np.zeros((len(members), vectors.shape[1]), dtype=np.float64)
     norms = np.zeros(len(members))
-    count = 0
+    seen: list[set[int]] = []  # the frames of each cluster
     for index in members:
         vector = vectors[index]
-        if count:
-            cosines = sums[:count] @ vector / norms[:count]
-            best = int(np.argmax(cosines))
-            if cosines[best] >= threshold:
-                sums[best] += vector
-                norms[best] = np.linalg.norm(sums[best])
-                continue
-        sums[count], norms[count] = vector, np.linalg.norm(vector)
-        count += 1
+        best = _closest_allowed(sums[: len(seen)] @ vector / norms[: len(seen)], seen, frames[index], threshold)
+        if best is None:
+            sums[len(seen)], norms[len(seen)] = vector, np.linalg.norm(vector)
+            seen.append({frames[index]})
+        else:
+            sums[best] += vector
+            norms[best] = np.linalg.norm(sums[best])
+            seen[best].add(frames[index])
+    count = len(seen)
     cosines = vectors[members] @ (sums[:count] / norms[:count, None]).T.astype(np.float32)
-    nearest = np.argmax(cosines, axis=1)
-    close = cosines[np.arange(len(members)), nearest] >= threshold
-    groups = [members[close & (nearest == cluster)] for cluster in range(count)]
-    return [group for group in groups if len(group)] + [members[i : i + 1] for i in np.flatnonzero(~close)]
+    # Reassignment, surest faces first, so that of two faces of one frame the closer keeps the place.
+    final: list[set[int]] = [set() for _ in range(count)]
+    assigned = np.full(len(members), -1)
+    for position in np.argsort(-cosines.max(axis=1), kind="stable"):
+        best = _closest_allowed(cosines[position], final, frames[members[position]], threshold)
+        if best is not None:
+            assigned[position] = best
+            final[best].add(frames[members[position]])
+    groups = [members[assigned == cluster] for cluster in range(count)]
+    return [group for group in groups if len(group)] + [members[i : i + 1] for i in np.flatnonzero(assigned < 0)]
+
+
+def _closest_allowed(cosines: np.ndarray, frames_of: list[set[int]], frame: int, threshold: float) -> int | None:
+    """The closest cluster within ``threshold`` that holds no face of ``frame``, or None."""
+    for cluster in np.argsort(-cosines, kind="stable"):
+        if cosines[cluster] < threshold:
+            return None
+        if frame not in frames_of[cluster]:
+            return int(cluster)
+    return None
 
 
 def _describe(members: np.ndarray, rows: list[FaceRow], vectors: np.ndarray) -> Cluster:

@@ -38,7 +38,7 @@ log = get_logger(__name__)
 
 DB_FILE = "history.db"
 CROPS_DIR = "crops"
-SCHEMA_VERSION = 1  # PRAGMA user_version of a history database
+SCHEMA_VERSION = 2  # PRAGMA user_version of a history database; 2 added ``quality``
 JPEG_QUALITY = 90
 EMBEDDING_DTYPE = np.dtype("<f4")
 LOG_EVERY_FAILURES = 100  # while recording keeps failing, log the first failure and then every 100th
@@ -59,6 +59,7 @@ COLUMNS = (
     "embedding",
     "crop",
     "enrolled_as",
+    "quality",
 )
 SCHEMA = """
 CREATE TABLE faces (
@@ -76,7 +77,8 @@ CREATE TABLE faces (
     dim INTEGER NOT NULL,
     embedding BLOB NOT NULL,
     crop TEXT NOT NULL,
-    enrolled_as TEXT
+    enrolled_as TEXT,
+    quality REAL
 );
 CREATE INDEX faces_by_ts ON faces (ts);
 """
@@ -103,6 +105,7 @@ class FaceRow:
     embedding: np.ndarray  # float32 (dim,), L2-normalised, read-only
     crop_path: Path
     enrolled_as: str | None
+    quality: float | None = None  # face-quality score (quality.face_quality); None for faces from before it
 
 
 def history_directory(config) -> Path:
@@ -183,6 +186,7 @@ class FaceHistory:
         gallery_version: str | None,
         embedding: np.ndarray,
         crop: np.ndarray,
+        quality: float | None = None,
     ) -> int | None:
         """Store one face (``crop`` is BGR) and return its id, or None when it could not be stored
         (logged and counted in ``failures``; never raises)."""
@@ -192,7 +196,7 @@ class FaceHistory:
                 jpeg = _encode_jpeg(crop)
                 values = (
                     float(ts), str(camera), str(box), int(track_id), str(event_type), identity, float(score),
-                    str(embedder), str(embedder_version), gallery_version,
+                    str(embedder), str(embedder_version), gallery_version, None if quality is None else float(quality),
                 )  # plain Python values: sqlite3 cannot bind numpy scalars
                 face_id, dropped_ids = self._insert(values, vector, jpeg)
             except Exception as exc:  # noqa: BLE001 - a history failure must never stop recognition
@@ -210,7 +214,8 @@ class FaceHistory:
         try:
             face_id = self._db.execute(
                 "INSERT INTO faces (ts, camera, box, track_id, event_type, identity, score, embedder, "
-                "embedder_version, gallery_version, dim, embedding, crop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
+                "embedder_version, gallery_version, quality, dim, embedding, crop) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
                 (*values, len(vector), vector.tobytes()),
             ).lastrowid
             written = self.crops_dir / crop_name(face_id)
@@ -318,11 +323,11 @@ class FaceHistory:
         return marked
 
     def _row(self, record: tuple) -> FaceRow:
-        face_id, *fields, dim, blob, enrolled_as = record
+        face_id, *fields, dim, blob, enrolled_as, quality = record
         embedding = np.frombuffer(blob, dtype=EMBEDDING_DTYPE).astype(np.float32, copy=False)
         if embedding.shape != (dim,):
             raise DamagedHistory(f"face {face_id}: embedding of {embedding.size} values, expected {dim}")
-        return FaceRow(face_id, *fields, embedding, self.crops_dir / crop_name(face_id), enrolled_as)
+        return FaceRow(face_id, *fields, embedding, self.crops_dir / crop_name(face_id), enrolled_as, quality)
 
     def disk_bytes(self) -> int:
         """Bytes the history occupies on disk (allocated blocks): database, WAL and crops."""
@@ -339,7 +344,7 @@ class FaceHistory:
 
 _SELECT = (
     "SELECT face_id, ts, camera, box, track_id, event_type, identity, score, embedder, embedder_version, "
-    "gallery_version, dim, embedding, enrolled_as FROM faces"
+    "gallery_version, dim, embedding, enrolled_as, quality FROM faces"
 )
 
 
@@ -373,6 +378,9 @@ def _check_or_create_schema(db: sqlite3.Connection) -> None:
         return
     columns = tuple(row[1] for row in db.execute("PRAGMA table_info(faces)"))
     version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 1 and columns == COLUMNS[:-1]:  # a history from before face quality: its faces have none
+        db.executescript(f"BEGIN; ALTER TABLE faces ADD COLUMN quality REAL; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        columns, version = COLUMNS, SCHEMA_VERSION
     if columns != COLUMNS or version != SCHEMA_VERSION:
         raise DamagedHistory(f"not a face history database (schema version {version}, faces columns {list(columns)})")
 

@@ -1,0 +1,127 @@
+"""YuNet on ONNX Runtime: libfacedetection's network and weights (read from the ``yuface`` wheel and
+converted at ``edge-daemon models prepare``), decoded as libfacedetection decodes it, so its boxes
+and landmarks are yuface's without yuface's compiled code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_daemon.config import DetectorConfig
+from edge_daemon.detectors.base import DetectorError, as_bgr, downscale, rows_to_detections
+from edge_daemon.messages import Detection
+from edge_daemon.model_files import ModelFileError, prepared_model
+
+MODEL = "yunet"  # its name in models/manifest.json
+# The converted graph (edge_daemon.converters.libfacedetection): its input, and per stride the raw
+# maps of each head with their channel counts.
+INPUT_NAME = "image"
+STRIDES = (8, 16, 32)
+HEADS = {"cls": 1, "obj": 1, "bbox": 4, "kps": 10}
+# libfacedetection's detection_output: candidates from this score, the best this many, NMS IoU.
+CANDIDATE_SCORE = 0.2
+TOP_K = 1000
+NMS_IOU = 0.45
+KEEP_TOP_K = 512
+# sigmoid's input clamp in libfacedetection (float exp overflow)
+LOGIT_LIMIT = 88.3762626647949
+
+
+def output_names() -> list[str]:
+    """The graph's outputs, NCHW, in this order."""
+    return [f"{head}_{stride}" for stride in STRIDES for head in HEADS]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -LOGIT_LIMIT, LOGIT_LIMIT)))
+
+
+def decode(maps: list[np.ndarray], score_threshold: float) -> np.ndarray:
+    """The network's raw maps (``output_names()`` order) -> rows of (x, y, w, h, 10 landmark
+    coordinates, score), best first, after libfacedetection's NMS, truncated as libfacedetection
+    reports them (whole pixels, hundredths of a score): the embedders' alignment and their shipped
+    thresholds were measured on those numbers (float coordinates moved LFW DevTest by a pair)."""
+    heads = len(HEADS)
+    boxes, landmarks, scores = [], [], []
+    for level, stride in enumerate(STRIDES):
+        cls, obj, bbox, kps = (m[0].reshape(m.shape[1], -1).T for m in maps[level * heads:(level + 1) * heads])
+        rows, columns = maps[level * heads].shape[2:]
+        grid_y, grid_x = np.mgrid[0:rows, 0:columns]
+        prior = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float32) * stride
+        scores.append(np.sqrt(_sigmoid(cls[:, 0]) * _sigmoid(obj[:, 0])))
+        centre = bbox[:, :2] * stride + prior
+        size = np.exp(bbox[:, 2:]) * stride
+        boxes.append(np.concatenate([centre - size / 2, centre + size / 2], axis=1))
+        landmarks.append((kps.reshape(-1, 5, 2) * stride + prior[:, None, :]).reshape(-1, 10))
+    score = np.concatenate(scores)
+    order = np.argsort(-score, kind="stable")
+    order = order[score[order] >= CANDIDATE_SCORE][:TOP_K]
+    order = order[score[order] >= score_threshold]
+    box, landmark = np.concatenate(boxes)[order], np.concatenate(landmarks)[order]
+    keep = _nms(box)[:KEEP_TOP_K]
+    box, landmark, score = box[keep], landmark[keep], score[order][keep]
+    size = np.trunc(box[:, 2:] - box[:, :2])
+    rows = np.concatenate([np.trunc(box[:, :2]), size, np.trunc(landmark), np.trunc(score[:, None] * 100) / 100], axis=1)
+    return rows.astype(np.float32)
+
+
+def _nms(boxes: np.ndarray) -> list[int]:
+    """Greedy NMS over boxes sorted best first: a box overlapping a kept one by IoU > NMS_IOU goes."""
+    kept: list[int] = []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for index, box in enumerate(boxes):
+        if kept:
+            others = boxes[kept]
+            width = np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0])
+            height = np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1])
+            overlap = np.where((width > 0) & (height > 0), width * height, 0.0)
+            if (overlap / (area[index] + area[kept] - overlap) > NMS_IOU).any():
+                continue
+        kept.append(index)
+    return kept
+
+
+class YuNetDetector:
+    """YuNet converted to ONNX, run by ONNX Runtime on one compute thread (as every detector process
+    has one)."""
+
+    name = "yunet"
+
+    def __init__(self, model_path: Path, score_threshold: float = 0.7, max_side: int = 640):
+        from edge_daemon.embedders.base import onnx_session
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise DetectorError(f"the YuNet model {model_path} is missing: run 'edge-daemon models prepare'")
+        try:
+            self._session = onnx_session(model_path, 1)
+        except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
+            raise DetectorError(f"cannot load the YuNet model {model_path} ({exc}): run 'edge-daemon models prepare'") from None
+        self._threshold = score_threshold
+        self._max_side = max_side
+        self._outputs = output_names()
+
+    def rows(self, image: np.ndarray) -> np.ndarray:
+        """Rows of (x, y, w, h, 10 landmark coordinates, score) for a BGR image at its own scale."""
+        height, width = image.shape[:2]
+        padded = np.zeros((1, -(-height // 32) * 32, -(-width // 32) * 32, 3), dtype=np.float32)
+        padded[0, :height, :width] = image
+        return decode(self._session.run(self._outputs, {INPUT_NAME: padded}), self._threshold)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        small, scale = downscale(as_bgr(image), self._max_side)
+        return rows_to_detections(self.rows(small), scale)
+
+    def close(self) -> None:
+        pass
+
+
+def create(config: DetectorConfig) -> YuNetDetector:
+    """The converted model from the model directories, never converted here: that is ``edge-daemon
+    models prepare``'s (model_store, which uses detectors to verify the embedders, sits above)."""
+    try:
+        path = prepared_model(MODEL, config.model_cache)
+    except ModelFileError as exc:
+        raise DetectorError(str(exc)) from None
+    return YuNetDetector(path, config.score_threshold, config.max_side)

@@ -1,0 +1,106 @@
+"""Where a tracked face will be: a constant-velocity Kalman filter over its box.
+
+The state is the box's centre, width and height and their velocities, in pixels and pixels per
+second, predicted to a frame's timestamp rather than counted in frames: when frames are dropped the
+gap between detections grows, and the prediction (and its uncertainty) grows with it.
+
+Every noise term is a multiple of the face's width. A face 4 m away moves as many of its own widths
+per second as one 1 m away walking at the same pace, and detector jitter scales with the box, so
+one set of constants holds for small and large faces alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_daemon.messages import BBox
+
+# Detector jitter, and the shift of the box as the head turns: a tenth of the face's width.
+MEASUREMENT_SD = 0.1
+# How fast a walker's velocity changes: about half a brisk pace (9 widths/s) within a second when
+# stopping or turning. Larger lets a track that lost its face in a crowd take a passer-by's (the
+# crowd clip showed such swaps at 10); smaller lags behind a walker who turns.
+ACCELERATION_SD = 5.0
+# Faces grow or shrink slowly: walking at 1.4 m/s towards a camera 3 m away grows the face by under
+# half its width a second. Kept that small so the box's jitter (a small face's width varies by 15%
+# between detections) is not taken for growth and extrapolated over a gap.
+SIZE_SPEED_SD = 0.5
+SIZE_ACCELERATION_SD = 0.5
+
+_MEASURED = 4  # centre x, centre y, width, height
+
+
+class FaceMotion:
+    """One track's box as a constant-velocity state: [cx, cy, w, h, vx, vy, vw, vh]."""
+
+    def __init__(self, bbox: BBox, at: float, max_speed: float):
+        x, y, w, h = bbox
+        self.at = at
+        self.state = np.array([x + w / 2, y + h / 2, w, h, 0.0, 0.0, 0.0, 0.0])
+        # A new track's velocity is unknown: anything up to max_speed widths per second, in any
+        # direction, is within two standard deviations.
+        speed_sd = max_speed / 2
+        self.covariance = np.diag(
+            np.array([MEASUREMENT_SD] * 4 + [speed_sd, speed_sd, SIZE_SPEED_SD, SIZE_SPEED_SD]) ** 2 * w**2
+        )
+
+    @property
+    def width(self) -> float:
+        return max(float(self.state[2]), 1.0)  # a long-coasting shrinking face must not reach 0
+
+    def predict(self, at: float) -> tuple[np.ndarray, np.ndarray]:
+        """The state and its covariance at time ``at`` (seconds, the clock of ``update``), without
+        changing the track."""
+        dt = max(at - self.at, 0.0)
+        transition = np.eye(2 * _MEASURED)
+        transition[:_MEASURED, _MEASURED:] = dt * np.eye(_MEASURED)
+        # White-noise acceleration: position takes dt^2/2 of it, velocity dt.
+        accel = np.array([ACCELERATION_SD] * 2 + [SIZE_ACCELERATION_SD] * 2) ** 2 * self.width**2
+        noise = np.block(
+            [
+                [np.diag(accel * dt**4 / 4), np.diag(accel * dt**3 / 2)],
+                [np.diag(accel * dt**3 / 2), np.diag(accel * dt**2)],
+            ]
+        )
+        return transition @ self.state, transition @ self.covariance @ transition.T + noise
+
+    def expected(self, at: float) -> tuple[np.ndarray, np.ndarray]:
+        """The box [cx, cy, w, h] expected at ``at`` and its covariance, detector jitter included:
+        what a detection of this face is compared with."""
+        state, covariance = self.predict(at)
+        return state[:_MEASURED], covariance[:_MEASURED, :_MEASURED] + _jitter(state[2])
+
+    def update(self, bbox: BBox, at: float) -> None:
+        """Fold in a detection of this face made at ``at``."""
+        state, covariance = self.predict(at)
+        innovation_covariance = covariance[:_MEASURED, :_MEASURED] + _jitter(state[2])
+        x, y, w, h = bbox
+        innovation = np.array([x + w / 2, y + h / 2, w, h]) - state[:_MEASURED]
+        gain = covariance[:, :_MEASURED] @ np.linalg.inv(innovation_covariance)
+        self.state = state + gain @ innovation
+        self.covariance = covariance - gain @ covariance[:_MEASURED, :]
+        self.at = at
+
+
+def _jitter(width: float) -> np.ndarray:
+    return np.eye(_MEASURED) * (MEASUREMENT_SD * width) ** 2
+
+
+def centre_distance(expected: np.ndarray, covariance: np.ndarray, bbox: BBox) -> float:
+    """How far a detected box's centre is from the expected one, in standard deviations of the
+    prediction (Mahalanobis): a gate that widens with the face's size and with the time unseen."""
+    x, y, w, h = bbox
+    offset = np.array([x + w / 2, y + h / 2]) - expected[:2]
+    return float(np.sqrt(offset @ np.linalg.solve(covariance[:2, :2], offset)))
+
+
+def centre_offset(expected: np.ndarray, bbox: BBox) -> float:
+    """How far a detected box's centre is from the expected one, in expected face widths."""
+    x, y, w, h = bbox
+    return float(np.hypot(x + w / 2 - expected[0], y + h / 2 - expected[1]) / max(float(expected[2]), 1.0))
+
+
+def size_ratio(expected: np.ndarray, bbox: BBox) -> float:
+    """How much larger the larger of the expected and detected widths is (1 = the same)."""
+    predicted, detected = float(expected[2]), float(bbox[2])
+    return max(predicted, detected) / max(min(predicted, detected), 1e-6)

@@ -1,0 +1,212 @@
+"""Regions: square crops of a frame around what moves and what is tracked, detected instead of the
+whole frame.
+
+The detector shrinks whatever it is given to ``detector.max_side`` (640). A whole 1080p frame is
+shrunk to a third, so a face 30 px wide reaches the detector 10 px wide, at the edge of what YuNet
+finds. A region no larger than ``max_side`` is detected at full resolution, and several of them
+cost less than the whole frame when the scene moves in a few places only.
+
+The idea is Frigate's (regions sized to the detector's input, never smaller than a minimum, kept
+inside the frame, merged when they overlap), adapted to faces:
+
+- a region is centred on its box, ``box_scale`` times the box's longer side and at least
+  ``padding_px`` beyond it on every side, so a face that the box cuts (a motion box that caught
+  half a head) is whole inside the region. Frigate's objects take twice their box for context; a
+  face needs none, and a walker's motion box is tall: at 2x, a person whose face is 28 px wide in
+  1080p got a 512 px region costing more than the whole frame (bench/regions.py);
+- sides are multiples of YuNet's largest stride (32), the multiple it pads its input to anyway;
+- a region is shifted, not clipped, to stay inside the frame, so it keeps its size and its margin
+  on the far side;
+- regions overlapping by ``merge_overlap`` of the smaller one become one region around both boxes:
+  one detector call instead of two over mostly the same pixels;
+- a face found in two regions is kept once (by IoU), and a face cut by a region's inner edge gives
+  way to the whole face that a neighbouring region found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_daemon.detectors.base import Detector
+from edge_daemon.messages import BBox, Detection
+
+STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
+EDGE_PX = 2  # a detection this close to a crop's inner edge is taken as cut by it
+CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
+
+
+def require_fractions(settings, *names: str) -> None:
+    """Raise ValueError unless each named attribute of ``settings`` is in (0, 1]."""
+    for name in names:
+        if not 0 < getattr(settings, name) <= 1:
+            raise ValueError(f"{name} must be in (0, 1], got {getattr(settings, name)}")
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    min_side: int = 320  # frame pixels; a multiple of STRIDE
+    box_scale: float = 1.25  # region side per longer side of its box
+    padding_px: int = 48  # frame pixels kept around a box at least
+    merge_overlap: float = 0.3  # of the smaller region
+    duplicate_iou: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.min_side < STRIDE or self.min_side % STRIDE:
+            raise ValueError(f"min_side must be a positive multiple of {STRIDE}, got {self.min_side}")
+        if self.box_scale < 1:
+            raise ValueError(f"box_scale must be at least 1 (a region holds its box), got {self.box_scale}")
+        if self.padding_px < 0:
+            raise ValueError(f"padding_px must not be negative, got {self.padding_px}")
+        require_fractions(self, "merge_overlap", "duplicate_iou")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A crop of a frame: top-left corner and size, in frame pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def crop(self, frame: np.ndarray) -> np.ndarray:
+        """The region's pixels (a view: nothing is copied)."""
+        height, width = frame.shape[:2]
+        if self.x < 0 or self.y < 0 or self.x + self.width > width or self.y + self.height > height:
+            raise ValueError(f"{self} lies outside the {width}x{height} frame")
+        return frame[self.y : self.y + self.height, self.x : self.x + self.width]
+
+
+def _check_frame_size(frame_size: tuple[int, int]) -> None:
+    if min(frame_size) <= 0:
+        raise ValueError(f"frame_size must be (width, height) with both positive, got {frame_size}")
+
+
+def region_around(box: BBox, frame_size: tuple[int, int], settings: RegionSettings) -> Region:
+    """The square region for one box (``frame_size`` = width, height), shifted inside the frame;
+    only a frame narrower than the square cuts it to the frame's side."""
+    _check_frame_size(frame_size)
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise ValueError(f"a box must have a positive size, got {box}")
+    longest = max(w, h)
+    needed = max(longest * settings.box_scale, longest + 2 * settings.padding_px)
+    side = max(settings.min_side, math.ceil(needed / STRIDE) * STRIDE)
+    frame_width, frame_height = frame_size
+    width, height = min(side, frame_width), min(side, frame_height)
+    left = min(max(round(x + w / 2 - width / 2), 0), frame_width - width)
+    top = min(max(round(y + h / 2 - height / 2), 0), frame_height - height)
+    return Region(left, top, width, height)
+
+
+def _intersection(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(width, 0.0) * max(height, 0.0)
+
+
+def _union(a: BBox, b: BBox) -> BBox:
+    left, top = min(a[0], b[0]), min(a[1], b[1])
+    return (left, top, max(a[0] + a[2], b[0] + b[2]) - left, max(a[1] + a[3], b[1] + b[3]) - top)
+
+
+def plan_regions(boxes: Sequence[BBox], frame_size: tuple[int, int], settings: RegionSettings) -> list[Region]:
+    """Regions covering every box (motion areas and live tracks alike), overlapping ones merged."""
+    planned = [(tuple(box), region_around(box, frame_size, settings)) for box in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(planned)):
+            for j in range(i + 1, len(planned)):
+                (box_a, a), (box_b, b) = planned[i], planned[j]
+                overlap = _intersection((a.x, a.y, a.width, a.height), (b.x, b.y, b.width, b.height))
+                if overlap >= settings.merge_overlap * min(a.area, b.area):
+                    box = _union(box_a, box_b)
+                    planned[i] = (box, region_around(box, frame_size, settings))
+                    del planned[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [region for _, region in planned]
+
+
+def detector_pixels(width: int, height: int, max_side: int) -> int:
+    """Pixels the detector's network runs on for an image of this size: shrunk to ``max_side`` as
+    ``detectors.base.downscale`` does, padded to the stride. Detector time grows with it."""
+    scale = min(1.0, max_side / max(width, height))
+    return math.ceil(round(width * scale) / STRIDE) * STRIDE * math.ceil(round(height * scale) / STRIDE) * STRIDE
+
+
+def regions_cost(regions: Sequence[Region], frame_size: tuple[int, int], max_side: int) -> float:
+    """The regions' detector pixels as a share of the whole frame's (1.0: as costly)."""
+    _check_frame_size(frame_size)
+    whole = detector_pixels(*frame_size, max_side)
+    return sum(detector_pixels(region.width, region.height, max_side) for region in regions) / whole
+
+
+def _to_frame(detection: Detection, region: Region) -> Detection:
+    x, y, w, h = detection.bbox
+    offset = np.array([region.x, region.y], dtype=detection.landmarks.dtype)
+    return Detection((x + region.x, y + region.y, w, h), detection.score, detection.landmarks + offset)
+
+
+def _is_cut(detection: Detection, region: Region, frame_size: tuple[int, int]) -> bool:
+    """Whether the face touches an edge of the crop that is not an edge of the frame."""
+    x, y, w, h = detection.bbox  # crop coordinates
+    frame_width, frame_height = frame_size
+    return (
+        (region.x > 0 and x <= EDGE_PX)
+        or (region.y > 0 and y <= EDGE_PX)
+        or (region.x + region.width < frame_width and x + w >= region.width - EDGE_PX)
+        or (region.y + region.height < frame_height and y + h >= region.height - EDGE_PX)
+    )
+
+
+def merge_region_detections(
+    regions: Sequence[Region],
+    found: Sequence[Sequence[Detection]],
+    frame_size: tuple[int, int],
+    duplicate_iou: float,
+) -> list[Detection]:
+    """Each region's detections (in its crop's coordinates) -> one list in frame coordinates, each
+    face once: whole faces before cut ones, then best score first; a face overlapping a kept one by
+    more than ``duplicate_iou``, or a cut face lying mostly inside a kept one, is the kept one."""
+    if len(regions) != len(found):
+        raise ValueError(f"{len(regions)} regions but {len(found)} detection lists")
+    candidates = [
+        (_is_cut(detection, region, frame_size), _to_frame(detection, region))
+        for region, detections in zip(regions, found)
+        for detection in detections
+    ]
+    candidates.sort(key=lambda candidate: (candidate[0], -candidate[1].score))
+    kept: list[Detection] = []
+    for cut, detection in candidates:
+        area = detection.bbox[2] * detection.bbox[3]
+        duplicate = False
+        for other in kept:
+            overlap = _intersection(detection.bbox, other.bbox)
+            union = area + other.bbox[2] * other.bbox[3] - overlap
+            if overlap > duplicate_iou * union or (cut and overlap > CUT_OVERLAP * area):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(detection)
+    return kept
+
+
+def detect_in_regions(
+    detector: Detector, frame: np.ndarray, regions: Sequence[Region], duplicate_iou: float = RegionSettings.duplicate_iou
+) -> list[Detection]:
+    """Faces in the regions of ``frame``, in frame coordinates, each face once."""
+    height, width = frame.shape[:2]
+    found = [detector.detect(region.crop(frame)) for region in regions]
+    return merge_region_detections(regions, found, (width, height), duplicate_iou)

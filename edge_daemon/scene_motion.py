@@ -1,0 +1,168 @@
+"""What a camera's scene needs detected this frame: the whole frame, regions around what moves and
+what is tracked, or nothing.
+
+``SceneMotion`` keeps one camera's motion mask on a small grey copy of the frame (``width`` pixels
+wide): the frame differenced against a running background, thresholded, dilated, and its blobs of
+at least ``min_area`` returned as boxes in frame pixels. It costs well under a millisecond at
+160 px wide, against tens for a detection.
+
+- Sensor noise: shrinking with area averaging and a blur average each small pixel over many
+  sensor pixels, so per-pixel noise falls far below ``threshold`` grey levels; a static noisy scene
+  gives no motion.
+- Light: when more than ``light_change`` of the frame changes at once (lights switched, the camera's
+  day/night switch, auto exposure), nothing is reported as moving and the background is learnt
+  again from that frame; the policy detects the whole frame once, since a person may be anywhere.
+- A person standing still fades into the background within a few seconds (``learning_rate``);
+  their live track keeps a region on them, and ``idle_detect_s`` brings a whole-frame detection
+  that finds them again after their track has ended.
+
+``DetectionPolicy`` turns the motion and the live tracks into a ``DetectPlan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edge_daemon.messages import BBox, StageCounters
+from edge_daemon.regions import Region, RegionSettings, plan_regions, regions_cost, require_fractions
+
+BLUR_PX = 5  # on the small frame: smooths what the area averaging left of the sensor noise
+MIN_MAX_SIDE = 64  # the smallest detector.max_side the configuration allows
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    width: int = 160  # pixels of the small grey frame
+    threshold: int = 15  # grey levels from the background
+    min_area: int = 6  # small-frame pixels of a moving blob, after dilation
+    dilate_px: int = 2  # small-frame pixels: joins the edges of one moving person into one blob
+    learning_rate: float = 0.05  # of the background replaced by each frame
+    light_change: float = 0.5  # share of the frame changing at once that is light, not motion
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.width <= 1920:
+            raise ValueError(f"width must be 16-1920 pixels, got {self.width}")
+        if not 1 <= self.threshold <= 255:
+            raise ValueError(f"threshold must be 1-255 grey levels, got {self.threshold}")
+        if self.min_area < 1 or self.dilate_px < 0:
+            raise ValueError(f"min_area must be at least 1 and dilate_px not negative, got {self.min_area}, {self.dilate_px}")
+        require_fractions(self, "learning_rate", "light_change")
+
+
+@dataclass(frozen=True)
+class Motion:
+    boxes: list[BBox]  # moving areas, in frame pixels
+    changed: float  # share of the small frame above the threshold
+    relearned: bool  # no background to compare with: the first frame, a new geometry, a light change
+
+
+class SceneMotion:
+    """One camera's motion mask; call ``update`` with every frame that could be detected."""
+
+    def __init__(self, settings: MotionSettings | None = None):
+        self.settings = settings or MotionSettings()
+        self._background: np.ndarray | None = None
+        self._geometry: tuple[int, ...] | None = None
+        self._kernel = np.ones((2 * self.settings.dilate_px + 1,) * 2, np.uint8)
+
+    def _small_grey(self, frame: np.ndarray) -> np.ndarray:
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        height, width = grey.shape
+        small_width = min(self.settings.width, width)
+        small_height = max(1, round(height * small_width / width))
+        small = cv2.resize(grey, (small_width, small_height), interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(small, (BLUR_PX, BLUR_PX), 0).astype(np.float32)
+
+    def update(self, frame: np.ndarray) -> Motion:
+        if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)) or frame.dtype != np.uint8 or frame.size == 0:
+            raise ValueError(f"expected a BGR or grey uint8 frame, got {frame.dtype} of shape {frame.shape}")
+        small = self._small_grey(frame)
+        if self._background is None or frame.shape[:2] != self._geometry:
+            self._background, self._geometry = small, frame.shape[:2]
+            return Motion([], 1.0, True)
+        moving = (cv2.absdiff(small, self._background) > self.settings.threshold).astype(np.uint8)
+        changed = float(moving.mean())
+        if changed > self.settings.light_change:
+            self._background = small
+            return Motion([], changed, True)
+        cv2.accumulateWeighted(small, self._background, self.settings.learning_rate)
+        if self.settings.dilate_px:
+            moving = cv2.dilate(moving, self._kernel)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+        scale_x, scale_y = frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0]
+        boxes = [
+            (float(x * scale_x), float(y * scale_y), float(w * scale_x), float(h * scale_y))
+            for x, y, w, h, area in stats[1:count]
+            if area >= self.settings.min_area
+        ]
+        return Motion(boxes, changed, False)
+
+
+Kind = Literal["full", "regions", "skip"]
+
+
+@dataclass(frozen=True)
+class DetectPlan:
+    kind: Kind
+    reason: str  # full: 'idle', 'relearned', 'cost'; regions: 'motion'; skip: 'no_motion'
+    regions: tuple[Region, ...] = field(default=())
+
+
+class DetectionPolicy:
+    """Per camera and frame: detect the whole frame, some regions, or nothing.
+
+    - whole frame: every ``idle_detect_s`` (and on the first frame), so a person standing still,
+      who makes no motion, is found within that time; when the motion mask learnt its background
+      again (a light change, a new geometry); and when the regions would cost more than
+      ``max_region_cost`` times the whole frame (motion everywhere: a crowd);
+    - regions: around the moving areas and the live tracks' boxes;
+    - skip: nothing moves and nothing is tracked (counted as ``frames_skipped_no_motion``).
+    """
+
+    def __init__(
+        self,
+        idle_detect_s: float,
+        max_side: int,
+        regions: RegionSettings | None = None,
+        max_region_cost: float = 1.0,
+    ):
+        if idle_detect_s <= 0:
+            raise ValueError(f"idle_detect_s must be positive, got {idle_detect_s}")
+        if max_side < MIN_MAX_SIDE or max_region_cost <= 0:
+            raise ValueError(f"max_side must be at least {MIN_MAX_SIDE} and max_region_cost positive, got {max_side}, {max_region_cost}")
+        self.idle_detect_s = idle_detect_s
+        self.max_side = max_side
+        self.regions = regions or RegionSettings()
+        self.max_region_cost = max_region_cost
+        self.counters = StageCounters()
+        self._last_full: float | None = None
+
+    def plan(self, now: float, frame_size: tuple[int, int], motion: Motion, track_boxes: Sequence[BBox]) -> DetectPlan:
+        """``now``: the frame's capture time (seconds, one clock per camera); ``frame_size``: width,
+        height; ``track_boxes``: the boxes of the camera's live tracks, where they were last seen."""
+        # A clock that went back (a looping file restarting) must not postpone the next full detection.
+        if self._last_full is None or not 0 <= now - self._last_full < self.idle_detect_s:
+            return self._full(now, "idle")
+        if motion.relearned:
+            return self._full(now, "relearned")
+        boxes = [*motion.boxes, *track_boxes]
+        if not boxes:
+            self.counters.add("frames_skipped_no_motion")
+            return DetectPlan("skip", "no_motion")
+        regions = plan_regions(boxes, frame_size, self.regions)
+        if regions_cost(regions, frame_size, self.max_side) > self.max_region_cost:
+            return self._full(now, "cost")
+        self.counters.add("frames_detected_regions")
+        self.counters.add("regions_detected", len(regions))
+        return DetectPlan("regions", "motion", tuple(regions))
+
+    def _full(self, now: float, reason: str) -> DetectPlan:
+        self._last_full = now
+        self.counters.add(f"frames_detected_full_{reason}")
+        return DetectPlan("full", reason)
+

@@ -1,0 +1,251 @@
+"""The shared detection queue: faces from several cameras come back to the right camera in order
+(real default detector, batched and not), a flooding camera does not starve a quiet one, stale
+frames are skipped and counted, every request gets exactly one answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import CROWD_CLIP, need
+from pasted_faces import load_faces, paste
+
+from edge_daemon.detect_queue import CameraDetection, DetectionQueue, DetectRequest
+from edge_daemon.messages import Frame
+from edge_daemon.regions import Region, RegionSettings, plan_regions
+from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
+from edge_daemon.tracking import iou
+
+
+class Batched:
+    """The real detector behind ``detect_batch``, recording the batch sizes it was given."""
+
+    def __init__(self, detector):
+        self._detector = detector
+        self.name = detector.name
+        self.batches: list[int] = []
+
+    def detect(self, image):
+        return self._detector.detect(image)
+
+    def detect_batch(self, images):
+        self.batches.append(len(images))
+        return [self._detector.detect(image) for image in images]
+
+
+class Slow:
+    """Takes ``seconds`` a frame and records the (camera, seq) painted into each frame's corner."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float, log: list, lock: threading.Lock):
+        self.seconds, self.log, self.lock = seconds, log, lock
+
+    def detect(self, image):
+        time.sleep(self.seconds)
+        with self.lock:
+            self.log.append(("detected", int(image[0, 0, 0]), int(image[0, 1, 0])))
+        return []
+
+
+def marked(camera: int, seq: int) -> np.ndarray:
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[0, 0, 0], image[0, 1, 0] = camera, seq % 256
+    return image
+
+
+def answers(results, count: int, timeout_s: float = 60.0) -> list:
+    return [results.get(timeout=timeout_s) for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def camera_frames(default_detector):
+    """Three frames per camera: camera 'left' has a face on the left, 'right' on the right, each at
+    another height per frame, so a result shows which camera and frame it came from."""
+    capture = cv2.VideoCapture(str(need(CROWD_CLIP)))
+    ok, background = capture.read()
+    capture.release()
+    assert ok
+    faces = load_faces(default_detector, 2)
+    frames = {}
+    for name, x, face in (("left", 200, faces[0]), ("right", 1700, faces[1])):
+        frames[name] = []
+        for seq in range(3):
+            frame = background.copy()
+            frames[name].append((frame, paste(frame, face, 96, (x, 150 + 250 * seq))))
+    return frames
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "one-at-a-time"])
+def test_faces_from_two_cameras_come_back_to_their_camera_in_order(default_detector, camera_frames, batched):
+    detector = Batched(default_detector) if batched else default_detector
+    detect_queue = DetectionQueue(detector, max_age_s=600, queue_size=3)
+    results = {name: detect_queue.add_camera(name) for name in camera_frames}
+    for seq in range(3):
+        for name, frames in camera_frames.items():
+            frame, truth = frames[seq]
+            # Odd frames as regions around the face, the others whole.
+            regions = tuple(plan_regions([truth], (1920, 1080), RegionSettings())) if seq % 2 else None
+            detect_queue.submit(DetectRequest(name, seq, time.time(), frame, regions))
+    detect_queue.start()  # after submitting, so that turns find both cameras waiting
+    for name, frames in camera_frames.items():
+        got = answers(results[name], 3)
+        assert [(result.request.seq, result.status) for result in got] == [(0, "detected"), (1, "detected"), (2, "detected")]
+        for result, (_, truth) in zip(got, frames):
+            assert result.status == "detected" and result.request.camera == name
+            assert any(iou(d.bbox, truth) > 0.5 for d in result.detections)
+    detect_queue.close()
+    if batched:
+        assert detector.batches[0] == 2  # one whole frame from each camera in the first call
+        assert dict(detect_queue.batch_sizes.values) == {2: 3}
+    else:
+        assert dict(detect_queue.batch_sizes.values) == {1: 6}
+    assert detect_queue.counters("left").get("detect_detected") == 3
+
+
+def test_cameras_gated_by_motion_share_one_detector(default_detector, camera_frames):
+    """Two cameras on their own threads: 'idle' watches a static scene and asks the detector for
+    its first frame only; 'door' sees a person step in and has them detected in a region."""
+    detect_queue = DetectionQueue(default_detector, max_age_s=600)
+    cameras = {
+        name: CameraDetection(name, detect_queue, DetectionPolicy(60.0, max_side=640), SceneMotion())
+        for name in ("idle", "door")
+    }
+    detect_queue.start()
+    background = camera_frames["left"][0][0].copy()
+    background[:, :400] = camera_frames["right"][0][0][:, :400]  # no face on the left
+    person, truth = camera_frames["left"][1]
+    found = {}
+
+    def watch(name: str, frames: list) -> None:
+        camera = cameras[name]
+        found[name] = [camera.detect(Frame(name, seq, image, time.time(), seq / 5.0)) for seq, image in enumerate(frames)]
+
+    threads = [
+        threading.Thread(target=watch, args=("idle", [background] * 6)),
+        threading.Thread(target=watch, args=("door", [background] * 3 + [person])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    detect_queue.close()
+    assert [len(faces) for faces in found["idle"][1:]] == [0] * 5
+    assert detect_queue.counters("idle").get("detect_submitted") == 1
+    assert cameras["idle"].policy.counters.get("frames_skipped_no_motion") == 5
+    assert any(iou(d.bbox, truth) > 0.5 for d in found["door"][-1])
+    assert cameras["door"].policy.counters.get("frames_detected_regions") == 1
+    with pytest.raises(ValueError, match="both"):
+        CameraDetection("yard", detect_queue, DetectionPolicy(60.0, max_side=640))
+
+
+def test_a_flooding_camera_does_not_starve_a_quiet_one():
+    log: list = []
+    lock = threading.Lock()
+    detect_queue = DetectionQueue(Slow(0.01, log, lock), max_age_s=600, queue_size=4)
+    flood_results, quiet_results = detect_queue.add_camera("flood"), detect_queue.add_camera("quiet")
+    detect_queue.start()
+    stop = threading.Event()
+    flooded = []
+
+    def flood():
+        seq = 0
+        while not stop.is_set():
+            detect_queue.submit(DetectRequest("flood", seq, time.time(), marked(1, seq)))
+            seq += 1
+            time.sleep(0.001)
+        flooded.append(seq)
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    time.sleep(0.05)
+    for seq in range(10):
+        with lock:
+            log.append(("submitted", 2, seq))
+        detect_queue.submit(DetectRequest("quiet", seq, time.time(), marked(2, seq)))
+        result = quiet_results.get(timeout=30)
+        assert (result.request.seq, result.status) == (seq, "detected")
+    stop.set()
+    flooder.join()
+    detect_queue.close()
+    for seq in range(10):
+        submitted = log.index(("submitted", 2, seq))
+        served = log.index(("detected", 2, seq))
+        # At most the flood's frame already in the detector, then the quiet camera's turn.
+        assert sum(1 for entry in log[submitted:served] if entry[:2] == ("detected", 1)) <= 1
+    flood_seqs = [seq for kind, camera, seq in log if kind == "detected" and camera == 1]
+    assert flood_seqs == sorted(flood_seqs) and len(flood_seqs) > 10  # the flood was served too, in order
+    flood_answers = answers(flood_results, flooded[0], timeout_s=5)
+    assert [result.request.seq for result in flood_answers] == list(range(flooded[0]))  # one answer each, in order
+    counters = detect_queue.counters("flood")
+    assert counters.get("detect_dropped") > 0
+    assert counters.get("detect_dropped") + counters.get("detect_detected") + counters.get("detect_stale") == flooded[0]
+
+
+def test_stale_frames_are_skipped_and_counted_never_detected():
+    log: list = []
+    now = [1000.0]
+    detect_queue = DetectionQueue(Slow(0.0, log, threading.Lock()), max_age_s=1.0, clock=lambda: now[0])
+    results = detect_queue.add_camera("door")
+    detect_queue.submit(DetectRequest("door", 0, 998.5, marked(3, 0)))  # 1.5 s old at its turn
+    detect_queue.submit(DetectRequest("door", 1, 999.5, marked(3, 1)))
+    detect_queue.start()
+    got = answers(results, 2)
+    detect_queue.close()
+    assert [(result.request.seq, result.status) for result in got] == [(0, "stale"), (1, "detected")]
+    assert log == [("detected", 3, 1)]
+    assert detect_queue.counters("door").get("detect_stale") == 1
+
+
+def test_frames_of_a_file_read_as_fast_as_the_pipeline_takes_it_never_go_stale():
+    log: list = []
+    now = [1000.0]
+    detect_queue = DetectionQueue(Slow(0.0, log, threading.Lock()), max_age_s=1.0, clock=lambda: now[0])
+    results = detect_queue.add_camera("file")
+    detect_queue.submit(DetectRequest("file", 0, 900.0, marked(3, 0), may_expire=False))  # 100 s old
+    detect_queue.start()
+    got = answers(results, 1)
+    detect_queue.close()
+    assert [(result.request.seq, result.status) for result in got] == [(0, "detected")]
+    assert detect_queue.counters("file").get("detect_stale") == 0
+
+
+def test_a_failing_detector_answers_failed_and_the_worker_goes_on():
+    class Failing:
+        name = "failing"
+
+        def detect(self, image):
+            if image[0, 1, 0] == 0:
+                raise RuntimeError("model crashed")
+            return []
+
+    detect_queue = DetectionQueue(Failing(), max_age_s=600)
+    results = detect_queue.add_camera("door")
+    detect_queue.start()
+    detect_queue.submit(DetectRequest("door", 0, time.time(), marked(3, 0)))
+    detect_queue.submit(DetectRequest("door", 1, time.time(), marked(3, 1)))
+    assert [result.status for result in answers(results, 2)] == ["failed", "detected"]
+    detect_queue.close()
+
+
+def test_bad_requests_are_refused():
+    detect_queue = DetectionQueue(Slow(0.0, [], threading.Lock()))
+    detect_queue.add_camera("door")
+    with pytest.raises(ValueError, match="already registered"):
+        detect_queue.add_camera("door")
+    with pytest.raises(ValueError, match="not registered"):
+        detect_queue.submit(DetectRequest("yard", 0, time.time(), marked(1, 0)))
+    with pytest.raises(ValueError, match="at least one region"):
+        detect_queue.submit(DetectRequest("door", 0, time.time(), marked(1, 0), ()))
+    with pytest.raises(ValueError, match="outside"):
+        detect_queue.submit(DetectRequest("door", 0, time.time(), marked(1, 0), (Region(0, 0, 64, 64),)))
+    with pytest.raises(ValueError, match="uint8"):
+        detect_queue.submit(DetectRequest("door", 0, time.time(), np.zeros((8, 8), np.uint8)))
+    with pytest.raises(ValueError, match="max_age_s"):
+        DetectionQueue(Slow(0.0, [], threading.Lock()), max_age_s=0)
+    detect_queue.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        detect_queue.submit(DetectRequest("door", 0, time.time(), marked(1, 0)))

@@ -1,0 +1,416 @@
+"""Open-set decisions: track templates, the face-quality score, the threshold table for the gallery's
+size, and the verdict (recognized / unknown / uncertain) in events and ``recognize --json``."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from conftest import DATA, ROOT, need
+
+from edge_daemon.comms.dispatcher import EventDispatcher
+from edge_daemon.comms.jsonl import JsonLinesTransport
+from edge_daemon.config import DecisionConfig, EmbedderConfig, GalleryConfig
+from edge_daemon.decisions import DecisionMaker
+from edge_daemon.embed_worker import Shutdown
+from edge_daemon.embedders.calibration import open_set_table
+from edge_daemon.embedders.fused import fusion_version
+from edge_daemon.gallery import Gallery
+from edge_daemon.matcher import Matcher, use_thresholds
+from edge_daemon.messages import FaceSample, Identification
+from edge_daemon.open_set import degrade
+from edge_daemon.quality import face_features, face_quality
+from edge_daemon.thresholds import OpenSetTable, template
+
+LFW = DATA / "eval" / "lfw"
+MEMBERS = EmbedderConfig().members
+DEFAULT_VERSION = fusion_version(
+    [("dlib_onnx", "dlib_face_recognition_resnet_model_v1"), ("mobilefacenet", "mobilefacenet-human-models-3.0.4")],
+    [member.weight for member in MEMBERS],
+)
+
+
+def unit(vector) -> np.ndarray:
+    vector = np.asarray(vector, np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def shipped_table() -> OpenSetTable:
+    table = open_set_table("fused", DEFAULT_VERSION)
+    assert table is not None, "the default embedder ships an open-set table"
+    return table
+
+
+# --- templates -----------------------------------------------------------------------------
+
+
+def test_template_is_the_normalised_quality_weighted_mean():
+    a, b = unit([1, 0, 0]), unit([0, 1, 0])
+    vector, quality, faces = template(np.stack([a, b]), [0.8, 0.2])
+    assert np.isclose(np.linalg.norm(vector), 1.0)
+    assert np.allclose(vector, unit(0.8 * a + 0.2 * b), atol=1e-6)  # weights are the qualities
+    assert np.isclose(quality, (0.8 * 0.8 + 0.2 * 0.2) / 1.0)
+    assert np.isclose(faces, 1.0**2 / (0.8**2 + 0.2**2))  # effective faces: (sum w)^2 / sum w^2
+    _, _, three = template(np.stack([a, a, a]), [0.5, 0.5, 0.5])
+    assert np.isclose(three, 3.0)
+    # A useless-looking face still counts a little (the weight floor), never zero or negative.
+    poor, _, _ = template(np.stack([a, b]), [0.9, 0.0])
+    assert 0 < float(np.dot(poor, b)) < 0.1
+
+
+def test_template_is_searched_through_faiss_like_a_face():
+    rng = np.random.default_rng(7)
+    people = np.stack([unit(v) for v in rng.normal(size=(20, 64))])
+    gallery = Gallery("test", "v1", 64, 0.5, "test")
+    for i, vector in enumerate(people):
+        gallery.add(f"p{i}", vector[None, :], [f"p{i}.jpg"])
+    noisy = np.stack([unit(people[13] + rng.normal(scale=0.4, size=64)) for _ in range(5)])
+    vector, quality, faces = template(noisy, [0.9, 0.7, 0.5, 0.3, 0.1])
+    match = gallery.match(vector[None, :], qualities=[quality], faces=[faces])[0]
+    assert match.identity == "p13" and match.verdict == "recognized"
+    assert np.isclose(match.score, float(np.max(people @ vector)), atol=1e-5)
+    # The template is closer to the person than its typical face: averaging cancels the noise.
+    assert match.score > float(np.mean(noisy @ people[13]))
+
+
+# --- quality -------------------------------------------------------------------------------
+
+
+def test_quality_ranks_smaller_and_blurred_copies_of_a_face_lower(default_detector):
+    import skimage.data
+
+    from edge_daemon.images import face_nearest_centre, find_faces
+
+    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+    def quality(image) -> float:
+        face = face_nearest_centre(find_faces(image, default_detector), image)
+        assert face is not None
+        return face_quality(face_features(image, face))
+
+    width = face_nearest_centre(find_faces(photo, default_detector), photo).bbox[2]
+    native, at_32, at_20 = quality(photo), quality(degrade(photo, width, 32)), quality(degrade(photo, width, 20))
+    blurred = quality(cv2.GaussianBlur(photo, (0, 0), 3))
+    assert native > at_32 > at_20, (native, at_32, at_20)
+    assert native > blurred, (native, blurred)
+    assert 0.0 <= at_20 and native <= 1.0
+
+
+# --- the threshold table -------------------------------------------------------------------
+
+
+def test_shipped_threshold_table_is_monotone():
+    table = shipped_table()
+    thresholds = np.array(table.thresholds)  # [band][size][far]
+    assert (np.diff(thresholds, axis=2) >= 0).all(), "lower FAR, higher threshold"
+    assert (np.diff(thresholds, axis=1) >= 0).all(), "more faces in a template, higher threshold"
+    assert (np.diff(thresholds, axis=0) <= 0).all(), "better face, lower threshold"
+    for quality in (0.1, 0.5, 0.9):
+        for faces in (1, 3, 5):
+            by_size = [table.operating_point(n, 0.01, 0.8).threshold(quality, faces)[0] for n in (1, 10, 100, 1000, 10000)]
+            assert by_size == sorted(by_size) and by_size[0] < by_size[-1], by_size
+
+
+def test_threshold_is_rederived_when_the_gallery_grows_or_shrinks(tmp_path):
+    rng = np.random.default_rng(3)
+    gallery = Gallery("fused", DEFAULT_VERSION, 32, 0.79, "test")
+    gallery.add("p0", unit(rng.normal(size=32))[None, :], ["p0.jpg"])
+    gallery.save(tmp_path / "gallery")
+    matcher = Matcher(GalleryConfig(path=tmp_path / "gallery"), _Named("fused", DEFAULT_VERSION))
+    one = matcher.gallery.operating_point
+    assert one.identities == 1
+
+    for i in range(1, 100):  # enrolled on disk (``edge-daemon enroll``), then SIGHUP
+        gallery.add(f"p{i}", unit(rng.normal(size=32))[None, :], [f"p{i}.jpg"])
+    gallery.save(tmp_path / "gallery")
+    assert matcher.reload()
+    hundred = matcher.gallery.operating_point
+    assert hundred.identities == 100
+    assert hundred.threshold(0.9)[0] > one.threshold(0.9)[0]
+
+    live = matcher.gallery
+    live.remove("p5")  # changed in memory: re-derived at once
+    assert live.operating_point.identities == 99
+
+    gallery.add("p100", unit(rng.normal(size=32))[None, :], ["p100.jpg"])  # a revision from the fleet's broker
+    matcher.adopt(gallery)
+    assert matcher.gallery.operating_point.identities == 101
+
+
+class _Named:
+    """What the matcher checks a gallery against: an embedder's name and version."""
+
+    def __init__(self, name, version):
+        self.name, self.version = name, version
+
+
+def edge_daemon(*args: str, env: dict | None = None) -> list[dict]:
+    """Run the command line; the JSON objects it printed one a line (none for pretty-printed output)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_daemon.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{") and line.endswith("}")]
+
+
+def test_calibrate_round_trips_its_table(tmp_path):
+    from edge_daemon import open_set
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detectors import create_detector
+    from edge_daemon.embedders import create_local_embedder
+
+    need(LFW)
+    # A small View-1-like set: three people with six images, two mismatched pairs.
+    people = [line.split() for line in (LFW / "_protocol" / "peopleDevTrain.txt").read_text().splitlines()[1:]]
+    six = [name for name, count in people if int(count) >= 6][:3]
+    (tmp_path / "peopleTiny.txt").write_text(f"{len(six)}\n" + "".join(f"{name}\t6\n" for name in six))
+    pairs = [f"{six[0]}\t1\t2", f"{six[1]}\t1\t2", f"{six[0]}\t3\t{six[1]}\t3", f"{six[1]}\t4\t{six[2]}\t4"]
+    (tmp_path / "pairsTiny.txt").write_text("2\n" + "\n".join(pairs) + "\n")
+    printed = edge_daemon(
+        "calibrate", "--pairs", str(tmp_path / "pairsTiny.txt"), "--images", str(LFW), "--open-set", "--people", "3",
+        "--mismatched-pairs", "2", "--widths", "native,24", "--cache", str(tmp_path / "cache"),
+        env={"EDGE_DETECTOR__BACKEND": "yuface"},  # the detector the shipped table was measured with
+    )[-1]
+    table = OpenSetTable.from_dict(printed["open_set"])
+    assert table.as_dict() == printed["open_set"]  # what calibrate prints is what the daemon loads
+
+    # The same faces (from the cache calibrate filled) fitted here give the same table.
+    detector = create_detector(DetectorConfig(backend="yuface"), separate_process=False)
+    embedder = create_local_embedder(EmbedderConfig(), 1)
+    probes, gallery = open_set.calibration_keys(LFW, tmp_path / "pairsTiny.txt", 3, 2)
+    sets = open_set.embed_lfw(probes, LFW, detector, embedder, (None, 24), tmp_path / "cache")
+    clean = open_set.embed_lfw(gallery, LFW, detector, embedder, (None,), tmp_path / "cache")[None]
+    again = open_set.fit_table(sets, clean, face_quality, table.source)
+    assert again == table
+    assert printed["threshold"] > 0 and len(table.quality_edges) == open_set.QUALITY_BANDS - 1
+
+
+# --- verdicts ------------------------------------------------------------------------------
+
+
+def run_decisions(matcher, identifications, path: Path, mode="template"):
+    """The events, as the JSON lines a consumer reads, and the decision counters."""
+    inbox: queue.Queue = queue.Queue()
+    dispatcher = EventDispatcher([JsonLinesTransport(str(path))])
+    maker = DecisionMaker(inbox, dispatcher, "fused", DEFAULT_VERSION, "box", matcher, DecisionConfig(mode=mode))
+    maker.start()
+    for message in [*identifications, Shutdown()]:
+        inbox.put(message)
+    maker.join(5)
+    dispatcher.close()
+    return [json.loads(line) for line in path.read_text().splitlines()], maker.drops.values
+
+
+def face(track_id, vector, quality, per_face=(None, 0.0, "unknown")) -> Identification:
+    sample = FaceSample("door", track_id, (1, 2, 3, 4), quality, np.zeros((4, 4, 3), np.uint8), None, time.time())
+    identity, score, verdict = per_face
+    return Identification(sample, identity, score, "r1", time.time(), unit(vector), verdict)
+
+
+def ten_people_matcher(rng) -> tuple[Matcher, np.ndarray]:
+    people = np.stack([unit(v) for v in rng.normal(size=(10, 64))])
+    gallery = Gallery("fused", DEFAULT_VERSION, 64, 0.79, "test")
+    for i, vector in enumerate(people):
+        gallery.add(f"p{i}", vector[None, :], [f"p{i}.jpg"])
+    use_thresholds(gallery, GalleryConfig())
+    matcher = Matcher(GalleryConfig(), None)
+    matcher.gallery = gallery
+    return matcher, people
+
+
+def test_verdicts_in_events_recognized_unknown_and_uncertain(tmp_path):
+    rng = np.random.default_rng(11)
+    matcher, people = ten_people_matcher(rng)
+    stranger = rng.normal(size=64)
+    events, drops = run_decisions(
+        matcher,
+        [
+            face(1, people[4], 0.95),  # an enrolled person, a good face
+            face(2, stranger, 0.95),  # a stranger, a good face: someone we do not know
+            face(3, stranger, 0.01),  # a useless face: dropped, and we could not see who it was
+            face(4, people[2] + rng.normal(scale=0.05, size=64), 0.2),  # a poor face of an enrolled person
+        ],
+        tmp_path / "events.jsonl",
+    )
+    decided = {e["track_id"]: (e["type"], e["identity"], e["verdict"]) for e in events}
+    assert decided[1] == ("recognized", "p4", "recognized")
+    assert decided[2] == ("unknown", None, "unknown")
+    assert decided[3] == ("unknown", None, "uncertain")
+    assert decided[4][1:] in {("p2", "recognized"), (None, "uncertain")}  # never unknown, never someone else
+    assert drops["faces_dropped_useless"] == 1
+    assert all(0 <= e["quality"] <= 1 for e in events)
+
+
+def test_poor_face_below_the_threshold_is_uncertain_not_unknown(tmp_path):
+    rng = np.random.default_rng(5)
+    matcher, people = ten_people_matcher(rng)
+    point = matcher.gallery.operating_point
+    poor_threshold, poor_tar = point.threshold(0.0)
+    assert poor_tar < point.min_useful_tar, "the table's poorest band cannot hold 1% for 10 people usefully"
+    # A face scoring just under the poor-face threshold against p0.
+    other = rng.normal(size=64)
+    across = unit(other - np.dot(other, people[0]) * people[0])  # orthogonal to p0
+    score = poor_threshold - 0.01
+    probe = score * people[0] + np.sqrt(1 - score**2) * across
+    events, _ = run_decisions(matcher, [face(1, probe, 0.05)], tmp_path / "events.jsonl")
+    assert [(e["identity"], e["verdict"]) for e in events] == [(None, "uncertain")]
+
+
+# --- quality in the history ----------------------------------------------------------------
+
+
+def test_history_keeps_each_faces_quality_and_upgrades_an_older_database(tmp_path):
+    import sqlite3
+
+    from edge_daemon.history import store
+
+    # A history written before face quality existed (schema 1, no quality column).
+    old_schema = store.SCHEMA.replace(",\n    quality REAL\n", "\n")
+    assert old_schema != store.SCHEMA
+    db = sqlite3.connect(tmp_path / store.DB_FILE, isolation_level=None)
+    db.executescript(f"BEGIN; {old_schema} PRAGMA user_version = 1; COMMIT;")
+    db.execute(
+        "INSERT INTO faces (ts, camera, box, track_id, event_type, identity, score, embedder, embedder_version, "
+        "gallery_version, dim, embedding, crop) VALUES (?, 'door', 'box', 1, 'unknown', NULL, 0.5, 'fused', 'v1', "
+        "'r1', 4, ?, '000000001.jpg')",
+        (time.time() - 60, unit([1, 0, 0, 0]).tobytes()),  # recent: the age bound keeps it
+    )
+    db.close()
+
+    history = store.FaceHistory(tmp_path)
+    history.record(
+        ts=time.time(), camera="door", box="box", track_id=2, event_type="unknown", identity=None, score=0.4, embedder="fused",
+        embedder_version="v1", gallery_version="r1", embedding=unit([0, 1, 0, 0]), crop=np.zeros((8, 8, 3), np.uint8),
+        quality=0.42,
+    )
+    rows = {row.track_id: row for row in history.faces()}
+    history.close()
+    assert rows[1].quality is None and np.isclose(rows[2].quality, 0.42)
+    assert not list(tmp_path.glob("*.damaged-*")), "upgraded in place, not set aside as damaged"
+
+
+# --- a stranger walking away ---------------------------------------------------------------
+
+# LFW View 1 DevTest (never calibrated on): the ten people of bench/distance.py's gallery of ten
+# are enrolled (photo 1 each); Barry Williams, not enrolled, is seen at 32, 28, 24 and 20 px. Each face
+# alone scores 0.78-0.82 against Alvaro Uribe, over the single pair threshold, so per-face voting
+# names him; the template of the four scores higher still (0.834: averaging raises impostor
+# scores) but stays under the template threshold for its quality and size with ten people (0.850).
+ENROLLED = [
+    "Abdullah_Gul", "Adrien_Brody", "Alvaro_Uribe", "Amelie_Mauresmo", "Ann_Veneman", "Ben_Affleck",
+    "Bill_McBride", "Calista_Flockhart", "Carlos_Moya", "Condoleezza_Rice",
+]
+STRANGER = ("Barry_Williams", 1)
+
+
+def test_degraded_stranger_named_by_voting_is_left_unnamed_by_the_template(tmp_path, default_detector, default_embedder):
+    from edge_daemon.images import face_nearest_centre, find_faces, load_image
+    from edge_daemon.open_set import degraded_subject
+    from edge_daemon.verification import lfw_image_path
+
+    need(LFW)
+    gallery = Gallery.for_embedder(default_embedder)
+    for name in ENROLLED:
+        image = load_image(lfw_image_path(LFW, name, 1))
+        subject = face_nearest_centre(find_faces(image, default_detector), image)
+        gallery.add(name, default_embedder.embed([default_embedder.aligner.align(image, subject)]), [name])
+    image = load_image(lfw_image_path(LFW, *STRANGER))
+    subject = face_nearest_centre(find_faces(image, default_detector), image)
+    faces = []
+    for width in (32, 28, 24, 20):
+        still, seen = degraded_subject(image, subject, width, default_detector)
+        quality = face_quality(face_features(still, seen))
+        faces.append((default_embedder.embed([default_embedder.aligner.align(still, seen)])[0], quality))
+
+    def decide(config: GalleryConfig, mode: str, events: Path) -> list[dict]:
+        use_thresholds(gallery, config)
+        matcher = Matcher(config, None)
+        matcher.gallery = gallery
+        matches, _ = matcher.match(np.stack([v for v, _ in faces]), [q for _, q in faces])
+        identifications = [
+            face(1, vector, quality, (m.identity, m.score, m.verdict)) for (vector, quality), m in zip(faces, matches)
+        ]
+        return run_decisions(matcher, identifications, events, mode)[0]
+
+    voting = decide(GalleryConfig(threshold=default_embedder.default_threshold), "vote", tmp_path / "vote.jsonl")
+    assert voting[-1]["identity"] == "Alvaro_Uribe", voting
+    templates = decide(GalleryConfig(), "template", tmp_path / "template.jsonl")
+    assert all(e["identity"] is None for e in templates), templates
+    assert templates[-1]["verdict"] in ("unknown", "uncertain") and templates[-1]["score"] > 0.8
+
+
+def test_recognize_json_says_recognized_unknown_and_uncertain(tmp_path, default_detector):
+    from edge_daemon.demo import demo_people, write_gallery_photos
+    from edge_daemon.images import find_faces
+
+    people = demo_people()
+    write_gallery_photos(people, tmp_path / "photos")
+    edge_daemon("gallery", "build", str(tmp_path / "photos"), "--out", str(tmp_path / "gallery"))
+    stranger = next(person.image for person in people if person.name is None)
+    width = find_faces(stranger, default_detector)[0].bbox[2]
+    stills = {
+        "enrolled.png": next(person.image for person in people if person.name == "eileen_collins"),
+        "stranger.png": stranger,  # a sharp face of someone not enrolled: unknown
+        "stranger-32px.png": degrade(stranger, width, 32),  # the same man further away: too poor to tell
+    }
+    for name, image in stills.items():
+        cv2.imwrite(str(tmp_path / name), image)
+    lines = edge_daemon("recognize", *(str(tmp_path / name) for name in stills), "--gallery", str(tmp_path / "gallery"), "--json")
+    verdicts = {Path(line["image"]).name: [(f["identity"], f["verdict"]) for f in line["faces"]] for line in lines}
+    assert verdicts == {
+        "enrolled.png": [("eileen_collins", "recognized")],
+        "stranger.png": [(None, "unknown")],
+        "stranger-32px.png": [(None, "uncertain")],
+    }
+    assert all(0 <= face["quality"] <= 1 for line in lines for face in line["faces"])
+
+
+# --- unknown groups ------------------------------------------------------------------------
+
+
+def test_faces_seen_in_the_same_frame_are_never_grouped(tmp_path):
+    from edge_daemon.history import FaceHistory, cluster_faces
+
+    rng = np.random.default_rng(2)
+    person = unit(rng.normal(size=32))
+    history = FaceHistory(tmp_path)
+    now = time.time()
+    # Twins (or a poster beside a person) in three frames, and one later face of the same look.
+    for frame, ts in enumerate((now - 30, now - 20, now - 10)):
+        for track in (1, 2):
+            vector = unit(person + rng.normal(scale=0.05, size=32))
+            history.record(
+                ts=ts, camera="door", box="box", track_id=10 * frame + track, event_type="unknown", identity=None,
+                score=0.5, embedder="fused", embedder_version="v1", gallery_version="r1", embedding=vector,
+                crop=np.zeros((8, 8, 3), np.uint8), quality=0.8,
+            )
+    rows = history.faces()
+    history.close()
+    clusters = cluster_faces(rows, 0.6)
+    frame_of = {row.face_id: (row.camera, row.ts) for row in rows}
+    for cluster in clusters:
+        frames = [frame_of[face_id] for face_id in cluster.face_ids]
+        assert len(frames) == len(set(frames)), "two faces of one frame in one group"
+    assert sorted(cluster.size for cluster in clusters) == [3, 3]  # one group per twin, not one for both
+
+
+def test_template_decision_is_revised_as_better_faces_arrive(tmp_path):
+    rng = np.random.default_rng(13)
+    matcher, people = ten_people_matcher(rng)
+    blurred = unit(people[6] + rng.normal(scale=0.15, size=64))  # scores about 0.7: too low to name
+    sharp = unit(people[6] + rng.normal(scale=0.03, size=64))
+    events, _ = run_decisions(
+        matcher, [face(1, blurred, 0.1), face(1, sharp, 0.9), face(1, sharp, 0.9)], tmp_path / "events.jsonl"
+    )
+    assert [(e["type"], e["identity"], e["verdict"]) for e in events] == [
+        ("unknown", None, "uncertain"),  # one poor face: we could not see who it was
+        ("updated", "p6", "recognized"),  # a good face joins the template: now named, once
+    ]
+    assert events[1]["attempts"] == 2 and events[1]["quality"] > events[0]["quality"]

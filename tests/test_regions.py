@@ -1,0 +1,141 @@
+"""Regions: their geometry, and faces found in them by the real default detector mapping back to
+the frame exactly, once each, whole even when a region's edge cuts them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import CROWD_CLIP, need
+from pasted_faces import load_faces, paste
+
+from edge_daemon.regions import (
+    Region,
+    RegionSettings,
+    detect_in_regions,
+    detector_pixels,
+    plan_regions,
+    region_around,
+    regions_cost,
+)
+from edge_daemon.tracking import iou
+
+FULL_HD = (1920, 1080)
+SETTINGS = RegionSettings()
+
+
+def test_a_region_is_a_square_of_whole_strides_holding_its_box_with_padding():
+    box = (1000.0, 500.0, 100.0, 300.0)
+    region = region_around(box, FULL_HD, SETTINGS)
+    assert region.width == region.height == 416  # 300 + 2 * 48 = 396, rounded up to a multiple of 32
+    assert region.x <= box[0] - SETTINGS.padding_px and region.x + region.width >= box[0] + box[2] + SETTINGS.padding_px
+    assert region.y <= box[1] - SETTINGS.padding_px and region.y + region.height >= box[1] + box[3] + SETTINGS.padding_px
+    small = region_around((10.0, 10.0, 20.0, 20.0), FULL_HD, SETTINGS)
+    assert (small.width, small.height) == (SETTINGS.min_side, SETTINGS.min_side)
+
+
+def test_a_region_is_shifted_inside_the_frame_not_clipped():
+    corner = region_around((1900.0, 1070.0, 20.0, 10.0), FULL_HD, SETTINGS)
+    assert corner == Region(1920 - 320, 1080 - 320, 320, 320)
+    narrow = region_around((10.0, 10.0, 100.0, 100.0), (640, 240), SETTINGS)
+    assert (narrow.x, narrow.y, narrow.width, narrow.height) == (0, 0, 320, 240)
+
+
+def test_overlapping_regions_merge_and_distant_ones_stay_apart():
+    near = [(500.0, 500.0, 40.0, 40.0), (560.0, 520.0, 40.0, 40.0)]
+    far = (1600.0, 200.0, 40.0, 40.0)
+    regions = plan_regions([*near, far], FULL_HD, SETTINGS)
+    assert len(regions) == 2
+    merged = next(region for region in regions if region.x < 1000)
+    for x, y, w, h in near:
+        assert merged.x <= x and x + w <= merged.x + merged.width and merged.y <= y and y + h <= merged.y + merged.height
+    assert plan_regions([], FULL_HD, SETTINGS) == []
+
+
+def test_cost_is_the_detector_pixels_against_the_whole_frame():
+    assert detector_pixels(1920, 1080, 640) == 640 * 384  # shrunk to 640x360, padded to the stride
+    assert detector_pixels(320, 320, 640) == 320 * 320  # not shrunk
+    assert regions_cost([Region(0, 0, 320, 320)], FULL_HD, 640) == pytest.approx(320 * 320 / (640 * 384))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(min_side=100), dict(box_scale=0.5), dict(padding_px=-1), dict(merge_overlap=0), dict(duplicate_iou=1.5)],
+)
+def test_bad_settings_are_refused(settings):
+    with pytest.raises(ValueError):
+        RegionSettings(**settings)
+
+
+def test_bad_boxes_and_regions_are_refused():
+    with pytest.raises(ValueError, match="positive size"):
+        region_around((0.0, 0.0, 0.0, 10.0), FULL_HD, SETTINGS)
+    with pytest.raises(ValueError, match="frame_size"):
+        region_around((0.0, 0.0, 10.0, 10.0), (0, 1080), SETTINGS)
+    with pytest.raises(ValueError, match="outside"):
+        Region(1800, 0, 320, 320).crop(np.zeros((1080, 1920, 3), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def crowd_frame() -> np.ndarray:
+    capture = cv2.VideoCapture(str(need(CROWD_CLIP)))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    return frame
+
+
+@pytest.fixture(scope="module")
+def faces(default_detector):
+    return load_faces(default_detector, 4)
+
+
+def test_region_boxes_and_landmarks_map_back_exactly(default_detector, crowd_frame, faces):
+    frame = crowd_frame.copy()
+    truth = paste(frame, faces[0], 40, (1500, 250))
+    region = region_around(truth, FULL_HD, SETTINGS)
+    found = detect_in_regions(default_detector, frame, [region])
+    alone = default_detector.detect(np.ascontiguousarray(region.crop(frame)))
+    assert len(found) == len(alone) >= 1
+    for mapped, own in zip(sorted(found, key=lambda d: -d.score), sorted(alone, key=lambda d: -d.score)):
+        x, y, w, h = own.bbox
+        assert mapped.bbox == (x + region.x, y + region.y, w, h)
+        np.testing.assert_array_equal(mapped.landmarks, own.landmarks + np.array([region.x, region.y], np.float32))
+        assert mapped.score == own.score
+    assert max(iou(detection.bbox, truth) for detection in found) > 0.6
+
+
+def test_a_small_face_is_found_in_a_region(default_detector, crowd_frame, faces):
+    """24 px wide in 1080p: 8 px after the whole-frame downscale, 24 px in a region."""
+    for face in faces:
+        frame = crowd_frame.copy()
+        truth = paste(frame, face, 24, (1500, 250))
+        regions = plan_regions([truth], FULL_HD, SETTINGS)
+        assert regions_cost(regions, FULL_HD, 640) < 1
+        assert any(iou(d.bbox, truth) > 0.5 for d in detect_in_regions(default_detector, frame, regions))
+
+
+def test_a_face_cut_by_the_motion_box_is_whole_in_its_padded_region(default_detector, crowd_frame, faces):
+    frame = crowd_frame.copy()
+    truth = paste(frame, faces[1], 60, (1500, 250))
+    x, y, w, h = truth
+    half_face = (x + w / 2, y, w / 2 + 200, h + 200)  # motion caught the right half of the face and the body
+    regions = plan_regions([half_face], FULL_HD, SETTINGS)
+    assert [d for d in detect_in_regions(default_detector, frame, regions) if iou(d.bbox, truth) > 0.6]
+
+
+def test_a_face_in_two_regions_is_kept_once_whole(default_detector, crowd_frame, faces):
+    frame = crowd_frame.copy()
+    truth = paste(frame, faces[2], 80, (1500, 300))
+    x, y, w, h = truth
+    cutting = Region(round(x + w / 2) - 320, 150, 320, 320)  # its right edge runs through the face
+    holding = Region(round(x) - 100, 150, 320, 320)
+    overlapping = Region(round(x) - 140, 130, 320, 320)  # holds it too: a duplicate
+    (whole,) = [d for d in detect_in_regions(default_detector, frame, [holding]) if iou(d.bbox, truth) > 0]
+    assert iou(whole.bbox, truth) > 0.6
+    assert [d for d in detect_in_regions(default_detector, frame, [cutting]) if iou(d.bbox, truth) > 0]  # a half face
+    for regions in ([cutting, holding], [holding, cutting], [overlapping, cutting, holding]):
+        found = [d for d in detect_in_regions(default_detector, frame, regions) if iou(d.bbox, truth) > 0]
+        assert len(found) == 1, regions
+        if regions[0] is not overlapping:  # the whole face wins over the half face, whatever their scores
+            assert found[0].bbox == whole.bbox, regions

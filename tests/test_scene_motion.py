@@ -1,0 +1,196 @@
+"""Motion gating on generated clips: a static scene with sensor noise skips detection, a person
+standing still (who makes no motion) is still found by the idle full detection, a person who
+appears is found in a region around the motion, a light change re-learns the background; and the
+same in the real daemon, with the skipped frames in its stats and /metrics."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+from conftest import free_port, wait_until
+from pasted_faces import load_faces, paste
+from walking import background
+
+from edge_daemon.config import Settings
+from edge_daemon.daemon import Daemon
+from edge_daemon.regions import detect_in_regions
+from edge_daemon.scene_motion import DetectionPolicy, Motion, MotionSettings, SceneMotion
+from edge_daemon.tracking import iou
+
+FPS = 5.0  # the default detect_fps
+IDLE_DETECT_S = 4.0
+NOISE_SD = 6.0  # grey levels of sensor noise per pixel and frame: a cheap camera in dim light
+
+
+def noisy(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(scene + rng.normal(0.0, NOISE_SD, scene.shape), 0, 255).astype(np.uint8)
+
+
+def run(frames, policy: DetectionPolicy, motion: SceneMotion, detector=None) -> list:
+    """The per-frame loop a camera runs: motion, plan, then the plan's detection."""
+    plans = []
+    for index, frame in enumerate(frames):
+        now = index / FPS
+        height, width = frame.shape[:2]
+        plan = policy.plan(now, (width, height), motion.update(frame), [])
+        found = []
+        if detector is not None and plan.kind == "full":
+            found = detector.detect(frame)
+        elif detector is not None and plan.kind == "regions":
+            found = detect_in_regions(detector, frame, plan.regions)
+        plans.append((now, plan, found))
+    return plans
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return background().astype(np.float32)
+
+
+def test_a_static_noisy_scene_skips_detection_but_for_the_idle_full_detection(scene):
+    rng = np.random.default_rng(0)
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
+    seconds = 10
+    plans = run((noisy(scene, rng) for _ in range(int(seconds * FPS))), policy, SceneMotion())
+    full = [now for now, plan, _ in plans if plan.kind == "full"]
+    assert full == [0.0, 4.0, 8.0]
+    assert all(plan.kind == "skip" for now, plan, _ in plans if now not in full)
+    assert policy.counters.get("frames_skipped_no_motion") == len(plans) - 3
+    assert policy.counters.get("frames_detected_full_idle") == 3
+
+
+def test_a_person_standing_still_is_found_within_idle_detect_s(default_detector, scene):
+    """They step in, then stand still: the background learns them within seconds and motion stops.
+    With no live track (the camera's tracker lost them), only the idle full detection finds them."""
+    face = load_faces(default_detector, 1)[0]
+    with_person = scene.copy()
+    truth = paste(with_person, face, 60, (700, 300))
+    rng = np.random.default_rng(1)
+    arrive_s = 1.0
+    frames = (noisy(with_person if i / FPS >= arrive_s else scene, rng) for i in range(int(12 * FPS)))
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
+    plans = run(frames, policy, SceneMotion(), default_detector)
+    still_from = next(now for now, plan, _ in plans if now > arrive_s and plan.kind == "skip")
+    assert all(plan.kind == "skip" for now, plan, _ in plans if still_from <= now < IDLE_DETECT_S * 2)
+    found_at = [now for now, _, found in plans if now >= still_from and any(iou(d.bbox, truth) > 0.5 for d in found)]
+    assert found_at and found_at[0] - still_from <= IDLE_DETECT_S
+
+
+def test_a_person_who_appears_is_found_in_a_region_around_the_motion(default_detector, scene):
+    face = load_faces(default_detector, 1)[0]
+    rng = np.random.default_rng(2)
+    frames = [noisy(scene, rng) for _ in range(3)]
+    truth = paste(frames[-1], face, 30, (900, 400))
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
+    now, plan, found = run(frames, policy, SceneMotion(), default_detector)[-1]
+    assert plan.kind == "regions"
+    assert any(region.x <= truth[0] and truth[0] + truth[2] <= region.x + region.width for region in plan.regions)
+    assert any(iou(d.bbox, truth) > 0.5 for d in found)
+    assert policy.counters.get("regions_detected") == len(plan.regions)
+
+
+def test_a_light_change_relearns_the_background_and_detects_the_whole_frame(scene):
+    rng = np.random.default_rng(3)
+    motion = SceneMotion()
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
+    assert policy.plan(0.0, (1280, 720), motion.update(noisy(scene, rng)), []).kind == "full"
+    brighter = motion.update(noisy(np.clip(scene * 1.6, 0, 255), rng))
+    assert brighter.relearned and not brighter.boxes
+    assert policy.plan(0.2, (1280, 720), brighter, []).reason == "relearned"
+    assert motion.update(noisy(np.clip(scene * 1.6, 0, 255), rng)).boxes == []  # the new light is the background
+
+
+def test_live_tracks_get_regions_without_motion_and_motion_everywhere_detects_the_whole_frame():
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
+    still = Motion([], 0.0, False)
+    assert policy.plan(0.0, (1920, 1080), still, []).kind == "full"
+    tracked = policy.plan(0.2, (1920, 1080), still, [(100.0, 100.0, 40.0, 50.0)])
+    assert tracked.kind == "regions" and len(tracked.regions) == 1
+    everywhere = Motion([(x, y, 50.0, 150.0) for x in range(0, 1900, 400) for y in (0, 500)], 0.3, False)
+    assert policy.plan(0.4, (1920, 1080), everywhere, []).reason == "cost"
+
+
+def test_bad_settings_and_frames_are_refused():
+    with pytest.raises(ValueError, match="idle_detect_s"):
+        DetectionPolicy(0, max_side=640)
+    with pytest.raises(ValueError, match="threshold"):
+        MotionSettings(threshold=0)
+    with pytest.raises(ValueError, match="uint8"):
+        SceneMotion().update(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="BGR"):
+        SceneMotion().update(np.zeros((10, 10, 4), np.uint8))
+
+
+CLIP_FPS = 10
+EMPTY_S, FADE_S, STILL_S = 4.0, 5.0, 7.0  # nobody, then a person faded in, then standing still
+FAST_LEARNING = 0.5  # background learning that follows a 5 s fade-in: no pixel strays 15 levels from it
+
+
+def write_still_person_clip(path, scene: np.ndarray, face) -> tuple:
+    """A static noisy 720p scene in which a person appears without motion: faded in over ``FADE_S``,
+    slower than the background (``FAST_LEARNING``) learns them, then standing still. Motion never
+    sees them arrive, so no region is planned and no track exists: they are in view as someone
+    standing still is after their track ended, and only the idle full detection can find them."""
+    rng = np.random.default_rng(4)
+    with_person = scene.copy()
+    truth = paste(with_person, face, 60, (700, 300))
+    height, width = scene.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (width, height))
+    for index in range(int((EMPTY_S + FADE_S + STILL_S) * CLIP_FPS)):
+        alpha = np.clip((index / CLIP_FPS - EMPTY_S) / FADE_S, 0, 1)
+        writer.write(noisy(scene * (1 - alpha) + with_person * alpha, rng))
+    writer.release()
+    return truth
+
+
+def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_idle_detect_s(
+    default_detector, scene, tmp_path
+):
+    truth = write_still_person_clip(tmp_path / "still.mp4", scene, load_faces(default_detector, 1)[0])
+    port = free_port()
+    settings = Settings(
+        cameras=[{"name": "hall", "url": str(tmp_path / "still.mp4"), "realtime": False, "idle_detect_s": IDLE_DETECT_S}],
+        motion={"learning_rate": FAST_LEARNING},
+        events={"jsonl": str(tmp_path / "events.jsonl")},
+        service={"metrics_port": port},
+    )
+    daemon = Daemon(settings)
+    detection = daemon.trackers[0].detection
+    seen = []  # per frame: video seconds, faces found (None: not looked at), the policy's counters after it
+    detect = detection.detect
+
+    def watched(frame, track_boxes):
+        found = detect(frame, track_boxes)
+        seen.append((frame.stream_time, found, detection.policy.counters.values))
+        return found
+
+    detection.detect = watched
+    daemon.start()
+    try:
+        assert wait_until(lambda: daemon.cameras[0].state == "ended" and not daemon.trackers[0].is_alive(), 120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+    finally:
+        daemon.request_stop()
+        daemon.shutdown()
+    first = next(index for index, (_, found, _) in enumerate(seen) if found and any(iou(d.bbox, truth) > 0.5 for d in found))
+    found_at, _, counters = seen[first]
+    assert EMPTY_S < found_at <= EMPTY_S + FADE_S + IDLE_DETECT_S
+    # Until then nothing moved: every frame was skipped but the idle full detections, and no region was planned.
+    assert counters.get("frames_detected_regions", 0) == 0
+    assert counters["frames_skipped_no_motion"] == first + 1 - counters["frames_detected_full_idle"]
+    assert counters["frames_detected_full_idle"] == int(found_at // IDLE_DETECT_S) + 1
+    stats = daemon.stats()["cameras"]["hall"]
+    assert stats["frames_skipped_no_motion"] >= counters["frames_skipped_no_motion"]
+    assert stats["frames_processed"] == len(seen) and stats.get("frames_not_detected", 0) == 0
+    assert stats["detect_submitted"] == len(seen) - stats["frames_skipped_no_motion"]
+    assert f'edge_daemon_frames_skipped_no_motion_total{{camera="hall"}} {stats["frames_skipped_no_motion"]}.0' in metrics
+    assert 'edge_daemon_frames_detected_full_total{camera="hall",reason="idle"}' in metrics
+    assert "edge_daemon_detector_busy_seconds_total" in metrics
+    assert "% skipped: no motion)" in daemon.monitor.status_line()  # systemd STATUS=
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [event["type"] for event in events] == ["unknown", "ended"]

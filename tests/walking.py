@@ -1,0 +1,160 @@
+"""People walking past a camera, one after another: the clip a tracker must keep as one track per walk.
+
+Each walk lasts 3 s at a normal pace, left to right or right to left across a 1280x720 static
+scene, as a sequence of different LFW photos of one person: a new pose every 0.6 s, so the detector
+sees the head turn and the box jump as it would on a real walker. Faces are scaled to ``face_px``
+wide (48 px: a person a few metres from a 720p camera; 28: further away). A normal pace (1.4 m/s) is
+about 9 face widths a second at any distance (a face is about 16 cm wide), so a 48 px walker
+crosses the whole frame in the 3 s and a 28 px one, further away, the middle 60% of it.
+
+LFW rather than pins14: the clip needs many different people (40 strangers beside the enrolled)
+with several photos each, and LFW's deep-funnelled photos put every face at the same place and
+size, so a face's width in the clip is set exactly without detecting it first. The clip measures
+the daemon (development metrics, what eval/lfw is for); nothing is trained on it.
+
+    walks, candidates = choose_walks(LFW, enrolled=10, strangers=40)
+    write_clip(path, walks, face_px=48)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+FRAME_SIZE = (1280, 720)  # width, height
+FPS = 15  # a typical surveillance stream rate; detection samples it at detect_fps
+WALK_S = 3.0
+PACE = 9.0  # face widths per second
+POSE_S = 0.6
+GAP_S = 1.0  # nobody in view between walks: longer than a detection interval, shorter than max_missed_s
+POSES = round(WALK_S / POSE_S)
+# LFW deep-funnelled photos are 250x250 with the face centred at (125, 123) and 94 px wide (the
+# median of yuface's boxes on 40 random LFW people; 10-90% range 86-105 px).
+LFW_FACE_WIDTH = 94
+LFW_FACE_CENTRE = (125, 123)
+
+
+@dataclass
+class Walk:
+    identity: str
+    enrolled: bool
+    photos: list[str]  # one per pose, in order
+    start_s: float
+    direction: int  # +1 left to right, -1 right to left
+    height: float  # face centre's row, as a fraction of the frame height
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + WALK_S
+
+
+def choose_walks(lfw: Path, enrolled: int, strangers: int, seed: int = 0) -> tuple[list[Walk], dict[str, list[str]]]:
+    """``enrolled`` people who walk past twice (ten photos) and have more, not walked, for the
+    gallery, and ``strangers`` who walk past once; in a shuffled order, back to back. Returns the
+    walks and, per enrolled person, the photos not walked past with: gallery candidates."""
+    rng = random.Random(seed)
+    photos = {person.name: sorted(person.glob("*.jpg")) for person in sorted(lfw.iterdir()) if person.is_dir()}
+    people = [name for name, own in photos.items() if len(own) >= POSES]
+    # Three photos beyond the walked ten: LFW photos often hold a second face, which enrolment refuses.
+    regulars = rng.sample([name for name in people if len(photos[name]) >= 2 * POSES + 3], enrolled)
+    others = rng.sample([name for name in people if name not in regulars], strangers)
+    gallery = {name: [str(photo) for photo in photos[name][:1] + photos[name][1 + 2 * POSES :]] for name in regulars}
+    planned = [(name, True, photos[name][1 + i * POSES : 1 + (i + 1) * POSES]) for name in regulars for i in (0, 1)]
+    planned += [(name, False, photos[name][:POSES]) for name in others]
+    rng.shuffle(planned)
+    walks = [
+        Walk(name, enrolled, [str(photo) for photo in poses], 0.5 + i * (WALK_S + GAP_S),
+             1 if i % 2 == 0 else -1, rng.uniform(0.3, 0.6))
+        for i, (name, enrolled, poses) in enumerate(planned)
+    ]
+    return walks, gallery
+
+
+def background() -> np.ndarray:
+    """A static scene with no face in it (scikit-image's coffee cup, blurred like a far wall)."""
+    from skimage import data
+
+    scene = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
+    return cv2.GaussianBlur(cv2.resize(scene, FRAME_SIZE), (0, 0), 3)
+
+
+class Painter:
+    """Draws the walker of the moment onto the background; photos are read and scaled once."""
+
+    def __init__(self, walks: list[Walk], face_px: int):
+        self._walks = walks
+        self._span = WALK_S * PACE * face_px  # how far the face centre travels in a walk
+        self._scale = face_px / LFW_FACE_WIDTH
+        self._background = background()
+        self._patches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _patch(self, photo: str) -> tuple[np.ndarray, np.ndarray]:
+        if photo not in self._patches:
+            image = cv2.imread(photo)
+            side = round(image.shape[1] * self._scale)
+            image = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+            # An elliptical, feathered cut-out: the head and shoulders, not a square photo sliding by.
+            mask = np.zeros((side, side), np.float32)
+            cv2.ellipse(mask, (side // 2, side // 2), (int(side * 0.36), int(side * 0.48)), 0, 0, 360, 1.0, -1)
+            self._patches[photo] = image, cv2.GaussianBlur(mask, (0, 0), side * 0.03)[..., None]
+        return self._patches[photo]
+
+    def frame(self, t: float) -> np.ndarray:
+        image = self._background.copy()
+        walk = next((walk for walk in self._walks if walk.start_s <= t < walk.end_s), None)
+        if walk is None:
+            return image
+        progress = (t - walk.start_s) / WALK_S
+        patch, mask = self._patch(walk.photos[min(int((t - walk.start_s) / POSE_S), POSES - 1)])
+        side = patch.shape[0]
+        width, height = FRAME_SIZE
+        # The face centre travels its span, centred on the frame, bobbing 1/20 of the photo's side
+        # at two steps a second.
+        offset = (progress - 0.5) * self._span
+        x = width / 2 + offset * walk.direction
+        y = walk.height * height + 0.05 * side * np.sin(2 * np.pi * 2 * (t - walk.start_s))
+        left = round(x - LFW_FACE_CENTRE[0] * self._scale)
+        top = round(y - LFW_FACE_CENTRE[1] * self._scale)
+        # Clip the patch to the frame.
+        x0, y0 = max(left, 0), max(top, 0)
+        x1, y1 = min(left + side, width), min(top + side, height)
+        if x1 <= x0 or y1 <= y0:
+            return image
+        region = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
+        alpha = mask[region]
+        image[y0:y1, x0:x1] = (patch[region] * alpha + image[y0:y1, x0:x1] * (1 - alpha)).astype(np.uint8)
+        return image
+
+
+def walk_at(walks: list[Walk], t: float, margin_s: float = 0.2) -> int | None:
+    """The index of the walk in view at ``t`` (seconds into the clip), give or take ``margin_s``."""
+    return next((i for i, walk in enumerate(walks) if walk.start_s - margin_s <= t <= walk.end_s + margin_s), None)
+
+
+def duration(walks: list[Walk]) -> float:
+    return walks[-1].end_s + GAP_S
+
+
+def write_clip(path: Path, walks: list[Walk], face_px: int) -> None:
+    painter = Painter(walks, face_px)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, FRAME_SIZE)
+    try:
+        for index in range(round(duration(walks) * FPS)):
+            writer.write(painter.frame(index / FPS))
+    finally:
+        writer.release()
+
+
+def truth(walks: list[Walk], gallery: dict[str, str], face_px: int) -> dict:
+    """Who walks when, and the photo each enrolled walker was enrolled with: the clip's ground truth."""
+    return {
+        "frame_size": FRAME_SIZE,
+        "fps": FPS,
+        "face_px": face_px,
+        "gallery": gallery,
+        "walks": [{**asdict(walk), "end_s": walk.end_s} for walk in walks],
+    }
