@@ -105,6 +105,7 @@ class Daemon:
             raise ValueError("no cameras configured: add [[cameras]] to the config or pass --camera NAME=URL")
         self.settings = settings
         self.stopping = threading.Event()
+        self._stop_signal: str | None = None  # the signal that asked to stop, logged by the main loop
         self._reload_requested = threading.Event()
         # The broker first: a broker, certificate or network problem is then logged within seconds of
         # start, not after the models have loaded; events made meanwhile wait in the spool.
@@ -216,6 +217,8 @@ class Daemon:
                     self.mqtt.publish_stats(self.stats())
                 if not any(camera.is_alive() for camera in self.cameras):
                     break
+            if self._stop_signal is not None:
+                log.info("stop requested", signal=self._stop_signal)
         finally:
             self.shutdown()
         failed = [camera.config.name for camera in self.cameras if camera.state == "failed"]
@@ -284,7 +287,9 @@ class Daemon:
             return  # tests and benchmarks drive the daemon from other threads
 
         def on_stop(signum, frame):
-            log.info("stop requested", signal=signal.Signals(signum).name)
+            # No logging here: the handler runs in the main thread between two of its bytecodes, maybe
+            # while that thread holds the log's write lock, and would wait for it forever.
+            self._stop_signal = signal.Signals(signum).name
             self.request_stop()
 
         signal.signal(signal.SIGINT, on_stop)
