@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from edge_daemon.config import DetectorConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.images import load_image  # noqa: E402
-from edge_daemon.tracking import iou  # noqa: E402
+from edge_daemon.regions import iou  # noqa: E402
 from edge_daemon.verification import lfw_image_path, read_pairs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

@@ -39,7 +39,7 @@ from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
 from edge_daemon.regions import RegionSettings, detect_in_regions, plan_regions, regions_cost  # noqa: E402
 from edge_daemon.scene_motion import DetectionPolicy, SceneMotion  # noqa: E402
-from edge_daemon.tracking import iou  # noqa: E402
+from edge_daemon.regions import iou  # noqa: E402
 from pasted_faces import load_faces, paste  # noqa: E402
 
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"

@@ -113,6 +113,12 @@ def _intersection(a: tuple[float, float, float, float], b: tuple[float, float, f
     return max(width, 0.0) * max(height, 0.0)
 
 
+def iou(a: BBox, b: BBox) -> float:
+    """Intersection over union of two (x, y, w, h) boxes; 0 when they do not overlap."""
+    overlap = _intersection(a, b)
+    return overlap / (a[2] * a[3] + b[2] * b[3] - overlap) if overlap > 0 else 0.0
+
+
 def _union(a: BBox, b: BBox) -> BBox:
     left, top = min(a[0], b[0]), min(a[1], b[1])
     return (left, top, max(a[0] + a[2], b[0] + b[2]) - left, max(a[1] + a[3], b[1] + b[3]) - top)
@@ -194,8 +200,7 @@ def merge_region_detections(
         duplicate = False
         for other in kept:
             overlap = _intersection(detection.bbox, other.bbox)
-            union = area + other.bbox[2] * other.bbox[3] - overlap
-            if overlap > duplicate_iou * union or (cut and overlap > CUT_OVERLAP * area):
+            if iou(detection.bbox, other.bbox) > duplicate_iou or (cut and overlap > CUT_OVERLAP * area):
                 duplicate = True
                 break
         if not duplicate:

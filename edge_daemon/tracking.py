@@ -39,17 +39,6 @@ FACE_IMAGE_SIDE = 192  # the face kept for people (history, review): enough to r
 PREDICTION_SD = 2.0  # a live track's region covers its predicted centre +- this many standard deviations
 
 
-def iou(a: BBox, b: BBox) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    width = min(ax + aw, bx + bw) - max(ax, bx)
-    height = min(ay + ah, by + bh) - max(ay, by)
-    if width <= 0 or height <= 0:
-        return 0.0
-    overlap = width * height
-    return overlap / (aw * ah + bw * bh - overlap)
-
-
 @dataclass
 class Track:
     track_id: int

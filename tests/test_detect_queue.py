@@ -17,7 +17,7 @@ from edge_daemon.detect_queue import CameraDetection, DetectionQueue, DetectRequ
 from edge_daemon.messages import Frame
 from edge_daemon.regions import Region, RegionSettings, plan_regions
 from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
-from edge_daemon.tracking import iou
+from edge_daemon.regions import iou
 
 
 class Batched:

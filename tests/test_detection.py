@@ -15,7 +15,7 @@ from edge_daemon.detectors import DetectorError, create_detector
 from edge_daemon.detectors.yunet_onnx import YuNetOnnxDetector
 from edge_daemon.quality import QualityGate
 from edge_daemon.messages import Detection
-from edge_daemon.tracking import iou
+from edge_daemon.regions import iou
 
 
 def recall_precision(detector, xml_path, min_iou=0.4):

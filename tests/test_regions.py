@@ -14,11 +14,11 @@ from edge_daemon.regions import (
     RegionSettings,
     detect_in_regions,
     detector_pixels,
+    iou,
     plan_regions,
     region_around,
     regions_cost,
 )
-from edge_daemon.tracking import iou
 
 FULL_HD = (1920, 1080)
 SETTINGS = RegionSettings()

@@ -19,7 +19,7 @@ from edge_daemon.config import Settings
 from edge_daemon.daemon import Daemon
 from edge_daemon.regions import detect_in_regions
 from edge_daemon.scene_motion import DetectionPolicy, Motion, MotionSettings, SceneMotion
-from edge_daemon.tracking import iou
+from edge_daemon.regions import iou
 
 FPS = 5.0  # the default detect_fps
 IDLE_DETECT_S = 4.0

@@ -13,7 +13,8 @@ from edge_daemon.decisions import DecisionMaker
 from edge_daemon.embed_worker import Shutdown
 from edge_daemon.matcher import Matcher
 from edge_daemon.messages import Detection, FaceSample, Identification, TrackEnded
-from edge_daemon.tracking import Tracker, iou
+from edge_daemon.regions import iou
+from edge_daemon.tracking import Tracker
 
 
 def detection(x, y, w=50, h=60):
