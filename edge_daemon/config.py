@@ -418,6 +418,14 @@ class TrackerConfig(Section):
     max_attempts: int = Field(
         3, ge=1, le=50, title="Embeddings per track", description="Most faces of one track that are embedded."
     )
+    uncertain_after: int = Field(
+        3,
+        ge=0,
+        title="Uncertain after",
+        description="A track detected this many times whose every face the quality gates refused (too small, "
+        "blurred, turned away) is decided 'uncertain': someone is there, too poorly seen to say who (0: such "
+        "tracks stay silent). A later face good enough to embed revises it ('updated').",
+    )
     better_face_ratio: float = Field(
         1.3,
         ge=0,
@@ -587,6 +595,15 @@ class HistoryConfig(Section):
     )
     max_faces: int = Field(100_000, ge=1, title="Most faces kept", description="The oldest are dropped (and counted) beyond.")
     max_age_days: float = Field(30.0, gt=0, title="Oldest face kept", description="Faces older than this many days are dropped.")
+    group_far: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        title="Grouping false-accept rate",
+        description="Unknown tracks are grouped into people at the open-set table's threshold for this "
+        "per-comparison false-accept rate (and the track's quality and number of faces): lower keeps groups "
+        "purer, higher splits one person into fewer groups.",
+    )
 
 
 class ReviewConfig(Section):

@@ -27,9 +27,9 @@ from edge_daemon.detect_queue import CameraDetection, DetectionQueue
 from edge_daemon.detectors import create_detector
 from edge_daemon.embed_worker import EmbeddingWorker, Shutdown
 from edge_daemon.embedders import create_embedder
-from edge_daemon.history import FaceHistory, history_directory
+from edge_daemon.history import FaceHistory, HistoryGroups, history_directory
 from edge_daemon.logs import get_logger
-from edge_daemon.matcher import Matcher
+from edge_daemon.matcher import Matcher, grouping_rule
 from edge_daemon.metrics import MetricsServer
 from edge_daemon.quality import QualityGate
 from edge_daemon.regions import RegionSettings
@@ -78,6 +78,18 @@ def open_history(settings: Settings) -> FaceHistory | None:
         return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
     except Exception as exc:  # noqa: BLE001 - a broken disk or directory must not stop recognition
         log.error("face history unavailable: recognising without it", path=str(path), error=str(exc))
+        return None
+
+
+def open_groups(history: FaceHistory | None, settings: Settings, embedder) -> HistoryGroups | None:
+    """The unknown groups over the history (None without one, or when its tracks cannot be read:
+    faces are still recorded, tracks are not grouped)."""
+    if history is None:
+        return None
+    try:
+        return HistoryGroups(history, embedder.version, grouping_rule(embedder, settings.history, settings.gallery))
+    except Exception as exc:  # noqa: BLE001 - grouping is for review; recognition goes on without it
+        log.error("unknown groups unavailable: tracks are not grouped", error=f"{type(exc).__name__}: {exc}")
         return None
 
 
@@ -163,6 +175,7 @@ class Daemon:
         transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
         self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
         self.history = open_history(settings)
+        self.groups = open_groups(self.history, settings, self.embedder)
         self.decisions = DecisionMaker(
             identifications,
             self.dispatcher,
@@ -173,6 +186,7 @@ class Daemon:
             settings.decisions,
             settings.events.crops_dir,
             self.history,
+            self.groups,
         )
         self.monitor = ServiceMonitor(
             self, SystemdNotifier(), settings.service.stuck_after_s, settings.service.ready_timeout_s

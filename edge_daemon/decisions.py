@@ -6,10 +6,15 @@ their embeddings weighted by face quality (``thresholds.template``); after each 
 looked up in the gallery through FAISS with the open-set threshold for its quality and effective
 number of faces, so the answer firms up as better faces arrive. A poor face still adds, with a low
 weight; only a face below ``decisions.min_quality`` is dropped (counted as faces_dropped_useless).
-A track whose every face was useless is ``uncertain``: someone was there, we could not see who.
+A track whose every face was useless is ``uncertain``: someone was there, we could not see who; so
+is a track whose faces the quality gates all refused (``TrackUnseen`` from tracking).
 
 ``vote`` mode (for benchmarks): each face is matched alone and votes for its identity (or for
 "unknown") with its cosine score; the identity with the highest total wins.
+
+With the face history on, each decision's face is recorded, and at its end the track itself: its
+template, decision and time span, tying its recorded faces together; an unknown track joins an
+unknown group then (``history.grouping``).
 
 The first decision is published as ``recognized`` or ``unknown`` (``verdict`` says whether an
 unnamed track is unknown or uncertain), a later change of identity or verdict as ``updated``, and
@@ -33,10 +38,10 @@ from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.config import DecisionConfig
 from edge_daemon.embed_worker import Shutdown
 from edge_daemon.events import Event, utc_iso
-from edge_daemon.history import FaceHistory
+from edge_daemon.history import FaceHistory, HistoryGroups
 from edge_daemon.logs import get_logger
 from edge_daemon.matcher import Matcher
-from edge_daemon.messages import Histogram, Identification, StageCounters, TrackEnded, Verdict
+from edge_daemon.messages import Histogram, Identification, StageCounters, TrackEnded, TrackUnseen, Verdict
 from edge_daemon.thresholds import template
 
 log = get_logger(__name__)
@@ -61,7 +66,10 @@ class TrackState:
     verdicts: dict[str | None, list[Verdict]] = field(default_factory=dict)  # vote mode: per-face verdicts
     attempts: int = 0
     decision: Decision | None = None  # the last one published
-    last: Identification | None = None
+    last_captured_at: float = 0.0  # capture time of the latest face behind its decision
+    gallery_version: str | None = None  # the gallery that decided it last
+    first_seen: float | None = None  # capture time of its first face embedded
+    face_ids: list[int] = field(default_factory=list)  # its faces recorded in the history
 
     def vote(self, identification: Identification) -> Decision:
         """Add one face's vote; the identity with the highest score total (then most votes)."""
@@ -90,6 +98,7 @@ class DecisionMaker(threading.Thread):
         config: DecisionConfig | None = None,
         crops_dir: Path | None = None,
         history: FaceHistory | None = None,
+        groups: HistoryGroups | None = None,
     ):
         super().__init__(name="decisions", daemon=True)
         self.counters = StageCounters()  # events made, by type
@@ -103,6 +112,7 @@ class DecisionMaker(threading.Thread):
         self._matcher = matcher
         self._config = config or DecisionConfig()
         self._history = history
+        self._groups = groups
         self._crops_dir = crops_dir
         self._tracks: dict[tuple[str, int], TrackState] = {}
 
@@ -114,6 +124,8 @@ class DecisionMaker(threading.Thread):
             try:
                 if isinstance(message, Identification):
                     self._identified(message)
+                elif isinstance(message, TrackUnseen):
+                    self._unseen(message)
                 elif isinstance(message, TrackEnded):
                     self._ended(message)
             except Exception:
@@ -123,11 +135,29 @@ class DecisionMaker(threading.Thread):
         sample = identification.sample
         track = self._tracks.setdefault((sample.camera, sample.track_id), TrackState())
         track.attempts += 1
-        track.last = identification
+        track.last_captured_at, track.gallery_version = sample.captured_at, identification.gallery_version
+        if track.first_seen is None:
+            track.first_seen = sample.captured_at
+        self._add_to_template(track, identification)
         if self._config.mode == "vote":
             decision = track.vote(identification)
         else:
             decision = self._template_decision(track, identification)
+        self._decided(track, decision, sample.camera, sample.track_id, sample.bbox, sample.captured_at, identification)
+
+    def _unseen(self, unseen: TrackUnseen) -> None:
+        """A track the gates refused every face of: uncertain, unless a face of it was decided already."""
+        track = self._tracks.setdefault((unseen.camera, unseen.track_id), TrackState())
+        if track.decision is not None:
+            return
+        track.last_captured_at = unseen.captured_at
+        track.gallery_version = self._matcher.gallery.version if self._matcher.gallery is not None else None
+        decision = Decision(None, "uncertain", 0.0, unseen.quality)
+        self._decided(track, decision, unseen.camera, unseen.track_id, unseen.bbox, unseen.captured_at)
+
+    def _decided(self, track: TrackState, decision: Decision, camera: str, track_id: int, bbox, captured_at: float,
+                 identification: Identification | None = None) -> None:
+        """Publish ``decision`` for the track if it is its first or a change."""
         previous, track.decision = track.decision, decision
         if previous is not None and (decision.identity, decision.verdict) == (previous.identity, previous.verdict):
             return  # the same answer: its score and quality follow the template without an event
@@ -135,20 +165,23 @@ class DecisionMaker(threading.Thread):
             event_type = "updated"
         else:
             event_type = "recognized" if decision.identity is not None else "unknown"
-        event = self._event(event_type, sample.camera, sample.track_id, track, sample.bbox)
+        event = self._event(event_type, camera, track_id, track, bbox)
         if event_type != "updated":
-            latency = time.time() - sample.captured_at
+            latency = time.time() - captured_at
             self.latencies.append(latency)
             self.latency_histogram.observe(latency)
         self._publish(event, identification)
 
-    def _template_decision(self, track: TrackState, identification: Identification) -> Decision:
-        """Add the face to the track's template (unless useless) and look the template up."""
+    def _add_to_template(self, track: TrackState, identification: Identification) -> None:
+        """The face joins the track's template unless it is useless (then it is counted)."""
         if identification.sample.quality < self._config.min_quality or identification.embedding is None:
             self.drops.add("faces_dropped_useless")
         else:
             track.vectors.append(identification.embedding)
             track.qualities.append(identification.sample.quality)
+
+    def _template_decision(self, track: TrackState, identification: Identification) -> Decision:
+        """Look the track's template up."""
         if not track.vectors:
             return track.decision or Decision(None, "uncertain", 0.0, identification.sample.quality)
         vector, quality, faces = template(np.stack(track.vectors), track.qualities)
@@ -160,9 +193,28 @@ class DecisionMaker(threading.Thread):
         if track is None or track.decision is None:
             return
         self._publish(self._event("ended", ended.camera, ended.track_id, track, ended.bbox))
+        if self._groups is not None and track.vectors:
+            self._remember_track(ended, track)
+
+    def _remember_track(self, ended: TrackEnded, track: TrackState) -> None:
+        vector, quality, faces = template(np.stack(track.vectors), track.qualities)
+        self._groups.record_track(
+            # The whole time the track was in view, so that two people seen together are never one group.
+            first_ts=min(track.first_seen, ended.first_seen_at or track.first_seen),
+            last_ts=max(track.last_captured_at, ended.last_seen_at),
+            camera=ended.camera,
+            box=self._box,
+            track_id=ended.track_id,
+            identity=track.decision.identity,
+            verdict=track.decision.verdict,
+            quality=quality,
+            faces=faces,
+            embedding=vector,
+            face_ids=track.face_ids,
+        )
 
     def _event(self, event_type, camera, track_id, track: TrackState, bbox) -> Event:
-        last, decision = track.last, track.decision
+        decision = track.decision
         return Event(
             type=event_type,
             box=self._box,
@@ -174,25 +226,28 @@ class DecisionMaker(threading.Thread):
             quality=round(decision.quality, 4),
             bbox=tuple(round(v, 1) for v in bbox),
             ts=utc_iso(time.time()),
-            frame_ts=utc_iso(last.sample.captured_at),
+            frame_ts=utc_iso(track.last_captured_at),
             attempts=track.attempts,
             embedder=self._embedder[0],
             embedder_version=self._embedder[1],
-            gallery_version=last.gallery_version,
+            gallery_version=track.gallery_version,
         )
 
     def _publish(self, event: Event, identification: Identification | None = None) -> None:
         if identification is not None and self._crops_dir is not None:
             event = event.model_copy(update={"crop_path": self._save_crop(event, identification)})
         if identification is not None and self._history is not None and identification.embedding is not None:
-            self._remember(event, identification)
+            face_id = self._remember(event, identification)
+            track = self._tracks.get((event.camera, event.track_id))
+            if face_id is not None and track is not None:
+                track.face_ids.append(face_id)
         self.counters.add(f"events_{event.type}")
         self._dispatcher.publish(event)
 
-    def _remember(self, event: Event, identification: Identification) -> None:
+    def _remember(self, event: Event, identification: Identification) -> int | None:
         """The face behind a decision, into the history (which never raises: recognition goes on)."""
         sample = identification.sample
-        self._history.record(
+        return self._history.record(
             ts=sample.captured_at,
             camera=event.camera,
             box=event.box,

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.config import GalleryConfig
+from edge_daemon.config import GalleryConfig, HistoryConfig
 from edge_daemon.embedders.calibration import open_set_table
 from edge_daemon.gallery import META_FILE, Gallery, Match
+from edge_daemon.history.grouping import GroupingRule
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
@@ -51,10 +52,6 @@ class Matcher:
             threshold=describe_threshold(gallery, self._config),
         )
         return gallery
-
-    def threshold_for(self, gallery: Gallery) -> float:
-        """The single pair threshold (FAR 1% for one comparison): what history grouping uses."""
-        return gallery.threshold if self._config.threshold is None else self._config.threshold
 
     def reload(self) -> bool:
         """Re-read the gallery directory. On any error the current gallery stays in use."""
@@ -101,3 +98,13 @@ def describe_threshold(gallery: Gallery, config: GalleryConfig) -> str | float:
     good, _ = point.threshold(1.0)
     poor, _ = point.threshold(0.0)
     return f"open-set for {point.identities} people at FPIR {point.fpir:g}: {good:.4f} (good face) to {poor:.4f} (poor)"
+
+
+def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig, fixed: float | None = None) -> GroupingRule:
+    """How unknown tracks are grouped into people (``history.grouping``): at ``fixed`` if given, else
+    at the embedder's open-set table for ``history.group_far``, else (no table) at the single
+    unknown-threshold (``gallery.threshold`` or the calibrated one)."""
+    table = None if fixed is not None else open_set_table(embedder.name, embedder.version)
+    if table is None and fixed is None:
+        fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
+    return GroupingRule(table, history.group_far, fixed)

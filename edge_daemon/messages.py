@@ -55,7 +55,21 @@ class TrackEnded:
     camera: str
     track_id: int
     bbox: BBox
-    last_seen_at: float
+    last_seen_at: float  # wall-clock capture time of its last detection
+    first_seen_at: float | None = None  # and of its first (None: not known)
+
+
+@dataclass(frozen=True)
+class TrackUnseen:
+    """A track detected several times whose every face the quality gates refused: someone is there,
+    seen too poorly to say who (its decision is ``uncertain`` until a face good enough arrives)."""
+
+    camera: str
+    track_id: int
+    bbox: BBox
+    quality: float  # of its latest face
+    reason: str  # the gate's reason for that face (too_small, blurry, profile, low_score)
+    captured_at: float
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 from edge_daemon.enrolment import enrolment_from_history
 from edge_daemon.events import utc_iso
 from edge_daemon.gallery import Gallery, locked, validate_identity
-from edge_daemon.history import cluster_faces
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
 COOKIE = "edge_review"
 RECENT_FACES = 24
+SHOWN_GROUPS = 60  # the largest; a busy day has thousands of small ones
 UNKNOWN_WINDOW_S = 24 * 3600
 
 
@@ -152,14 +152,14 @@ class ReviewPages:
 
     def _page(self, message: str) -> str:
         history = self._daemon.history
-        embedder = self._daemon.embedder
-        recent = history.faces()[:RECENT_FACES]
-        unknown = history.faces(since=time.time() - UNKNOWN_WINDOW_S, unknown_only=True,
-                                embedder_version=embedder.version, not_enrolled=True)
-        threshold = self._daemon.matcher.threshold_for(self._daemon.matcher.gallery) if self._daemon.matcher.gallery else embedder.default_threshold
-        clusters = cluster_faces(unknown, threshold) if unknown and threshold is not None else []
+        recent = history.faces(limit=RECENT_FACES)
+        groups = self._daemon.groups
+        clusters = groups.listing(since=time.time() - UNKNOWN_WINDOW_S) if groups is not None else []
+        shown = [cluster for cluster in clusters if cluster.size > 1]
         notice = f"<p class='notice'>Done: {html.escape(message)}.</p>" if message else ""
-        groups = "".join(self._cluster_html(cluster) for cluster in clusters if cluster.size > 1) or "<p>No groups of unknown faces.</p>"
+        groups = "".join(self._cluster_html(cluster) for cluster in shown[:SHOWN_GROUPS]) or "<p>No groups of unknown faces.</p>"
+        if len(shown) > SHOWN_GROUPS:
+            groups += f"<p>{len(shown) - SHOWN_GROUPS} smaller groups not shown: see <code>edge-daemon unknowns</code>.</p>"
         faces = "".join(self._face_html(row) for row in recent) or "<p>No faces yet.</p>"
         body = (
             f"{notice}<h2>Unknown people, last 24 h</h2>{groups}"
@@ -171,7 +171,8 @@ class ReviewPages:
         crops = "".join(f"<img src='/review/crop/{face_id}' alt='face {face_id}'>" for face_id in cluster.face_ids[:8])
         faces = ",".join(str(face_id) for face_id in cluster.face_ids)
         return (
-            f"<section class='cluster' id='cluster-{cluster.cluster_id}'><h3>Group {cluster.cluster_id}: {cluster.size} faces, "
+            f"<section class='cluster' id='cluster-{cluster.cluster_id}'><h3>Group {cluster.cluster_id}: {cluster.size} faces "
+            f"in {cluster.tracks} track{'s' if cluster.tracks != 1 else ''}, "
             f"{html.escape(', '.join(cluster.cameras))}, {utc_iso(cluster.first_seen)} to {utc_iso(cluster.last_seen)}</h3>"
             f"<div class='faces'>{crops}</div>"
             f"<form method='post' action='/review/enrol'><input type='hidden' name='csrf' value='{self._csrf}'>"

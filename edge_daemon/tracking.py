@@ -8,6 +8,8 @@ Detections join tracks by where each track's face is predicted to be at the fram
 
 A track's face is embedded only when it helps: the first good face of a new track, then only a
 clearly better one (larger and/or sharper by ``better_face_ratio``), at most ``max_attempts`` times.
+A track whose faces the quality gates keep refusing is not silent: after ``uncertain_after``
+detections it is reported as seen but unrecognisable (``TrackUnseen``, an ``uncertain`` decision).
 When the embedder's queue is full the face is deferred (counted) rather than queued to go stale;
 the track tries again on a later frame.
 """
@@ -29,7 +31,7 @@ from edge_daemon.config import TrackerConfig
 from edge_daemon.detect_queue import CameraDetection
 from edge_daemon.images import generous_crop
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackEnded
+from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackEnded, TrackUnseen
 from edge_daemon.motion import FaceMotion, centre_distance, centre_offset, size_ratio
 from edge_daemon.quality import QualityGate, face_features, face_quality
 
@@ -50,6 +52,10 @@ class Track:
     missed: int = 0  # frames processed since its last detection
     attempts: int = 0
     best_quality: float = 0.0
+    first_captured_at: float = 0.0  # wall-clock capture times of its first and last detection
+    last_captured_at: float = 0.0
+    refused: int = 0  # detections whose face the quality gates refused
+    reported_unseen: bool = False  # a TrackUnseen went forward for it
 
 
 class Tracker:
@@ -230,6 +236,8 @@ class TrackingWorker(threading.Thread):
         pairs, ended = self._tracker.update(detections, frame.stream_time, (width, height))
         self.counters.add("tracks_started", self._tracker.started - started)
         for track, detection in pairs:
+            track.first_captured_at = track.first_captured_at or frame.captured_at
+            track.last_captured_at = frame.captured_at
             self._consider(frame, track, detection)
         self._end_tracks(ended)
 
@@ -239,6 +247,14 @@ class TrackingWorker(threading.Thread):
         verdict = self._gate.check(frame.image, detection)
         if not verdict.passed:
             self.counters.add(f"faces_dropped_{verdict.reason}")
+            track.refused += 1
+            if not track.attempts and not track.reported_unseen and track.refused == self._config.uncertain_after:
+                quality = face_quality(face_features(frame.image, detection))
+                self._output.put(
+                    TrackUnseen(self.camera, track.track_id, detection.bbox, quality, verdict.reason, frame.captured_at)
+                )
+                track.reported_unseen = True
+                self.counters.add("tracks_unseen")
             return
         quality = face_quality(face_features(frame.image, detection))
         if track.attempts and quality < track.best_quality * self._config.better_face_ratio:
@@ -260,5 +276,7 @@ class TrackingWorker(threading.Thread):
 
     def _end_tracks(self, tracks: list[Track]) -> None:
         for track in tracks:
-            if track.attempts:  # tracks never embedded produced no decision, so no 'ended' either
-                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox, track.last_seen))
+            if track.attempts or track.reported_unseen:  # the others produced no decision, so no 'ended' either
+                self._output.put(
+                    TrackEnded(self.camera, track.track_id, track.bbox, track.last_captured_at, track.first_captured_at)
+                )

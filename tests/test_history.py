@@ -16,8 +16,11 @@ from edge_daemon.history import (
     LABEL_HEIGHT,
     FaceHistory,
     FaceRow,
-    cluster_faces,
+    GroupingRule,
+    HistoryGroups,
     contact_sheet,
+    list_groups,
+    regroup,
     search_faces,
 )
 
@@ -226,40 +229,56 @@ def people_with_a_bridge(rng: np.random.Generator, people: int = 4, faces_each: 
     return np.array(vectors, dtype=np.float32), np.array(owners)
 
 
+def record_track(groups: HistoryGroups, embedding: np.ndarray, start: float, seconds: float = 2.0,
+                 camera: str = "door", verdict: str = "unknown", identity: str | None = None, quality: float = 0.8,
+                 faces: float = 3.0, track_id: int = 1) -> tuple[int, int]:
+    """One ended track through ``groups``: its face recorded, then the track. Returns (face id, track_ref)."""
+    face_id = record(groups.history, embedding, ts=start, camera=camera, identity=identity, track_id=track_id,
+                     crop=face_crop(int(start) % 1000, 48), quality=quality)
+    track_ref = groups.record_track(
+        first_ts=start, last_ts=start + seconds, camera=camera, box="gatehouse", track_id=track_id, identity=identity,
+        verdict=verdict, quality=quality, faces=faces, embedding=embedding, face_ids=[face_id],
+    )
+    return face_id, track_ref
+
+
+FIXED = GroupingRule(None, 0.0, 0.6)
+
+
 @pytest.fixture
-def clustered_history(tmp_path):
-    """The people above recorded in shuffled order, the bridge first (the worst case for a clustering
-    that takes faces in time order)."""
+def grouped_history(tmp_path):
+    """The people above seen as tracks in shuffled order, the bridge first (the worst case for
+    grouping online), one track every 10 s on one of three cameras."""
     rng = np.random.default_rng(8)
     vectors, owners = people_with_a_bridge(rng)
     order = np.concatenate([[np.flatnonzero(owners == -1)[0]], rng.permutation(np.flatnonzero(owners != -1))])
     history = FaceHistory(tmp_path / "history")
+    groups = HistoryGroups(history, "v1", FIXED)
     start = time.time() - 1000
     owner_of = {}
     for step, position in enumerate(order):
-        face_id = record(history, vectors[position], ts=start + step, camera=f"cam{step % 3}", crop=face_crop(step, 48))
+        face_id, _ = record_track(groups, vectors[position], start + 10 * step, camera=f"cam{step % 3}", track_id=step)
         owner_of[face_id] = owners[position]
-    yield history, owner_of
+    yield groups, owner_of
     history.close()
 
 
-def test_clusters_are_people_and_a_bridge_does_not_join_two(clustered_history):
-    history, owner_of = clustered_history
-    rows = history.faces()
+def test_groups_are_people_and_a_bridge_does_not_join_two(grouped_history):
+    groups, owner_of = grouped_history
+    rows = groups.history.faces()
     by_id = {row.face_id: row for row in rows}
-    threshold = 0.6
     bridge = next(row for row in rows if owner_of[row.face_id] == -1)
     for person in (0, 1):  # single linkage would join persons 0 and 1 through the bridge
-        assert max(float(bridge.embedding @ by_id[i].embedding) for i in owner_of if owner_of[i] == person) >= threshold
+        assert max(float(bridge.embedding @ by_id[i].embedding) for i in owner_of if owner_of[i] == person) >= 0.6
 
-    clusters = cluster_faces(rows, threshold)
-    groups = [c for c in clusters if c.size > 1]
-    assert len(groups) == 4
-    for cluster in groups:
+    clusters = groups.listing()
+    assert [c for c in clusters if c.size > 1] and len([c for c in clusters if c.size > 1]) == 4
+    for cluster in (c for c in clusters if c.size > 1):
         people = {owner_of[face_id] for face_id in cluster.face_ids} - {-1}
         assert len(people) == 1  # purity 1.0, the bridge aside
         person = people.pop()
         assert {i for i in owner_of if owner_of[i] == person} <= set(cluster.face_ids)  # and the whole person
+        assert cluster.tracks == cluster.size  # a face a track here
     assert [c.cluster_id for c in clusters] == list(range(1, len(clusters) + 1))
     sizes = [c.size for c in clusters]
     assert sizes == sorted(sizes, reverse=True) and sum(sizes) == len(rows)
@@ -272,15 +291,119 @@ def test_clusters_are_people_and_a_bridge_does_not_join_two(clustered_history):
         assert cluster.cameras == tuple(sorted({m.camera for m in members})) and cluster.size == len(members)
 
 
-def test_clustering_refuses_mixed_embedders(tmp_path):
+def test_groups_are_kept_and_grown_across_restarts(grouped_history):
+    groups, owner_of = grouped_history
+    before = {frozenset(c.face_ids) for c in groups.listing()}
+    stored = {t.track_ref: t.group_id for t in groups.history.tracks("v1")}
+    reopened = HistoryGroups(groups.history, "v1", FIXED)  # a restart: means rebuilt from the stored tracks
+    assert {frozenset(c.face_ids) for c in reopened.listing()} == before
+    assert len(reopened) == len(groups)
+    person_0 = next(c for c in groups.listing() if c.size > 1 and owner_of[c.face_ids[0]] == 0)
+    vector = groups.history.face(person_0.face_ids[0]).embedding
+    face_id, track_ref = record_track(reopened, vector, time.time())
+    joined = {t.track_ref: t.group_id for t in groups.history.tracks("v1")}
+    assert joined[track_ref] == stored[groups.history.face(person_0.face_ids[0]).track_ref]
+    assert face_id in next(c for c in reopened.listing() if person_0.face_ids[0] in c.face_ids).face_ids
+
+
+def test_tracks_seen_together_are_never_one_group(tmp_path):
+    """Two tracks on one camera at the same time are two people, however alike; the same face
+    later, or on another camera at the same time, joins."""
+    history = FaceHistory(tmp_path)
+    groups = HistoryGroups(history, "v1", FIXED)
+    face = unit_vectors(np.random.default_rng(3), 1)[0]
+    start = time.time() - 100
+    first, _ = record_track(groups, face, start, seconds=5)
+    together, _ = record_track(groups, face, start + 4, seconds=5, track_id=2)  # overlaps [start, start + 5]
+    later, _ = record_track(groups, face, start + 20, seconds=5, track_id=3)
+    elsewhere, _ = record_track(groups, face, start + 4, seconds=5, camera="yard", track_id=4)
+    by_face = {face_id: c.cluster_id for c in groups.listing() for face_id in c.face_ids}
+    assert by_face[first] != by_face[together]
+    assert by_face[later] in (by_face[first], by_face[together])
+    assert by_face[elsewhere] in (by_face[first], by_face[together])
+    history.close()
+
+
+def test_only_unknown_tracks_are_grouped(tmp_path):
+    history = FaceHistory(tmp_path)
+    groups = HistoryGroups(history, "v1", FIXED)
+    face = unit_vectors(np.random.default_rng(4), 1)[0]
+    start = time.time() - 100
+    record_track(groups, face, start)
+    poor, _ = record_track(groups, face, start + 10, verdict="uncertain", quality=0.05)
+    record_track(groups, face, start + 20, verdict="recognized", identity="ada")
+    record_track(groups, face, start + 30)
+    tracks = history.tracks("v1")
+    assert [t.verdict for t in tracks] == ["unknown", "uncertain", "recognized", "unknown"]
+    assert tracks[0].group_id == tracks[3].group_id is not None and tracks[1].group_id is None is tracks[2].group_id
+    sizes = sorted(c.size for c in groups.listing())  # the recognised face is not an unknown face at all
+    assert sizes == [1, 2] and any(c.face_ids == (poor,) for c in groups.listing())
+    history.close()
+
+
+def test_the_grouping_threshold_follows_quality_and_template_size():
+    """With the shipped table, a poor face or a template of many faces must score higher to join."""
+    from edge_daemon.embedders.calibration import OPEN_SET
+    from edge_daemon.thresholds import OpenSetTable
+
+    table = OpenSetTable.from_dict(next(iter(OPEN_SET.values())))
+    rule = GroupingRule(table, 1e-3)
+    assert rule.threshold(0.1, 3) > rule.threshold(0.9, 3)
+    assert rule.threshold(0.9, 5) > rule.threshold(0.9, 1)
+    assert GroupingRule(table, 1e-5).threshold(0.9, 1) > rule.threshold(0.9, 1)
+    with pytest.raises(ValueError, match="no threshold"):
+        GroupingRule(None, 1e-4).threshold(0.9, 1)
+
+
+def test_regroup_at_a_fixed_threshold_leaves_the_stored_groups(grouped_history):
+    groups, owner_of = grouped_history
+    stored = [frozenset(c.face_ids) for c in groups.listing()]
+    strict = regroup(groups.history, "v1", GroupingRule(None, 0.0, 0.99))
+    assert all(c.size == 1 for c in strict)  # nobody is that close to anyone
+    assert [frozenset(c.face_ids) for c in list_groups(groups.history, "v1")] == stored
+
+
+def test_a_history_of_faces_only_is_migrated_and_its_faces_grouped(tmp_path):
+    """A schema-2 history (faces, no tracks): each face becomes a track of one face, grouped when
+    the groups are made; two faces of one frame stay apart."""
+    path = tmp_path / "history"
+    history = FaceHistory(path)
+    rng = np.random.default_rng(5)
+    person = unit_vectors(rng, 1)[0]
+    now = time.time() - 100
+    ids = [record(history, person, ts=now + i) for i in range(3)] + [record(history, person, ts=now + 2, camera="door")]
+    history.close()
+    db = sqlite3.connect(path / DB_FILE)
+    db.executescript(
+        "DROP TABLE tracks; DROP INDEX faces_by_track; ALTER TABLE faces DROP COLUMN track_ref; PRAGMA user_version = 2;"
+    )
+    db.close()
+    history = FaceHistory(path)
+    assert [t.track_ref for t in history.tracks("v1")] == ids and all(t.faces == 1 for t in history.tracks("v1"))
+    assert all(row.track_ref == row.face_id for row in history.faces())
+    clusters = HistoryGroups(history, "v1", FIXED).listing()
+    assert sorted(c.size for c in clusters) == [1, 3]  # faces 2 and 3 were seen in one frame
+    assert all(t.group_id is not None for t in history.tracks("v1"))  # and the groups were stored
+    history.close()
+
+
+def test_tracks_are_bounded_like_faces(tmp_path):
+    history = FaceHistory(tmp_path, max_faces=3)
+    groups = HistoryGroups(history, "v1", FIXED)
+    vectors = unit_vectors(np.random.default_rng(6), 5)
+    for i, vector in enumerate(vectors):
+        record_track(groups, vector, time.time() - 100 + 10 * i, track_id=i)
+    assert len(history.tracks("v1")) == 3 and len(history.faces()) == 3
+    history.close()
+
+
+def test_search_refuses_mixed_embedders(tmp_path):
     history = FaceHistory(tmp_path)
     rng = np.random.default_rng(9)
     record(history, unit_vectors(rng, 1)[0], embedder_version="v1")
     record(history, unit_vectors(rng, 1)[0], embedder_version="v2")
     with pytest.raises(ValueError, match="embedder versions"):
-        cluster_faces(history.faces(), 0.6)
-    assert cluster_faces(history.faces(embedder_version="v1"), 0.6)[0].size == 1
-    assert cluster_faces([], 0.6) == []
+        search_faces(history.faces(), unit_vectors(rng, 1)[0])
     history.close()
 
 
@@ -306,15 +429,14 @@ def test_search_finds_the_face_itself_exactly_and_approximately(tmp_path):
         search_faces(rows, np.ones(DIM + 1))
 
 
-def test_contact_sheet_is_a_readable_png(clustered_history, tmp_path):
-    history, _ = clustered_history
-    rows = history.faces()
-    clusters = cluster_faces(rows, 0.6)
+def test_contact_sheet_is_a_readable_png(grouped_history, tmp_path):
+    groups, _ = grouped_history
+    clusters = groups.listing()
     out = tmp_path / "sheets" / "unknowns.png"
-    contact_sheet(clusters, {row.face_id: row for row in rows}, out, per_row=6, size=64)
+    contact_sheet(clusters, out, per_row=6, size=64)
     sheet = cv2.imread(str(out))
     assert sheet is not None and sheet.shape[0] == len(clusters) * (64 + LABEL_HEIGHT) and sheet.shape[1] >= 6 * 64
     first_tile = sheet[LABEL_HEIGHT : LABEL_HEIGHT + 64, :64]
     assert first_tile.std() > 20  # a face crop (noise here), not the blank background
     with pytest.raises(ValueError):
-        contact_sheet([], {}, out)
+        contact_sheet([], out)

@@ -23,7 +23,7 @@ from edge_daemon.embedders.calibration import open_set_table
 from edge_daemon.embedders.fused import fusion_version
 from edge_daemon.gallery import Gallery
 from edge_daemon.matcher import Matcher, use_thresholds
-from edge_daemon.messages import FaceSample, Identification
+from edge_daemon.messages import FaceSample, Identification, TrackEnded
 from edge_daemon.open_set import degrade
 from edge_daemon.quality import face_features, face_quality
 from edge_daemon.thresholds import OpenSetTable, template
@@ -271,9 +271,11 @@ def test_history_keeps_each_faces_quality_and_upgrades_an_older_database(tmp_pat
 
     from edge_daemon.history import store
 
-    # A history written before face quality existed (schema 1, no quality column).
-    old_schema = store.SCHEMA.replace(",\n    quality REAL\n", "\n")
-    assert old_schema != store.SCHEMA
+    # A history written before face quality existed (schema 1: no quality column, no tracks).
+    old_schema = store.FACES_SCHEMA.replace(",\n    quality REAL,\n    track_ref INTEGER\n", "\n").replace(
+        "CREATE INDEX faces_by_track ON faces (track_ref);\n", ""
+    )
+    assert "quality" not in old_schema and "track_ref" not in old_schema
     db = sqlite3.connect(tmp_path / store.DB_FILE, isolation_level=None)
     db.executescript(f"BEGIN; {old_schema} PRAGMA user_version = 1; COMMIT;")
     db.execute(
@@ -291,8 +293,10 @@ def test_history_keeps_each_faces_quality_and_upgrades_an_older_database(tmp_pat
         quality=0.42,
     )
     rows = {row.track_id: row for row in history.faces()}
+    tracks = history.tracks("v1")
     history.close()
     assert rows[1].quality is None and np.isclose(rows[2].quality, 0.42)
+    assert [(t.track_id, t.quality) for t in tracks] == [(1, 0.0)]  # upgraded through schema 2 to tracks
     assert not list(tmp_path.glob("*.damaged-*")), "upgraded in place, not set aside as damaged"
 
 
@@ -375,30 +379,40 @@ def test_recognize_json_says_recognized_unknown_and_uncertain(tmp_path, default_
 # --- unknown groups ------------------------------------------------------------------------
 
 
-def test_faces_seen_in_the_same_frame_are_never_grouped(tmp_path):
-    from edge_daemon.history import FaceHistory, cluster_faces
+def test_tracks_seen_together_are_never_grouped_by_the_daemons_decisions(tmp_path):
+    """Twins (or a poster beside a person) seen together as two tracks, then one of them again: the
+    decision maker records each ended track with its template, and the groups keep the two apart."""
+    from edge_daemon.history import FaceHistory, GroupingRule, HistoryGroups
 
     rng = np.random.default_rng(2)
-    person = unit(rng.normal(size=32))
-    history = FaceHistory(tmp_path)
+    matcher, _ = ten_people_matcher(rng)
+    person = unit(rng.normal(size=64))
+    history = FaceHistory(tmp_path / "history")
+    groups = HistoryGroups(history, DEFAULT_VERSION, GroupingRule(None, 0.0, 0.6))
+    inbox: queue.Queue = queue.Queue()
+    dispatcher = EventDispatcher([])
+    maker = DecisionMaker(inbox, dispatcher, "fused", DEFAULT_VERSION, "box", matcher, DecisionConfig(),
+                          history=history, groups=groups)
+    maker.start()
     now = time.time()
-    # Twins (or a poster beside a person) in three frames, and one later face of the same look.
-    for frame, ts in enumerate((now - 30, now - 20, now - 10)):
-        for track in (1, 2):
-            vector = unit(person + rng.normal(scale=0.05, size=32))
-            history.record(
-                ts=ts, camera="door", box="box", track_id=10 * frame + track, event_type="unknown", identity=None,
-                score=0.5, embedder="fused", embedder_version="v1", gallery_version="r1", embedding=vector,
-                crop=np.zeros((8, 8, 3), np.uint8), quality=0.8,
-            )
-    rows = history.faces()
+    spans = {1: (now - 30, now - 20), 2: (now - 29, now - 21), 3: (now - 10, now - 5)}  # 1 and 2 together
+    for track_id, (first, last) in spans.items():
+        for ts in (first, last):
+            sample = FaceSample("door", track_id, (1, 2, 3, 4), 0.8, np.zeros((4, 4, 3), np.uint8),
+                                np.full((8, 8, 3), 100, np.uint8), ts)
+            vector = unit(person + rng.normal(scale=0.05, size=64))
+            inbox.put(Identification(sample, None, 0.1, "r1", ts, vector, "unknown"))
+        inbox.put(TrackEnded("door", track_id, (1, 2, 3, 4), last, first))
+    inbox.put(Shutdown())
+    maker.join(5)
+    tracks = {t.track_id: t for t in history.tracks(DEFAULT_VERSION)}
+    clusters = groups.listing()
     history.close()
-    clusters = cluster_faces(rows, 0.6)
-    frame_of = {row.face_id: (row.camera, row.ts) for row in rows}
-    for cluster in clusters:
-        frames = [frame_of[face_id] for face_id in cluster.face_ids]
-        assert len(frames) == len(set(frames)), "two faces of one frame in one group"
-    assert sorted(cluster.size for cluster in clusters) == [3, 3]  # one group per twin, not one for both
+    assert sorted(tracks) == [1, 2, 3] and all(t.verdict == "unknown" for t in tracks.values())
+    assert [(t.first_ts, t.last_ts) for t in tracks.values()] == list(spans.values())
+    assert tracks[1].group_id != tracks[2].group_id, "two people seen together in one group"
+    assert tracks[3].group_id in (tracks[1].group_id, tracks[2].group_id)
+    assert sorted((c.size, c.tracks) for c in clusters) == [(1, 1), (2, 2)]  # a face per decision, one per track
 
 
 def test_template_decision_is_revised_as_better_faces_arrive(tmp_path):

@@ -144,3 +144,57 @@ def test_full_embed_queue_defers_faces_without_charging_the_track(default_detect
     detect_queue.close()
     assert all(isinstance(sample, FaceSample) for sample in faces_seen)
     assert worker.counters.get("faces_sent") >= 2
+
+
+def test_faces_too_small_to_decide_on_give_uncertain_not_silence(default_detector, default_embedder):
+    """Every face refused by the gates (here: all 'too small'): after uncertain_after detections each
+    track is reported once as seen but unrecognisable, decided 'uncertain', and ends with 'ended'."""
+    import cv2
+
+    from conftest import DATA, need
+    from edge_daemon.capture import StreamEnded
+    from edge_daemon.config import DetectorConfig
+    from edge_daemon.detect_queue import CameraDetection, DetectionQueue
+    from edge_daemon.messages import Frame, TrackUnseen
+    from edge_daemon.quality import QualityGate
+    from edge_daemon.tracking import TrackingWorker
+
+    image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
+
+    def tracked(uncertain_after: int) -> list:
+        frames, faces = queue.Queue(), queue.Queue()
+        detect_queue = DetectionQueue(default_detector, max_age_s=60)
+        worker = TrackingWorker(
+            "door", frames, faces, CameraDetection("door", detect_queue), QualityGate(DetectorConfig(min_face_px=10_000)),
+            default_embedder.aligner, TrackerConfig(uncertain_after=uncertain_after),
+        )
+        detect_queue.start()
+        worker.start()
+        for seq in range(4):
+            frames.put(Frame("door", seq, image, time.time(), seq * 0.2))
+        frames.put(StreamEnded("door", "ended"))
+        worker.join(60)
+        detect_queue.close()
+        assert worker.counters.get("faces_dropped_too_small") >= 8  # two people or more, four frames
+        return [faces.get_nowait() for _ in range(faces.qsize())], worker.counters.get("tracks_unseen")
+
+    silent, unseen_count = tracked(0)
+    assert silent == [] and unseen_count == 0  # the old behaviour, still to be had
+    messages, unseen_count = tracked(2)
+    unseen = [m for m in messages if isinstance(m, TrackUnseen)]
+    ended = [m for m in messages if isinstance(m, TrackEnded)]
+    assert len(unseen) >= 2 and unseen_count == len(unseen) and {m.reason for m in unseen} == {"too_small"}
+    assert sorted(m.track_id for m in unseen) == sorted(m.track_id for m in ended)  # once per track, then its end
+    assert not any(isinstance(m, FaceSample) for m in messages)
+
+    sink = Collect()
+    inbox: queue.Queue = queue.Queue()
+    maker = DecisionMaker(inbox, EventDispatcher([sink]), "fused", "v1", "box", Matcher(GalleryConfig(), None))
+    maker.start()
+    for message in [*messages, Shutdown()]:
+        inbox.put(message)
+    maker.join(5)
+    decided = [(e.type, e.identity, e.verdict, e.attempts) for e in sink.events if e.type != "ended"]
+    assert decided == [("unknown", None, "uncertain", 0)] * len(unseen)
+    assert sum(e.type == "ended" for e in sink.events) == len(unseen)
+    assert all(0.0 <= e.quality <= 1.0 for e in sink.events)

@@ -38,21 +38,27 @@ def parse_duration(text: str) -> float:
 
 
 def _unknown_clusters(args: argparse.Namespace, settings: Settings, embedder):
-    """(history, rows, clusters) of the unknown, not yet enrolled faces of this embedder."""
+    """(history, clusters): the unknown, not yet enrolled faces of this embedder seen within
+    ``--since`` (and ``--camera``), in the groups their tracks joined, or regrouped afresh at
+    ``--threshold``."""
     import time
 
-    from edge_daemon.history import cluster_faces
+    from edge_daemon.history import GroupingRule, HistoryGroups, regroup
+    from edge_daemon.matcher import grouping_rule
 
     history = _open_history(settings)
-    rows = history.faces(
-        since=time.time() - parse_duration(args.since), camera=args.camera, unknown_only=True,
-        embedder_version=embedder.version, not_enrolled=True,
-    )
-    threshold = next((t for t in (getattr(args, "threshold", None), settings.gallery.threshold, embedder.default_threshold)
-                      if t is not None), None)
-    if threshold is None:
-        raise UsageError(f"no threshold to cluster with: {embedder.threshold_source}")
-    return history, rows, cluster_faces(rows, threshold)
+    since = time.time() - parse_duration(args.since)
+    threshold = getattr(args, "threshold", None)
+    try:
+        if threshold is None:
+            groups = HistoryGroups(history, embedder.version, grouping_rule(embedder, settings.history, settings.gallery))
+            clusters = groups.listing(since, args.camera)
+        else:
+            clusters = regroup(history, embedder.version, GroupingRule(None, 0.0, threshold), since, args.camera)
+    except ValueError as exc:
+        history.close()
+        raise UsageError(f"cannot group the unknown faces: {exc} ({embedder.threshold_source})") from None
+    return history, clusters
 
 
 def history_selection(args: argparse.Namespace, settings: Settings, embedder):
@@ -65,12 +71,11 @@ def history_selection(args: argparse.Namespace, settings: Settings, embedder):
         if missing:
             raise UsageError(f"no face {', '.join(map(str, missing))} in the history")
     else:
-        history, all_rows, clusters = _unknown_clusters(args, settings, embedder)
+        history, clusters = _unknown_clusters(args, settings, embedder)
         cluster = next((c for c in clusters if c.cluster_id == args.from_cluster), None)
         if cluster is None:
             raise UsageError(f"no cluster {args.from_cluster}: run 'edge-daemon unknowns' with the same --since/--camera")
-        by_id = {row.face_id: row for row in all_rows}
-        rows = [by_id[face_id] for face_id in cluster.face_ids]
+        rows = [row for row in map(history.face, cluster.face_ids) if row is not None]
     foreign = [row.face_id for row in rows if row.embedder_version != embedder.version]
     if foreign:
         raise UsageError(f"faces {foreign} were embedded by another embedder configuration; they cannot join this gallery")
@@ -84,23 +89,24 @@ def cmd_unknowns(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     embedder = create_embedder(settings.embedder, separate_process=False)
-    history, rows, clusters = _unknown_clusters(args, settings, embedder)
+    history, clusters = _unknown_clusters(args, settings, embedder)
     history.close()
+    faces = sum(c.size for c in clusters)
     listing = [
-        {"cluster": c.cluster_id, "faces": c.size, "cameras": list(c.cameras), "first_seen": utc_iso(c.first_seen),
-         "last_seen": utc_iso(c.last_seen), "representative": c.representative, "crop": str(c.representative_crop),
-         "face_ids": list(c.face_ids)}
+        {"cluster": c.cluster_id, "faces": c.size, "tracks": c.tracks, "cameras": list(c.cameras),
+         "first_seen": utc_iso(c.first_seen), "last_seen": utc_iso(c.last_seen), "representative": c.representative,
+         "crop": str(c.representative_crop), "face_ids": list(c.face_ids)}
         for c in clusters
     ]
     if args.sheet is not None and clusters:
-        contact_sheet(clusters, {row.face_id: row for row in rows}, args.sheet)
+        contact_sheet(clusters, args.sheet)
     if args.json:
-        print(json.dumps({"faces": len(rows), "clusters": listing}))
+        print(json.dumps({"faces": faces, "clusters": listing}))
     else:
-        print(f"{len(rows)} unknown face(s), {sum(c.size > 1 for c in clusters)} cluster(s) of two or more")
+        print(f"{faces} unknown face(s), {sum(c.size > 1 for c in clusters)} cluster(s) of two or more")
         for item in listing:
-            print(f"  cluster {item['cluster']:>3}  {item['faces']:>4} face(s)  {', '.join(item['cameras'])}  "
-                  f"{item['first_seen']} .. {item['last_seen']}  {item['crop']}")
+            print(f"  cluster {item['cluster']:>3}  {item['faces']:>4} face(s)  {item['tracks']:>3} track(s)  "
+                  f"{', '.join(item['cameras'])}  {item['first_seen']} .. {item['last_seen']}  {item['crop']}")
     return 0
 
 
@@ -190,7 +196,8 @@ def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -
     unknowns.add_argument("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
     unknowns.add_argument("--camera", help="only this camera")
     unknowns.add_argument("--sheet", type=Path, metavar="PNG", help="also write a contact sheet: a row of crops per cluster")
-    unknowns.add_argument("--threshold", type=float, help="cosine to group at (default: the unknown-threshold); higher "
+    unknowns.add_argument("--threshold", type=float, help="regroup the window's unknown tracks afresh at this cosine "
+                          "(default: the groups the daemon formed, at history.group_far); higher "
                           "splits more, for small or blurred faces")
     unknowns.add_argument("--json", action="store_true")
     unknowns.set_defaults(handler=cmd_unknowns)

@@ -1,25 +1,31 @@
 """The face history: every face behind a decision, kept so an operator can act on it later.
 
-  ``store``     ``FaceHistory``: the faces (rows in SQLite, crops as JPEG files), bounded in count
-                and age, and the ``FaceRow`` each one is read back as.
+  ``store``     ``FaceHistory``: the faces (rows in SQLite, crops as JPEG files) and the ended tracks
+                they belong to, bounded in count and age; ``FaceRow`` and ``TrackRow`` read them back.
 Queries are functions over the rows ``FaceHistory.faces`` returns:
-  ``grouping``  ``cluster_faces`` groups faces into people (the rule is in its docstring);
+  ``grouping``  ``HistoryGroups``: unknown tracks grouped into people as they end, and the listing of
+                those groups (the rule is in its docstring);
   ``search``    ``search_faces``, the stored faces most like a query embedding;
   ``sheet``     ``contact_sheet``, one PNG row of crops per cluster, for a person to look at.
 """
 
-from edge_daemon.history.grouping import cluster_faces
+from edge_daemon.history.grouping import Cluster, GroupingRule, HistoryGroups, list_groups, regroup
 from edge_daemon.history.search import search_faces
 from edge_daemon.history.sheet import LABEL_HEIGHT, contact_sheet
-from edge_daemon.history.store import CROPS_DIR, DB_FILE, FaceHistory, FaceRow, history_directory
+from edge_daemon.history.store import CROPS_DIR, DB_FILE, FaceHistory, FaceRow, TrackRow, history_directory
 
 __all__ = [
     "CROPS_DIR",
     "DB_FILE",
     "LABEL_HEIGHT",
     "FaceHistory",
+    "Cluster",
     "FaceRow",
-    "cluster_faces",
+    "GroupingRule",
+    "HistoryGroups",
+    "TrackRow",
+    "list_groups",
+    "regroup",
     "contact_sheet",
     "history_directory",
     "search_faces",

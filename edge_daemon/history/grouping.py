@@ -1,152 +1,241 @@
-"""Grouping the history's faces into clusters, one per person.
+"""Unknown groups: the history's unknown tracks grouped so that one group is one person.
 
-Single linkage (connected components of the graph "cosine >= threshold") chains: one face that
-looks a little like two people (a blurred or half-turned face) joins them into one cluster. So the
-components only bound which faces may share a cluster, and inside each component a face joins a
-cluster only if its cosine to the cluster's normalised mean is >= threshold:
-  1. faces are taken oldest first; each joins the cluster whose mean is closest if that is within
-     the threshold, else starts a new one (leader clustering on means);
-  2. one reassignment step: every face moves to the closest final mean, or is left alone when none
-     is within the threshold (the first pass depends on which faces came first; this undoes it).
-A mean stands for many faces, so a bridge close to one or two faces of each person is far from
-both means and cannot pull the two together, while a genuine face is closer to its person's mean
-than to the person's individual faces, so the same threshold as the gallery's can be used.
+A group is built from tracks, not from the faces of single frames: each ended track stands in it by
+its template (the quality-weighted mean of all its faces, what its decision was made on). Groups
+grow online, as tracks end (``HistoryGroups.record_track``): a track joins the group whose
+normalised mean is closest, if that cosine is at or above the grouping threshold for the track's
+quality and effective number of faces (``GroupingRule``), else it starts a group. A mean stands for
+many faces, so a track that looks a little like two people is far from both means and cannot chain
+them together the way single linkage would. Only tracks decided ``unknown`` are grouped: an
+``uncertain`` track is one whose faces were too poor to say who it was, and it stays on its own.
 
-Two faces seen in the same frame (same box, camera and capture time) are two people: in both steps
-a face never joins a cluster that already holds a face of its frame; it takes the next closest
-cluster within the threshold, or starts its own.
+Two tracks seen by one camera at the same time are two people: a track never joins a group that
+holds a track of the same box and camera whose time span overlaps its own. (A face of a history
+from before tracks were kept is a track of one face, so this is also "two faces of one frame are
+never grouped together".)
+
+The grouping threshold is the open-set table's (``thresholds.OpenSetTable``, calibrated on LFW
+View 1 DevTrain and its degraded copies) at the per-comparison false-accept rate
+``history.group_far`` for the track's quality and size: small, blurred faces and templates of many
+faces score higher against strangers and get a higher threshold, as in recognition.
+
+Adding a track costs one matrix-vector product over the group means; listing the groups
+(``list_groups``) is one query over the stored faces and their tracks' groups, so the review page
+never regroups the history when it loads. Group means are rebuilt from the stored tracks when the
+history is opened; a track dropped by the history's bounds leaves its group's mean until then.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from edge_daemon.history.store import FaceRow, stacked_embeddings
+from edge_daemon.history.store import FaceHistory, GroupedFace, TrackRow
+from edge_daemon.thresholds import OpenSetTable
+
+INITIAL_CAPACITY = 256
 
 
 @dataclass(frozen=True)
 class Cluster:
-    cluster_id: int  # 1-based, largest cluster first, stable within one call
-    face_ids: tuple[int, ...]  # most typical first (closest to the cluster's mean)
-    size: int
+    cluster_id: int  # 1-based, largest cluster first, stable within one listing
+    face_ids: tuple[int, ...]  # best quality first
+    crop_paths: tuple[Path, ...]  # theirs, in that order
+    size: int  # faces
+    tracks: int
     cameras: tuple[str, ...]
     first_seen: float
     last_seen: float
-    representative: int  # the face closest to the cluster's mean
+    representative: int  # the face of the best quality
     representative_crop: Path
 
 
-def cluster_faces(rows: list[FaceRow], threshold: float) -> list[Cluster]:
-    """Group ``rows`` (of one embedder version) so that one cluster is about one person; the rule is
-    in the module docstring. Faces that joined no one are returned as clusters of one, after the
-    others; clusters are ordered largest first (then earliest seen)."""
-    if not rows:
-        return []
-    vectors = stacked_embeddings(rows)
-    numbers: dict[tuple, int] = {}
-    frames = np.array([numbers.setdefault((row.box, row.camera, row.ts), len(numbers)) for row in rows])
-    groups: list[np.ndarray] = []
-    for members in _components_oldest_first(rows, _connected_components(vectors, threshold)):
-        groups += _split_by_mean(vectors, frames, members, threshold) if len(members) > 1 else [members]
-    clusters = [_describe(members, rows, vectors) for members in groups]
+@dataclass(frozen=True)
+class GroupingRule:
+    """The cosine a track must reach to a group's mean to join it: the open-set ``table``'s
+    threshold at per-comparison ``far`` for the track's quality and faces, or ``fixed`` where the
+    embedder has no table (or one threshold was asked for)."""
+
+    table: OpenSetTable | None
+    far: float
+    fixed: float | None = None
+
+    def threshold(self, quality: float, faces: float) -> float:
+        if self.fixed is not None or self.table is None:
+            if self.fixed is None:
+                raise ValueError("no threshold to group with: the embedder has no open-set table and none was given")
+            return self.fixed
+        return self.table.threshold(self.far, quality, faces)[0]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where and when one track of a group was seen."""
+
+    box: str
+    camera: str
+    first_ts: float
+    last_ts: float
+
+    def overlaps(self, other: Span) -> bool:
+        return (
+            self.box == other.box
+            and self.camera == other.camera
+            and self.first_ts <= other.last_ts
+            and other.first_ts <= self.last_ts
+        )
+
+
+class UnknownGroups:
+    """Groups of track templates in memory: the rule in the module docstring."""
+
+    def __init__(self, rule: GroupingRule, first_id: int = 1):
+        self._rule = rule
+        self._next_id = first_id
+        self._ids: list[int] = []
+        self._position: dict[int, int] = {}
+        self._sums = np.zeros((0, 0))
+        self._means = np.zeros((0, 0), dtype=np.float32)
+        self._spans: list[list[Span]] = []
+        self._lock = threading.Lock()  # the decisions thread adds while the review page may reload
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, vector: np.ndarray, quality: float, faces: float, span: Span, group_id: int | None = None) -> int:
+        """The group a track of template ``vector`` joins (``group_id``: the one it is known to be
+        in, when rebuilding), starting one when none may take it."""
+        vector = np.asarray(vector, dtype=np.float64)
+        with self._lock:
+            if group_id is None:
+                group_id = self._closest_allowed(vector, span, self._rule.threshold(quality, faces))
+            if group_id is None or group_id not in self._position:
+                group_id = self._start(vector, group_id)
+            position = self._position[group_id]
+            self._sums[position] += vector
+            self._means[position] = self._sums[position] / max(np.linalg.norm(self._sums[position]), 1e-12)
+            self._spans[position].append(span)
+            return group_id
+
+    def add_track(self, track: TrackRow) -> int:
+        span = Span(track.box, track.camera, track.first_ts, track.last_ts)
+        return self.add(track.embedding, track.quality, track.faces, span)
+
+    def _closest_allowed(self, vector: np.ndarray, span: Span, threshold: float) -> int | None:
+        if not self._ids:
+            return None
+        cosines = self._means[: len(self._ids)] @ vector.astype(np.float32)
+        for position in np.argsort(-cosines, kind="stable"):
+            if cosines[position] < threshold:
+                return None
+            if not any(span.overlaps(other) for other in self._spans[position]):
+                return self._ids[position]
+        return None
+
+    def _start(self, vector: np.ndarray, group_id: int | None) -> int:
+        if group_id is None:
+            group_id = self._next_id
+        self._next_id = max(self._next_id, group_id + 1)
+        count = len(self._ids)
+        if count == len(self._sums):  # grow by doubling: adding stays amortised O(dim)
+            capacity = max(INITIAL_CAPACITY, 2 * count)
+            sums, means = np.zeros((capacity, vector.size)), np.zeros((capacity, vector.size), dtype=np.float32)
+            if count:
+                sums[:count], means[:count] = self._sums[:count], self._means[:count]
+            self._sums, self._means = sums, means
+        self._ids.append(group_id)
+        self._position[group_id] = count
+        self._spans.append([])
+        return group_id
+
+
+class HistoryGroups:
+    """The unknown groups of one embedder version's tracks in a face history: rebuilt from its
+    stored tracks when made (unknown tracks without a group, as a history migrated from faces
+    has, are grouped then), grown by every unknown track recorded through it."""
+
+    def __init__(self, history: FaceHistory, embedder_version: str, rule: GroupingRule):
+        self.history = history
+        self.embedder_version = embedder_version
+        self._groups = UnknownGroups(rule, first_id=history.largest_group_id() + 1)
+        for track in history.tracks(embedder_version, unknown_only=True, grouped=True):
+            span = Span(track.box, track.camera, track.first_ts, track.last_ts)
+            self._groups.add(track.embedding, track.quality, track.faces, span, group_id=track.group_id)
+        fresh = {
+            track.track_ref: self._groups.add_track(track)
+            for track in history.tracks(embedder_version, unknown_only=True, grouped=False)
+            if track.verdict == "unknown"
+        }
+        if fresh:
+            history.set_groups(fresh)
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def record_track(self, *, identity: str | None, verdict: str, **track) -> int | None:
+        """Store an ended track (``FaceHistory.record_track``'s arguments); an unknown one joins or
+        starts a group first. Returns its track_ref (None: not stored)."""
+        group_id = None
+        if identity is None and verdict == "unknown":
+            span = Span(track["box"], track["camera"], track["first_ts"], track["last_ts"])
+            group_id = self._groups.add(track["embedding"], track["quality"], track["faces"], span)
+        return self.history.record_track(
+            identity=identity, verdict=verdict, embedder_version=self.embedder_version, group_id=group_id, **track
+        )
+
+    def listing(self, since: float | None = None, camera: str | None = None) -> list[Cluster]:
+        return list_groups(self.history, self.embedder_version, since, camera)
+
+
+def regroup(history: FaceHistory, embedder_version: str, rule: GroupingRule, since: float | None = None,
+            camera: str | None = None) -> list[Cluster]:
+    """The unknown tracks seen since ``since`` grouped afresh, in memory, with ``rule`` (the stored
+    groups are left as they are): for a stricter or looser look than the daemon's groups."""
+    groups = UnknownGroups(rule)
+    assigned = {
+        track.track_ref: groups.add_track(track)
+        for track in history.tracks(embedder_version, since=since, camera=camera, unknown_only=True)
+        if track.verdict == "unknown"
+    }
+    faces, _ = history.unknown_faces_of_groups(embedder_version, since, camera)
+    return clusters_of(faces, assigned)
+
+
+def list_groups(history: FaceHistory, embedder_version: str, since: float | None = None,
+                camera: str | None = None) -> list[Cluster]:
+    """The stored groups of the unknown, not enrolled faces seen since ``since``."""
+    faces, group_of = history.unknown_faces_of_groups(embedder_version, since, camera)
+    return clusters_of(faces, group_of)
+
+
+def clusters_of(faces: list[GroupedFace], group_of: dict[int, int]) -> list[Cluster]:
+    """``faces`` gathered by their track's group (``group_of``: track_ref -> group); a face whose
+    track has none (live, uncertain, or never grouped) is a cluster of its own. Largest first
+    (then earliest seen), numbered from 1."""
+    members: dict[tuple[str, int], list[GroupedFace]] = {}
+    for face in faces:
+        group = group_of.get(face.track_ref) if face.track_ref is not None else None
+        key = ("group", group) if group is not None else ("face", face.face_id)
+        members.setdefault(key, []).append(face)
+    clusters = [_describe(group) for group in members.values()]
     clusters.sort(key=lambda cluster: (-cluster.size, cluster.first_seen, cluster.representative))
     return [replace(cluster, cluster_id=number) for number, cluster in enumerate(clusters, start=1)]
 
 
-def _connected_components(vectors: np.ndarray, threshold: float, batch: int = 4096) -> np.ndarray:
-    """A component label per row of the graph with an edge wherever cosine >= threshold: FAISS
-    range search a batch of queries at a time (a frequent face has thousands of neighbours), each
-    batch's edges merged at once into a union–find forest."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    radius = float(np.nextafter(np.float32(threshold), np.float32(-2)))  # range_search keeps scores > radius
-    parent = np.arange(len(vectors))
-    for start in range(0, len(vectors), batch):
-        limits, _, neighbours = index.range_search(vectors[start : start + batch], radius)
-        queries = start + np.repeat(np.arange(len(limits) - 1), np.diff(limits).astype(np.int64))
-        later = neighbours > queries  # each pair is found from both ends, and every face finds itself
-        _union(parent, queries[later], neighbours[later])
-    return parent
-
-
-def _components_oldest_first(rows: list[FaceRow], labels: np.ndarray) -> list[np.ndarray]:
-    """Row positions of each component, each component's oldest first."""
-    by_time = np.lexsort(([row.face_id for row in rows], [row.ts for row in rows]))
-    grouped = by_time[np.argsort(labels[by_time], kind="stable")]
-    starts = np.flatnonzero(np.diff(labels[grouped])) + 1
-    return np.split(grouped, starts)
-
-
-def _union(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """Union–find over many edges at once: hook the larger root of each edge onto the smaller, then
-    compress paths until every face points at its root; repeat until no edge joins two roots."""
-    while True:
-        root_a, root_b = parent[a], parent[b]
-        apart = root_a != root_b
-        if not apart.any():
-            return
-        low, high = np.minimum(root_a[apart], root_b[apart]), np.maximum(root_a[apart], root_b[apart])
-        np.minimum.at(parent, high, low)
-        while not np.array_equal(parent, parent[parent]):
-            parent[:] = parent[parent]
-
-
-def _split_by_mean(vectors: np.ndarray, frames: np.ndarray, members: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Split one component (``members``, oldest first) into clusters by cosine to cluster means;
-    ``frames`` numbers each row's frame, and no cluster holds two faces of one frame."""
-    sums = np.zeros((len(members), vectors.shape[1]), dtype=np.float64)
-    norms = np.zeros(len(members))
-    seen: list[set[int]] = []  # the frames of each cluster
-    for index in members:
-        vector = vectors[index]
-        best = _closest_allowed(sums[: len(seen)] @ vector / norms[: len(seen)], seen, frames[index], threshold)
-        if best is None:
-            sums[len(seen)], norms[len(seen)] = vector, np.linalg.norm(vector)
-            seen.append({frames[index]})
-        else:
-            sums[best] += vector
-            norms[best] = np.linalg.norm(sums[best])
-            seen[best].add(frames[index])
-    count = len(seen)
-    cosines = vectors[members] @ (sums[:count] / norms[:count, None]).T.astype(np.float32)
-    # Reassignment, surest faces first, so that of two faces of one frame the closer keeps the place.
-    final: list[set[int]] = [set() for _ in range(count)]
-    assigned = np.full(len(members), -1)
-    for position in np.argsort(-cosines.max(axis=1), kind="stable"):
-        best = _closest_allowed(cosines[position], final, frames[members[position]], threshold)
-        if best is not None:
-            assigned[position] = best
-            final[best].add(frames[members[position]])
-    groups = [members[assigned == cluster] for cluster in range(count)]
-    return [group for group in groups if len(group)] + [members[i : i + 1] for i in np.flatnonzero(assigned < 0)]
-
-
-def _closest_allowed(cosines: np.ndarray, frames_of: list[set[int]], frame: int, threshold: float) -> int | None:
-    """The closest cluster within ``threshold`` that holds no face of ``frame``, or None."""
-    for cluster in np.argsort(-cosines, kind="stable"):
-        if cosines[cluster] < threshold:
-            return None
-        if frame not in frames_of[cluster]:
-            return int(cluster)
-    return None
-
-
-def _describe(members: np.ndarray, rows: list[FaceRow], vectors: np.ndarray) -> Cluster:
-    """A cluster of ``members`` (row positions), id 0 until the clusters are ordered."""
-    mean = vectors[members].sum(axis=0)
-    typical_first = members[np.argsort(-(vectors[members] @ mean), kind="stable")]
-    faces = [rows[i] for i in typical_first]
+def _describe(faces: list[GroupedFace]) -> Cluster:
+    best_first = sorted(faces, key=lambda face: (-(face.quality if face.quality is not None else -1.0), -face.ts))
     return Cluster(
         cluster_id=0,
-        face_ids=tuple(face.face_id for face in faces),
+        face_ids=tuple(face.face_id for face in best_first),
+        crop_paths=tuple(face.crop_path for face in best_first),
         size=len(faces),
+        tracks=len({face.track_ref if face.track_ref is not None else -face.face_id for face in faces}),
         cameras=tuple(sorted({face.camera for face in faces})),
         first_seen=min(face.ts for face in faces),
         last_seen=max(face.ts for face in faces),
-        representative=faces[0].face_id,
-        representative_crop=faces[0].crop_path,
+        representative=best_first[0].face_id,
+        representative_crop=best_first[0].crop_path,
     )

@@ -8,17 +8,14 @@ import cv2
 import numpy as np
 
 from edge_daemon.history.grouping import Cluster
-from edge_daemon.history.store import FaceRow
 
 LABEL_HEIGHT = 24  # pixels above each contact-sheet row for its label
 
 
-def contact_sheet(
-    clusters: list[Cluster], rows_by_id: dict[int, FaceRow], out: Path, per_row: int = 8, size: int = 96
-) -> None:
+def contact_sheet(clusters: list[Cluster], out: Path, per_row: int = 8, size: int = 96) -> None:
     """Write a PNG with one row per cluster: its label ("cluster N: M faces") above up to
-    ``per_row`` crops, most typical first, each fitted into ``size`` x ``size`` pixels. A face whose
-    row or crop is missing shows as a grey square. Height: len(clusters) * (size + LABEL_HEIGHT)."""
+    ``per_row`` crops, best first, each fitted into ``size`` x ``size`` pixels. A face whose crop is
+    missing shows as a grey square. Height: len(clusters) * (size + LABEL_HEIGHT)."""
     if not clusters:
         raise ValueError("no clusters to draw")
     labels = [f"cluster {cluster.cluster_id}: {cluster.size} face{'s' if cluster.size != 1 else ''}" for cluster in clusters]
@@ -28,9 +25,8 @@ def contact_sheet(
     for number, (cluster, label) in enumerate(zip(clusters, labels)):
         top = number * row_height
         cv2.putText(sheet, label, (4, top + 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        for column, face_id in enumerate(cluster.face_ids[:per_row]):
-            row = rows_by_id.get(face_id)
-            tile = _fitted_tile(row.crop_path if row else None, size)
+        for column, crop_path in enumerate(cluster.crop_paths[:per_row]):
+            tile = _fitted_tile(crop_path, size)
             sheet[top + LABEL_HEIGHT : top + row_height, column * size : (column + 1) * size] = tile
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,11 @@
                embedder and gallery that made it, the embedding (little-endian float32 bytes,
                L2-normalised, with ``dim``), the crop's file name, and ``enrolled_as`` once an
                operator has enrolled the face.
+               ``track_ref`` names the row of ``tracks`` the face belongs to once its track ended.
+  (tracks)     one row per ended track (``tracks``): when it was first and last seen, camera, box and
+               track id, its decision (``identity``, ``verdict``), its template (the quality-weighted
+               mean of all its faces, as decided on), the template's quality and effective number of
+               faces, and ``group_id``: the unknown group it joined (``grouping.UnknownGroups``).
   crops/       the face as a JPEG, ``<face_id:09d>.jpg``, written to a temporary name and renamed.
 
 ``FaceHistory`` owns both: one connection guarded by a lock, usable from several threads. Face ids
@@ -15,7 +20,8 @@ when opened (not SQLite, failing ``PRAGMA integrity_check``, another schema) is 
 crops as ``history.db.damaged-<UTC time>`` / ``crops.damaged-<UTC time>`` and an empty one started.
 
 Bounds: after each insert the rows older than ``max_age_days`` go, then the oldest rows beyond
-``max_faces``, with their crops (counted in ``dropped``). Steady state is a rolling window.
+``max_faces``, with their crops (counted in ``dropped``); tracks are bounded alike. Steady state is a
+rolling window.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ log = get_logger(__name__)
 
 DB_FILE = "history.db"
 CROPS_DIR = "crops"
-SCHEMA_VERSION = 2  # PRAGMA user_version of a history database; 2 added ``quality``
+SCHEMA_VERSION = 3  # PRAGMA user_version of a history database; 2 added ``quality``, 3 ``tracks``
 JPEG_QUALITY = 90
 EMBEDDING_DTYPE = np.dtype("<f4")
 LOG_EVERY_FAILURES = 100  # while recording keeps failing, log the first failure and then every 100th
@@ -60,8 +66,9 @@ COLUMNS = (
     "crop",
     "enrolled_as",
     "quality",
+    "track_ref",
 )
-SCHEMA = """
+FACES_SCHEMA = """
 CREATE TABLE faces (
     face_id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
@@ -78,9 +85,60 @@ CREATE TABLE faces (
     embedding BLOB NOT NULL,
     crop TEXT NOT NULL,
     enrolled_as TEXT,
-    quality REAL
+    quality REAL,
+    track_ref INTEGER
 );
 CREATE INDEX faces_by_ts ON faces (ts);
+CREATE INDEX faces_by_track ON faces (track_ref);
+"""
+TRACK_COLUMNS = (
+    "track_ref",
+    "first_ts",
+    "last_ts",
+    "camera",
+    "box",
+    "track_id",
+    "identity",
+    "verdict",
+    "quality",
+    "faces",
+    "embedder_version",
+    "dim",
+    "embedding",
+    "group_id",
+)
+TRACKS_SCHEMA = """
+CREATE TABLE tracks (
+    track_ref INTEGER PRIMARY KEY AUTOINCREMENT,
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    camera TEXT NOT NULL,
+    box TEXT NOT NULL,
+    track_id INTEGER NOT NULL,
+    identity TEXT,
+    verdict TEXT NOT NULL,
+    quality REAL NOT NULL,
+    faces REAL NOT NULL,
+    embedder_version TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    group_id INTEGER
+);
+CREATE INDEX tracks_by_last_ts ON tracks (last_ts);
+"""
+SCHEMA = FACES_SCHEMA + TRACKS_SCHEMA
+# A history of schema 2 gains the tracks table; each of its faces becomes a track of one face (the
+# faces of one track were not tied together then), so its unknown faces can still be grouped.
+MIGRATE_2_TO_3 = f"""
+ALTER TABLE faces ADD COLUMN track_ref INTEGER;
+CREATE INDEX faces_by_track ON faces (track_ref);
+{TRACKS_SCHEMA}
+INSERT INTO tracks (track_ref, first_ts, last_ts, camera, box, track_id, identity, verdict, quality, faces,
+                    embedder_version, dim, embedding)
+    SELECT face_id, ts, ts, camera, box, track_id, identity,
+           CASE WHEN identity IS NULL THEN 'unknown' ELSE 'recognized' END, COALESCE(quality, 0.0), 1.0,
+           embedder_version, dim, embedding FROM faces;
+UPDATE faces SET track_ref = face_id;
 """
 DAMAGE_ERRORS = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}  # other errors (locked, no permission) are not damage
 
@@ -106,6 +164,38 @@ class FaceRow:
     crop_path: Path
     enrolled_as: str | None
     quality: float | None = None  # face-quality score (quality.face_quality); None for faces from before it
+    track_ref: int | None = None  # its track's row in ``tracks``; None while the track is live
+
+
+@dataclass(frozen=True, eq=False)
+class TrackRow:
+    """One ended track: its template and decision, and the unknown group it joined (None: none yet)."""
+
+    track_ref: int
+    first_ts: float
+    last_ts: float
+    camera: str
+    box: str
+    track_id: int
+    identity: str | None
+    verdict: str
+    quality: float
+    faces: float  # the template's effective number of faces (thresholds.template)
+    embedder_version: str
+    embedding: np.ndarray  # float32 (dim,), L2-normalised, read-only
+    group_id: int | None
+
+
+@dataclass(frozen=True)
+class GroupedFace:
+    """A stored unknown face, light (no embedding): what listing the unknown groups needs."""
+
+    face_id: int
+    ts: float
+    camera: str
+    quality: float | None
+    track_ref: int | None
+    crop_path: Path
 
 
 def history_directory(config) -> Path:
@@ -206,6 +296,83 @@ class FaceHistory:
         self._remove_crops(dropped_ids)
         return face_id
 
+    def record_track(
+        self,
+        *,
+        first_ts: float,
+        last_ts: float,
+        camera: str,
+        box: str,
+        track_id: int,
+        identity: str | None,
+        verdict: str,
+        quality: float,
+        faces: float,
+        embedder_version: str,
+        embedding: np.ndarray,
+        face_ids: list[int],
+        group_id: int | None = None,
+    ) -> int | None:
+        """Store one ended track (its template ``embedding``) and tie its recorded faces
+        (``face_ids``) to it; returns its ``track_ref``, or None when it could not be stored
+        (logged and counted in ``failures``, like a face; never raises)."""
+        with self._lock:
+            try:
+                vector = unit_vector(embedding)
+                values = (
+                    float(first_ts), float(last_ts), str(camera), str(box), int(track_id), identity, str(verdict),
+                    float(quality), float(faces), str(embedder_version), len(vector), vector.tobytes(),
+                    None if group_id is None else int(group_id),
+                )
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    track_ref = self._db.execute(
+                        "INSERT INTO tracks (first_ts, last_ts, camera, box, track_id, identity, verdict, quality, "
+                        "faces, embedder_version, dim, embedding, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        values,
+                    ).lastrowid
+                    self._db.executemany(
+                        "UPDATE faces SET track_ref = ? WHERE face_id = ?", [(track_ref, int(i)) for i in face_ids]
+                    )
+                    self._drop_tracks_beyond_bounds()
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except Exception as exc:  # noqa: BLE001 - a history failure must never stop recognition
+                self._record_failed(exc)
+                return None
+            self._record_succeeded()
+        return track_ref
+
+    def set_groups(self, groups: dict[int, int]) -> None:
+        """Record the group each of these tracks joined (track_ref -> group_id)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE tracks SET group_id = ? WHERE track_ref = ?", [(int(g), int(t)) for t, g in groups.items()]
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def largest_group_id(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(group_id), 0) FROM tracks").fetchone()[0]
+
+    def _drop_tracks_beyond_bounds(self) -> None:
+        self._db.execute("DELETE FROM tracks WHERE last_ts < ?", (time.time() - self.max_age_s,))
+        excess = self._db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0] - self.max_faces
+        if excess > 0:
+            self._db.execute(
+                "DELETE FROM tracks WHERE track_ref IN (SELECT track_ref FROM tracks ORDER BY last_ts, track_ref LIMIT ?)",
+                (excess,),
+            )
+
     def _insert(self, values: tuple, vector: np.ndarray, jpeg: bytes) -> tuple[int, list[int]]:
         """Insert the row, write its crop and apply the bounds in one transaction: a row is never
         committed without its crop. Returns the face id and the ids dropped by the bounds."""
@@ -279,8 +446,9 @@ class FaceHistory:
         unknown_only: bool = False,
         embedder_version: str | None = None,
         not_enrolled: bool = False,
+        limit: int | None = None,
     ) -> list[FaceRow]:
-        """Stored faces matching every filter given, newest first."""
+        """Stored faces matching every filter given, newest first (at most ``limit``)."""
         conditions, parameters = [], []
         if since is not None:
             conditions.append("ts >= ?")
@@ -297,7 +465,9 @@ class FaceHistory:
             conditions.append("enrolled_as IS NULL")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._lock:
-            records = self._db.execute(f"{_SELECT} {where} ORDER BY ts DESC, face_id DESC", parameters).fetchall()
+            records = self._db.execute(
+                f"{_SELECT} {where} ORDER BY ts DESC, face_id DESC LIMIT ?", [*parameters, -1 if limit is None else limit]
+            ).fetchall()
         return [self._row(record) for record in records]
 
     def face(self, face_id: int) -> FaceRow | None:
@@ -323,11 +493,66 @@ class FaceHistory:
         return marked
 
     def _row(self, record: tuple) -> FaceRow:
-        face_id, *fields, dim, blob, enrolled_as, quality = record
-        embedding = np.frombuffer(blob, dtype=EMBEDDING_DTYPE).astype(np.float32, copy=False)
-        if embedding.shape != (dim,):
-            raise DamagedHistory(f"face {face_id}: embedding of {embedding.size} values, expected {dim}")
-        return FaceRow(face_id, *fields, embedding, self.crops_dir / crop_name(face_id), enrolled_as, quality)
+        face_id, *fields, dim, blob, enrolled_as, quality, track_ref = record
+        embedding = _embedding(blob, dim, f"face {face_id}")
+        return FaceRow(face_id, *fields, embedding, self.crops_dir / crop_name(face_id), enrolled_as, quality, track_ref)
+
+    def tracks(
+        self,
+        embedder_version: str,
+        since: float | None = None,
+        camera: str | None = None,
+        unknown_only: bool = False,
+        grouped: bool | None = None,
+    ) -> list[TrackRow]:
+        """Ended tracks of one embedder version matching every filter given (``since``: last seen
+        then or later; ``grouped``: with or without a group), oldest first."""
+        conditions, parameters = ["embedder_version = ?"], [embedder_version]
+        if since is not None:
+            conditions.append("last_ts >= ?")
+            parameters.append(since)
+        if camera is not None:
+            conditions.append("camera = ?")
+            parameters.append(camera)
+        if unknown_only:
+            conditions.append("identity IS NULL")
+        if grouped is not None:
+            conditions.append("group_id IS NOT NULL" if grouped else "group_id IS NULL")
+        with self._lock:
+            records = self._db.execute(
+                f"{_SELECT_TRACKS} WHERE {' AND '.join(conditions)} ORDER BY first_ts, track_ref", parameters
+            ).fetchall()
+        rows = []
+        for track_ref, *fields, dim, blob, group_id in records:
+            rows.append(TrackRow(track_ref, *fields, _embedding(blob, dim, f"track {track_ref}"), group_id))
+        return rows
+
+    def unknown_faces_of_groups(
+        self, embedder_version: str, since: float | None = None, camera: str | None = None
+    ) -> tuple[list[GroupedFace], dict[int, int]]:
+        """The unknown, not enrolled faces of one embedder version (newest first) and the group of
+        each grouped track among theirs (track_ref -> group_id): what listing unknown groups reads,
+        without decoding a single embedding."""
+        conditions, parameters = ["identity IS NULL", "enrolled_as IS NULL", "embedder_version = ?"], [embedder_version]
+        if since is not None:
+            conditions.append("ts >= ?")
+            parameters.append(since)
+        if camera is not None:
+            conditions.append("camera = ?")
+            parameters.append(camera)
+        where = " AND ".join(conditions)
+        with self._lock:
+            faces = self._db.execute(
+                f"SELECT face_id, ts, camera, quality, track_ref FROM faces WHERE {where} ORDER BY ts DESC, face_id DESC",
+                parameters,
+            ).fetchall()
+            groups = self._db.execute(
+                "SELECT track_ref, group_id FROM tracks WHERE group_id IS NOT NULL AND track_ref IN "
+                f"(SELECT DISTINCT track_ref FROM faces WHERE {where} AND track_ref IS NOT NULL)",
+                parameters,
+            ).fetchall()
+        listed = [GroupedFace(*face, self.crops_dir / crop_name(face[0])) for face in faces]
+        return listed, dict(groups)
 
     def disk_bytes(self) -> int:
         """Bytes the history occupies on disk (allocated blocks): database, WAL and crops."""
@@ -344,7 +569,11 @@ class FaceHistory:
 
 _SELECT = (
     "SELECT face_id, ts, camera, box, track_id, event_type, identity, score, embedder, embedder_version, "
-    "gallery_version, dim, embedding, enrolled_as, quality FROM faces"
+    "gallery_version, dim, embedding, enrolled_as, quality, track_ref FROM faces"
+)
+_SELECT_TRACKS = (
+    "SELECT track_ref, first_ts, last_ts, camera, box, track_id, identity, verdict, quality, faces, embedder_version, "
+    "dim, embedding, group_id FROM tracks"
 )
 
 
@@ -378,11 +607,18 @@ def _check_or_create_schema(db: sqlite3.Connection) -> None:
         return
     columns = tuple(row[1] for row in db.execute("PRAGMA table_info(faces)"))
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version == 1 and columns == COLUMNS[:-1]:  # a history from before face quality: its faces have none
-        db.executescript(f"BEGIN; ALTER TABLE faces ADD COLUMN quality REAL; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    if version == 1 and columns == COLUMNS[:-2]:  # a history from before face quality: its faces have none
+        db.executescript("BEGIN; ALTER TABLE faces ADD COLUMN quality REAL; PRAGMA user_version = 2; COMMIT;")
+        columns, version = COLUMNS[:-1], 2
+    if version == 2 and columns == COLUMNS[:-1] and "tracks" not in tables:
+        db.executescript(f"BEGIN; {MIGRATE_2_TO_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         columns, version = COLUMNS, SCHEMA_VERSION
-    if columns != COLUMNS or version != SCHEMA_VERSION:
-        raise DamagedHistory(f"not a face history database (schema version {version}, faces columns {list(columns)})")
+    track_columns = tuple(row[1] for row in db.execute("PRAGMA table_info(tracks)"))
+    if columns != COLUMNS or track_columns != TRACK_COLUMNS or version != SCHEMA_VERSION:
+        raise DamagedHistory(
+            f"not a face history database (schema version {version}, faces columns {list(columns)}, "
+            f"tracks columns {list(track_columns)})"
+        )
 
 
 def _unused_damaged_suffix(directory: Path) -> str:
@@ -393,6 +629,13 @@ def _unused_damaged_suffix(directory: Path) -> str:
         counter += 1
         suffix = f".damaged-{stamp}-{counter}"
     return suffix
+
+
+def _embedding(blob: bytes, dim: int, what: str) -> np.ndarray:
+    embedding = np.frombuffer(blob, dtype=EMBEDDING_DTYPE).astype(np.float32, copy=False)
+    if embedding.shape != (dim,):
+        raise DamagedHistory(f"{what}: embedding of {embedding.size} values, expected {dim}")
+    return embedding
 
 
 def unit_vector(embedding: np.ndarray) -> np.ndarray:
