@@ -199,9 +199,11 @@ class DecisionMaker(threading.Thread):
     def _remember_track(self, ended: TrackEnded, track: TrackState) -> None:
         vector, quality, faces = template(np.stack(track.vectors), track.qualities)
         self._groups.record_track(
-            # The whole time the track was in view, so that two people seen together are never one group.
-            first_ts=min(track.first_seen, ended.first_seen_at or track.first_seen),
-            last_ts=max(track.last_captured_at, ended.last_seen_at),
+            # When the faces of its template were seen: two tracks whose faces were seen at the same
+            # time are two people. (Not the whole time it was tracked: a track that took over someone
+            # else's face for its last second would then keep its own person's next track apart.)
+            first_ts=track.first_seen,
+            last_ts=track.last_captured_at,
             camera=ended.camera,
             box=self._box,
             track_id=ended.track_id,

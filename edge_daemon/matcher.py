@@ -102,9 +102,9 @@ def describe_threshold(gallery: Gallery, config: GalleryConfig) -> str | float:
 
 def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig, fixed: float | None = None) -> GroupingRule:
     """How unknown tracks are grouped into people (``history.grouping``): at ``fixed`` if given, else
-    at the embedder's open-set table for ``history.group_far``, else (no table) at the single
+    at the embedder's open-set table for ``history.group_fpir``, else (no table) at the single
     unknown-threshold (``gallery.threshold`` or the calibrated one)."""
     table = None if fixed is not None else open_set_table(embedder.name, embedder.version)
     if table is None and fixed is None:
         fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
-    return GroupingRule(table, history.group_far, fixed)
+    return GroupingRule(table, history.group_fpir, fixed)

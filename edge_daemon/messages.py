@@ -56,7 +56,6 @@ class TrackEnded:
     track_id: int
     bbox: BBox
     last_seen_at: float  # wall-clock capture time of its last detection
-    first_seen_at: float | None = None  # and of its first (None: not known)
 
 
 @dataclass(frozen=True)

@@ -347,10 +347,11 @@ def test_the_grouping_threshold_follows_quality_and_template_size():
     from edge_daemon.thresholds import OpenSetTable
 
     table = OpenSetTable.from_dict(next(iter(OPEN_SET.values())))
-    rule = GroupingRule(table, 1e-3)
+    rule = GroupingRule(table, 0.01)
     assert rule.threshold(0.1, 3) > rule.threshold(0.9, 3)
     assert rule.threshold(0.9, 5) > rule.threshold(0.9, 1)
-    assert GroupingRule(table, 1e-5).threshold(0.9, 1) > rule.threshold(0.9, 1)
+    assert GroupingRule(table, 0.001).threshold(0.9, 1) > rule.threshold(0.9, 1)
+    assert rule.threshold(0.9, 1, groups=1000) > rule.threshold(0.9, 1, groups=10)  # more groups, more to fall into
     with pytest.raises(ValueError, match="no threshold"):
         GroupingRule(None, 1e-4).threshold(0.9, 1)
 

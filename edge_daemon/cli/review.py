@@ -197,7 +197,7 @@ def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -
     unknowns.add_argument("--camera", help="only this camera")
     unknowns.add_argument("--sheet", type=Path, metavar="PNG", help="also write a contact sheet: a row of crops per cluster")
     unknowns.add_argument("--threshold", type=float, help="regroup the window's unknown tracks afresh at this cosine "
-                          "(default: the groups the daemon formed, at history.group_far); higher "
+                          "(default: the groups the daemon formed, at history.group_fpir); higher "
                           "splits more, for small or blurred faces")
     unknowns.add_argument("--json", action="store_true")
     unknowns.set_defaults(handler=cmd_unknowns)

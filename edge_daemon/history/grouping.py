@@ -2,11 +2,13 @@
 
 A group is built from tracks, not from the faces of single frames: each ended track stands in it by
 its template (the quality-weighted mean of all its faces, what its decision was made on). Groups
-grow online, as tracks end (``HistoryGroups.record_track``): a track joins the group whose
-normalised mean is closest, if that cosine is at or above the grouping threshold for the track's
-quality and effective number of faces (``GroupingRule``), else it starts a group. A mean stands for
-many faces, so a track that looks a little like two people is far from both means and cannot chain
-them together the way single linkage would. Only tracks decided ``unknown`` are grouped: an
+grow online, as tracks end (``HistoryGroups.record_track``): a track joins the group it is most like
+on average -- the mean of its cosines to the group's tracks (average linkage) -- if that is at or
+above the grouping threshold for the track's quality and effective number of faces
+(``GroupingRule``), else it starts a group. Against the average, a track that looks a little like
+two people cannot chain them together the way single linkage would; and unlike the cosine to a
+group's *normalised* mean, the average does not grow as a group grows (the normalised mean of many
+different faces is close to every face, and such a group swallowed everyone on LFW). Only tracks decided ``unknown`` are grouped: an
 ``uncertain`` track is one whose faces were too poor to say who it was, and it stays on its own.
 
 Two tracks seen by one camera at the same time are two people: a track never joins a group that
@@ -14,15 +16,17 @@ holds a track of the same box and camera whose time span overlaps its own. (A fa
 from before tracks were kept is a track of one face, so this is also "two faces of one frame are
 never grouped together".)
 
-The grouping threshold is the open-set table's (``thresholds.OpenSetTable``, calibrated on LFW
-View 1 DevTrain and its degraded copies) at the per-comparison false-accept rate
-``history.group_far`` for the track's quality and size: small, blurred faces and templates of many
-faces score higher against strangers and get a higher threshold, as in recognition.
+The grouping threshold is found as recognition finds its own: the groups are a gallery a new track
+is identified against, so the threshold holds a target rate of strangers joining someone else's
+group (``history.group_fpir``) for the number of groups there are, read off the open-set table
+(``thresholds``: calibrated on LFW View 1 DevTrain and its degraded copies) for the track's quality
+and size. A fixed per-comparison rate would not do: a new track meets every group, so with a
+thousand groups a one-in-ten-thousand false accept per comparison mixed one track in ten on LFW.
 
-Adding a track costs one matrix-vector product over the group means; listing the groups
+Adding a track costs one matrix-vector product over the groups' sums; listing the groups
 (``list_groups``) is one query over the stored faces and their tracks' groups, so the review page
-never regroups the history when it loads. Group means are rebuilt from the stored tracks when the
-history is opened; a track dropped by the history's bounds leaves its group's mean until then.
+never regroups the history when it loads. The groups' sums are rebuilt from the stored tracks when
+the history is opened; a track dropped by the history's bounds stays in its group's sum until then.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.history.store import FaceHistory, GroupedFace, TrackRow
-from edge_daemon.thresholds import OpenSetTable
+from edge_daemon.history.store import FaceHistory, GroupedFace, TrackRow, crop_name
+from edge_daemon.thresholds import OpenSetTable, per_comparison_far
 
 INITIAL_CAPACITY = 256
 
@@ -43,32 +47,39 @@ INITIAL_CAPACITY = 256
 class Cluster:
     cluster_id: int  # 1-based, largest cluster first, stable within one listing
     face_ids: tuple[int, ...]  # best quality first
-    crop_paths: tuple[Path, ...]  # theirs, in that order
     size: int  # faces
     tracks: int
     cameras: tuple[str, ...]
     first_seen: float
     last_seen: float
     representative: int  # the face of the best quality
-    representative_crop: Path
+    crops_dir: Path
+
+    def crop_paths(self, limit: int | None = None) -> list[Path]:
+        """The crops of its faces, best first."""
+        return [self.crops_dir / crop_name(face_id) for face_id in self.face_ids[:limit]]
+
+    @property
+    def representative_crop(self) -> Path:
+        return self.crops_dir / crop_name(self.representative)
 
 
 @dataclass(frozen=True)
 class GroupingRule:
-    """The cosine a track must reach to a group's mean to join it: the open-set ``table``'s
-    threshold at per-comparison ``far`` for the track's quality and faces, or ``fixed`` where the
-    embedder has no table (or one threshold was asked for)."""
+    """The mean cosine a track must reach to a group's tracks to join it: the open-set ``table``'s
+    threshold holding ``fpir`` against ``groups`` groups for the track's quality and faces, or
+    ``fixed`` where the embedder has no table (or one threshold was asked for)."""
 
     table: OpenSetTable | None
-    far: float
+    fpir: float
     fixed: float | None = None
 
-    def threshold(self, quality: float, faces: float) -> float:
+    def threshold(self, quality: float, faces: float, groups: int = 1) -> float:
         if self.fixed is not None or self.table is None:
             if self.fixed is None:
                 raise ValueError("no threshold to group with: the embedder has no open-set table and none was given")
             return self.fixed
-        return self.table.threshold(self.far, quality, faces)[0]
+        return self.table.threshold(per_comparison_far(self.fpir, groups), quality, faces)[0]
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,8 @@ class UnknownGroups:
         self._next_id = first_id
         self._ids: list[int] = []
         self._position: dict[int, int] = {}
-        self._sums = np.zeros((0, 0))
-        self._means = np.zeros((0, 0), dtype=np.float32)
+        self._sums = np.zeros((0, 0))  # per group, the sum of its tracks' templates
+        self._counts = np.zeros(0)
         self._spans: list[list[Span]] = []
         self._lock = threading.Lock()  # the decisions thread adds while the review page may reload
 
@@ -111,12 +122,12 @@ class UnknownGroups:
         vector = np.asarray(vector, dtype=np.float64)
         with self._lock:
             if group_id is None:
-                group_id = self._closest_allowed(vector, span, self._rule.threshold(quality, faces))
+                group_id = self._closest_allowed(vector, span, self._rule.threshold(quality, faces, len(self._ids)))
             if group_id is None or group_id not in self._position:
                 group_id = self._start(vector, group_id)
             position = self._position[group_id]
             self._sums[position] += vector
-            self._means[position] = self._sums[position] / max(np.linalg.norm(self._sums[position]), 1e-12)
+            self._counts[position] += 1
             self._spans[position].append(span)
             return group_id
 
@@ -127,7 +138,8 @@ class UnknownGroups:
     def _closest_allowed(self, vector: np.ndarray, span: Span, threshold: float) -> int | None:
         if not self._ids:
             return None
-        cosines = self._means[: len(self._ids)] @ vector.astype(np.float32)
+        count = len(self._ids)
+        cosines = self._sums[:count] @ vector / self._counts[:count]  # mean cosine to each group's tracks
         for position in np.argsort(-cosines, kind="stable"):
             if cosines[position] < threshold:
                 return None
@@ -142,10 +154,10 @@ class UnknownGroups:
         count = len(self._ids)
         if count == len(self._sums):  # grow by doubling: adding stays amortised O(dim)
             capacity = max(INITIAL_CAPACITY, 2 * count)
-            sums, means = np.zeros((capacity, vector.size)), np.zeros((capacity, vector.size), dtype=np.float32)
+            sums, counts = np.zeros((capacity, vector.size)), np.zeros(capacity)
             if count:
-                sums[:count], means[:count] = self._sums[:count], self._means[:count]
-            self._sums, self._means = sums, means
+                sums[:count], counts[:count] = self._sums[:count], self._counts[:count]
+            self._sums, self._counts = sums, counts
         self._ids.append(group_id)
         self._position[group_id] = count
         self._spans.append([])
@@ -201,17 +213,17 @@ def regroup(history: FaceHistory, embedder_version: str, rule: GroupingRule, sin
         if track.verdict == "unknown"
     }
     faces, _ = history.unknown_faces_of_groups(embedder_version, since, camera)
-    return clusters_of(faces, assigned)
+    return clusters_of(faces, assigned, history.crops_dir)
 
 
 def list_groups(history: FaceHistory, embedder_version: str, since: float | None = None,
                 camera: str | None = None) -> list[Cluster]:
     """The stored groups of the unknown, not enrolled faces seen since ``since``."""
     faces, group_of = history.unknown_faces_of_groups(embedder_version, since, camera)
-    return clusters_of(faces, group_of)
+    return clusters_of(faces, group_of, history.crops_dir)
 
 
-def clusters_of(faces: list[GroupedFace], group_of: dict[int, int]) -> list[Cluster]:
+def clusters_of(faces: list[GroupedFace], group_of: dict[int, int], crops_dir: Path) -> list[Cluster]:
     """``faces`` gathered by their track's group (``group_of``: track_ref -> group); a face whose
     track has none (live, uncertain, or never grouped) is a cluster of its own. Largest first
     (then earliest seen), numbered from 1."""
@@ -220,22 +232,21 @@ def clusters_of(faces: list[GroupedFace], group_of: dict[int, int]) -> list[Clus
         group = group_of.get(face.track_ref) if face.track_ref is not None else None
         key = ("group", group) if group is not None else ("face", face.face_id)
         members.setdefault(key, []).append(face)
-    clusters = [_describe(group) for group in members.values()]
+    clusters = [_describe(group, crops_dir) for group in members.values()]
     clusters.sort(key=lambda cluster: (-cluster.size, cluster.first_seen, cluster.representative))
     return [replace(cluster, cluster_id=number) for number, cluster in enumerate(clusters, start=1)]
 
 
-def _describe(faces: list[GroupedFace]) -> Cluster:
+def _describe(faces: list[GroupedFace], crops_dir: Path) -> Cluster:
     best_first = sorted(faces, key=lambda face: (-(face.quality if face.quality is not None else -1.0), -face.ts))
     return Cluster(
         cluster_id=0,
         face_ids=tuple(face.face_id for face in best_first),
-        crop_paths=tuple(face.crop_path for face in best_first),
         size=len(faces),
         tracks=len({face.track_ref if face.track_ref is not None else -face.face_id for face in faces}),
         cameras=tuple(sorted({face.camera for face in faces})),
         first_seen=min(face.ts for face in faces),
         last_seen=max(face.ts for face in faces),
         representative=best_first[0].face_id,
-        representative_crop=best_first[0].crop_path,
+        crops_dir=crops_dir,
     )

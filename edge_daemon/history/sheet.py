@@ -25,7 +25,7 @@ def contact_sheet(clusters: list[Cluster], out: Path, per_row: int = 8, size: in
     for number, (cluster, label) in enumerate(zip(clusters, labels)):
         top = number * row_height
         cv2.putText(sheet, label, (4, top + 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        for column, crop_path in enumerate(cluster.crop_paths[:per_row]):
+        for column, crop_path in enumerate(cluster.crop_paths(per_row)):
             tile = _fitted_tile(crop_path, size)
             sheet[top + LABEL_HEIGHT : top + row_height, column * size : (column + 1) * size] = tile
     out = Path(out)

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -186,16 +187,14 @@ class TrackRow:
     group_id: int | None
 
 
-@dataclass(frozen=True)
-class GroupedFace:
-    """A stored unknown face, light (no embedding): what listing the unknown groups needs."""
+class GroupedFace(NamedTuple):
+    """A stored unknown face, light (no embedding, no path): what listing the unknown groups needs."""
 
     face_id: int
     ts: float
     camera: str
     quality: float | None
     track_ref: int | None
-    crop_path: Path
 
 
 def history_directory(config) -> Path:
@@ -449,18 +448,7 @@ class FaceHistory:
         limit: int | None = None,
     ) -> list[FaceRow]:
         """Stored faces matching every filter given, newest first (at most ``limit``)."""
-        conditions, parameters = [], []
-        if since is not None:
-            conditions.append("ts >= ?")
-            parameters.append(since)
-        if camera is not None:
-            conditions.append("camera = ?")
-            parameters.append(camera)
-        if unknown_only:
-            conditions.append("identity IS NULL")
-        if embedder_version is not None:
-            conditions.append("embedder_version = ?")
-            parameters.append(embedder_version)
+        conditions, parameters = _filters("ts", since, camera, embedder_version, unknown_only)
         if not_enrolled:
             conditions.append("enrolled_as IS NULL")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -507,15 +495,7 @@ class FaceHistory:
     ) -> list[TrackRow]:
         """Ended tracks of one embedder version matching every filter given (``since``: last seen
         then or later; ``grouped``: with or without a group), oldest first."""
-        conditions, parameters = ["embedder_version = ?"], [embedder_version]
-        if since is not None:
-            conditions.append("last_ts >= ?")
-            parameters.append(since)
-        if camera is not None:
-            conditions.append("camera = ?")
-            parameters.append(camera)
-        if unknown_only:
-            conditions.append("identity IS NULL")
+        conditions, parameters = _filters("last_ts", since, camera, embedder_version, unknown_only)
         if grouped is not None:
             conditions.append("group_id IS NOT NULL" if grouped else "group_id IS NULL")
         with self._lock:
@@ -533,14 +513,8 @@ class FaceHistory:
         """The unknown, not enrolled faces of one embedder version (newest first) and the group of
         each grouped track among theirs (track_ref -> group_id): what listing unknown groups reads,
         without decoding a single embedding."""
-        conditions, parameters = ["identity IS NULL", "enrolled_as IS NULL", "embedder_version = ?"], [embedder_version]
-        if since is not None:
-            conditions.append("ts >= ?")
-            parameters.append(since)
-        if camera is not None:
-            conditions.append("camera = ?")
-            parameters.append(camera)
-        where = " AND ".join(conditions)
+        conditions, parameters = _filters("ts", since, camera, embedder_version, unknown_only=True)
+        where = " AND ".join([*conditions, "enrolled_as IS NULL"])
         with self._lock:
             faces = self._db.execute(
                 f"SELECT face_id, ts, camera, quality, track_ref FROM faces WHERE {where} ORDER BY ts DESC, face_id DESC",
@@ -551,8 +525,7 @@ class FaceHistory:
                 f"(SELECT DISTINCT track_ref FROM faces WHERE {where} AND track_ref IS NOT NULL)",
                 parameters,
             ).fetchall()
-        listed = [GroupedFace(*face, self.crops_dir / crop_name(face[0])) for face in faces]
-        return listed, dict(groups)
+        return [GroupedFace._make(face) for face in faces], dict(groups)
 
     def disk_bytes(self) -> int:
         """Bytes the history occupies on disk (allocated blocks): database, WAL and crops."""
@@ -629,6 +602,19 @@ def _unused_damaged_suffix(directory: Path) -> str:
         counter += 1
         suffix = f".damaged-{stamp}-{counter}"
     return suffix
+
+
+def _filters(time_column: str, since: float | None, camera: str | None, embedder_version: str | None,
+             unknown_only: bool) -> tuple[list[str], list]:
+    """SQL conditions and their parameters for the filters faces and tracks share."""
+    conditions, parameters = [], []
+    for condition, value in ((f"{time_column} >= ?", since), ("camera = ?", camera), ("embedder_version = ?", embedder_version)):
+        if value is not None:
+            conditions.append(condition)
+            parameters.append(value)
+    if unknown_only:
+        conditions.append("identity IS NULL")
+    return conditions, parameters
 
 
 def _embedding(blob: bytes, dim: int, what: str) -> np.ndarray:
