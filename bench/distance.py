@@ -16,7 +16,8 @@ Per width it prints:
   named right, named wrong, uncertain; strangers named, uncertain. "before" repeats it with the
   single pair threshold the daemon used before the open-set table (what issue 15 measured).
 Finally ``api.recognize`` itself is run on a sample of the degraded stills to check that the
-cached path decides as it does.
+cached path decides as it does, and the unknown groups of a two-camera history run are counted
+(``bench/grouping.py``): how many, and how many hold faces of both clips.
 
   .venv/bin/python bench/distance.py                  # embeddings cached in /tmp/edge-lfw/cache
   .venv/bin/python bench/distance.py --json
@@ -188,6 +189,8 @@ def recognize_check(detector, embedder, gallery_people: list[str], clean: Faces,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/edge-lfw/cache"))
+    parser.add_argument("--two-clips", type=float, default=120.0, metavar="SECONDS",
+                        help="then the two-camera history run of bench/grouping.py for this long (0: skip it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")
@@ -254,6 +257,16 @@ def main() -> int:
                 f"{before['strangers']['wrong']:>23.1%} {before['enrolled']['right']:>6.1%} {before['enrolled']['wrong']:>6.1%} | "
                 f"{row['recognize_agreement']:.0%}"
             )
+    if args.two_clips:
+        from grouping import two_clip_run  # bench/grouping.py, beside this script
+
+        run = two_clip_run(args.two_clips)
+        print()
+        print(f"unknown groups, two cameras (Hamilton stage + crowd clip, looping, {run['seconds']:.0f} s, history on, "
+              f"no gallery): {run['tracks']} tracks ({run['unknown_tracks']} unknown, {run['uncertain_tracks']} uncertain); "
+              f"{run['groups_of_two_tracks_or_more']} groups of two tracks or more holding {run['tracks_in_them']} tracks; "
+              f"groups with faces of both clips: {run['groups_with_both_clips']} (bench/grouping.py has LFW purity)")
+        rows.append({"two_clips": run})
     if args.json:
         print(json.dumps(rows))
     return 0
