@@ -2,7 +2,8 @@
 
 Prints, per N: frames captured/processed per second, frames dropped, frames whose detection was
 skipped for no motion or never looked at (stale), faces detected/embedded, detector and embedder
-busy time, p50/p95 capture->event latency of first decisions, and CPU use.
+busy time, p50/p95 capture->event latency of first decisions, and CPU use (in all, and cores of the
+main process, the detector process and the embedder process).
 
   .venv/bin/python bench/pipeline.py                       # crowd clip, N = 1, 2, 4, 30 s each
   .venv/bin/python bench/pipeline.py --clip idle --streams 16 24 --seconds 60
@@ -83,18 +84,20 @@ def write_idle_clip(path: Path) -> Path:
     return path
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and its live children (the model processes)."""
+def cpu_seconds() -> dict[str, float]:
+    """CPU time of this process ("main": capture, decoding, motion, tracking, alignment) and of each
+    live child (the model processes, by kind: "detector", "embedder")."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    total = usage.ru_utime + usage.ru_stime
+    times = {"main": usage.ru_utime + usage.ru_stime}
     ticks = os.sysconf("SC_CLK_TCK")
     for child in multiprocessing.active_children():
         try:
             fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+        kind = child.name.split("-")[0]
+        times[kind] = times.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return times
 
 
 VARIANTS = {
@@ -133,7 +136,8 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
     cpu_before, started = cpu_seconds(), time.monotonic()
     daemon.start()
     time.sleep(seconds)
-    cpu = cpu_seconds() - cpu_before  # before shutdown ends the model processes
+    cpu_after = cpu_seconds()  # before shutdown ends the model processes
+    cpu = {kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after}
     daemon.request_stop()
     daemon.shutdown()
     wall = time.monotonic() - started
@@ -166,7 +170,9 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if len(latencies) else None,
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1) if len(latencies) else None,
         "decisions": len(latencies),
-        "cpu_cores_used": round(cpu / seconds, 2),
+        "cpu_cores_used": round(sum(cpu.values()) / seconds, 2),
+        # Cores used by each process: where the time goes.
+        **{f"cores_{kind}": round(cpu.get(kind, 0.0) / seconds, 2) for kind in ("main", "detector", "embedder")},
     }
 
 

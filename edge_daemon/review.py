@@ -154,12 +154,12 @@ class ReviewPages:
         history = self._daemon.history
         recent = history.faces(limit=RECENT_FACES)
         groups = self._daemon.groups
-        clusters = groups.listing(since=time.time() - UNKNOWN_WINDOW_S) if groups is not None else []
-        shown = [cluster for cluster in clusters if cluster.size > 1]
+        since = time.time() - UNKNOWN_WINDOW_S
+        shown = groups.listing(since, min_faces=2, limit=SHOWN_GROUPS) if groups is not None else []
         notice = f"<p class='notice'>Done: {html.escape(message)}.</p>" if message else ""
-        groups = "".join(self._cluster_html(cluster) for cluster in shown[:SHOWN_GROUPS]) or "<p>No groups of unknown faces.</p>"
-        if len(shown) > SHOWN_GROUPS:
-            groups += f"<p>{len(shown) - SHOWN_GROUPS} smaller groups not shown: see <code>edge-daemon unknowns</code>.</p>"
+        groups = "".join(self._cluster_html(cluster) for cluster in shown) or "<p>No groups of unknown faces.</p>"
+        if len(shown) == SHOWN_GROUPS:
+            groups += f"<p>The {SHOWN_GROUPS} largest groups; <code>edge-daemon unknowns</code> lists them all.</p>"
         faces = "".join(self._face_html(row) for row in recent) or "<p>No faces yet.</p>"
         body = (
             f"{notice}<h2>Unknown people, last 24 h</h2>{groups}"

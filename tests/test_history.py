@@ -20,7 +20,6 @@ from edge_daemon.history import (
     HistoryGroups,
     contact_sheet,
     list_groups,
-    regroup,
     search_faces,
 )
 
@@ -291,6 +290,17 @@ def test_groups_are_people_and_a_bridge_does_not_join_two(grouped_history):
         assert cluster.cameras == tuple(sorted({m.camera for m in members})) and cluster.size == len(members)
 
 
+def test_the_largest_groups_alone_as_the_review_page_asks(grouped_history):
+    groups, _ = grouped_history
+    everything = groups.listing()
+    largest = list_groups(groups.history, "v1", min_faces=2, limit=3)
+    assert [c.face_ids for c in largest] == [c.face_ids for c in everything[:3]]
+    assert [c.cluster_id for c in largest] == [1, 2, 3] and all(c.size >= 2 for c in largest)
+    assert all(c.size >= 2 for c in list_groups(groups.history, "v1", min_faces=2))
+    assert len(list_groups(groups.history, "v1", min_faces=2)) == 4
+    assert list_groups(groups.history, "v1", since=time.time()) == []  # nothing seen since now
+
+
 def test_groups_are_kept_and_grown_across_restarts(grouped_history):
     groups, owner_of = grouped_history
     before = {frozenset(c.face_ids) for c in groups.listing()}
@@ -354,14 +364,6 @@ def test_the_grouping_threshold_follows_quality_and_template_size():
     assert rule.threshold(0.9, 1, groups=1000) > rule.threshold(0.9, 1, groups=10)  # more groups, more to fall into
     with pytest.raises(ValueError, match="no threshold"):
         GroupingRule(None, 1e-4).threshold(0.9, 1)
-
-
-def test_regroup_at_a_fixed_threshold_leaves_the_stored_groups(grouped_history):
-    groups, owner_of = grouped_history
-    stored = [frozenset(c.face_ids) for c in groups.listing()]
-    strict = regroup(groups.history, "v1", GroupingRule(None, 0.0, 0.99))
-    assert all(c.size == 1 for c in strict)  # nobody is that close to anyone
-    assert [frozenset(c.face_ids) for c in list_groups(groups.history, "v1")] == stored
 
 
 def test_a_history_of_faces_only_is_migrated_and_its_faces_grouped(tmp_path):

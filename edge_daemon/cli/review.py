@@ -39,26 +39,20 @@ def parse_duration(text: str) -> float:
 
 def _unknown_clusters(args: argparse.Namespace, settings: Settings, embedder):
     """(history, clusters): the unknown, not yet enrolled faces of this embedder seen within
-    ``--since`` (and ``--camera``), in the groups their tracks joined, or regrouped afresh at
-    ``--threshold``."""
+    ``--since`` (and ``--camera``), in the groups their tracks joined."""
     import time
 
-    from edge_daemon.history import GroupingRule, HistoryGroups, regroup
+    from edge_daemon.history import HistoryGroups
     from edge_daemon.matcher import grouping_rule
 
     history = _open_history(settings)
-    since = time.time() - parse_duration(args.since)
-    threshold = getattr(args, "threshold", None)
     try:
-        if threshold is None:
-            groups = HistoryGroups(history, embedder.version, grouping_rule(embedder, settings.history, settings.gallery))
-            clusters = groups.listing(since, args.camera)
-        else:
-            clusters = regroup(history, embedder.version, GroupingRule(None, 0.0, threshold), since, args.camera)
+        # Made, not only read: tracks of a history migrated from faces are grouped the first time.
+        groups = HistoryGroups(history, embedder.version, grouping_rule(embedder, settings.history, settings.gallery))
     except ValueError as exc:
         history.close()
         raise UsageError(f"cannot group the unknown faces: {exc} ({embedder.threshold_source})") from None
-    return history, clusters
+    return history, groups.listing(time.time() - parse_duration(args.since), args.camera)
 
 
 def history_selection(args: argparse.Namespace, settings: Settings, embedder):
@@ -196,9 +190,6 @@ def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -
     unknowns.add_argument("--since", default="24h", help="how far back (30m, 24h, 7d; default 24h)")
     unknowns.add_argument("--camera", help="only this camera")
     unknowns.add_argument("--sheet", type=Path, metavar="PNG", help="also write a contact sheet: a row of crops per cluster")
-    unknowns.add_argument("--threshold", type=float, help="regroup the window's unknown tracks afresh at this cosine "
-                          "(default: the groups the daemon formed, at history.group_fpir); higher "
-                          "splits more, for small or blurred faces")
     unknowns.add_argument("--json", action="store_true")
     unknowns.set_defaults(handler=cmd_unknowns)
 

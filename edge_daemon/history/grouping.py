@@ -32,12 +32,12 @@ the history is opened; a track dropped by the history's bounds stays in its grou
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.history.store import FaceHistory, GroupedFace, TrackRow, crop_name
+from edge_daemon.history.store import FaceHistory, TrackRow, crop_name
 from edge_daemon.thresholds import OpenSetTable, per_comparison_far
 
 INITIAL_CAPACITY = 256
@@ -45,8 +45,8 @@ INITIAL_CAPACITY = 256
 
 @dataclass(frozen=True)
 class Cluster:
-    cluster_id: int  # 1-based, largest cluster first, stable within one listing
-    face_ids: tuple[int, ...]  # best quality first
+    cluster_id: int  # 1-based, largest cluster first (then earliest seen), stable within one listing
+    face_ids: tuple[int, ...]  # best quality first (then newest)
     size: int  # faces
     tracks: int
     cameras: tuple[str, ...]
@@ -198,55 +198,16 @@ class HistoryGroups:
             identity=identity, verdict=verdict, embedder_version=self.embedder_version, group_id=group_id, **track
         )
 
-    def listing(self, since: float | None = None, camera: str | None = None) -> list[Cluster]:
-        return list_groups(self.history, self.embedder_version, since, camera)
+    def listing(self, since: float | None = None, camera: str | None = None, min_faces: int = 1,
+                limit: int | None = None) -> list[Cluster]:
+        return list_groups(self.history, self.embedder_version, since, camera, min_faces, limit)
 
 
-def regroup(history: FaceHistory, embedder_version: str, rule: GroupingRule, since: float | None = None,
-            camera: str | None = None) -> list[Cluster]:
-    """The unknown tracks seen since ``since`` grouped afresh, in memory, with ``rule`` (the stored
-    groups are left as they are): for a stricter or looser look than the daemon's groups."""
-    groups = UnknownGroups(rule)
-    assigned = {
-        track.track_ref: groups.add_track(track)
-        for track in history.tracks(embedder_version, since=since, camera=camera, unknown_only=True)
-        if track.verdict == "unknown"
-    }
-    faces, _ = history.unknown_faces_of_groups(embedder_version, since, camera)
-    return clusters_of(faces, assigned, history.crops_dir)
-
-
-def list_groups(history: FaceHistory, embedder_version: str, since: float | None = None,
-                camera: str | None = None) -> list[Cluster]:
-    """The stored groups of the unknown, not enrolled faces seen since ``since``."""
-    faces, group_of = history.unknown_faces_of_groups(embedder_version, since, camera)
-    return clusters_of(faces, group_of, history.crops_dir)
-
-
-def clusters_of(faces: list[GroupedFace], group_of: dict[int, int], crops_dir: Path) -> list[Cluster]:
-    """``faces`` gathered by their track's group (``group_of``: track_ref -> group); a face whose
-    track has none (live, uncertain, or never grouped) is a cluster of its own. Largest first
-    (then earliest seen), numbered from 1."""
-    members: dict[tuple[str, int], list[GroupedFace]] = {}
-    for face in faces:
-        group = group_of.get(face.track_ref) if face.track_ref is not None else None
-        key = ("group", group) if group is not None else ("face", face.face_id)
-        members.setdefault(key, []).append(face)
-    clusters = [_describe(group, crops_dir) for group in members.values()]
-    clusters.sort(key=lambda cluster: (-cluster.size, cluster.first_seen, cluster.representative))
-    return [replace(cluster, cluster_id=number) for number, cluster in enumerate(clusters, start=1)]
-
-
-def _describe(faces: list[GroupedFace], crops_dir: Path) -> Cluster:
-    best_first = sorted(faces, key=lambda face: (-(face.quality if face.quality is not None else -1.0), -face.ts))
-    return Cluster(
-        cluster_id=0,
-        face_ids=tuple(face.face_id for face in best_first),
-        size=len(faces),
-        tracks=len({face.track_ref if face.track_ref is not None else -face.face_id for face in faces}),
-        cameras=tuple(sorted({face.camera for face in faces})),
-        first_seen=min(face.ts for face in faces),
-        last_seen=max(face.ts for face in faces),
-        representative=best_first[0].face_id,
-        crops_dir=crops_dir,
-    )
+def list_groups(history: FaceHistory, embedder_version: str, since: float | None = None, camera: str | None = None,
+                min_faces: int = 1, limit: int | None = None) -> list[Cluster]:
+    """The stored groups of the unknown, not enrolled faces seen since ``since`` (``FaceHistory.unknown_groups``),
+    numbered from 1 in their order."""
+    return [
+        Cluster(number, g.face_ids, g.size, g.tracks, g.cameras, g.first_seen, g.last_seen, g.face_ids[0], history.crops_dir)
+        for number, g in enumerate(history.unknown_groups(embedder_version, since, camera, min_faces, limit), start=1)
+    ]

@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -187,14 +186,17 @@ class TrackRow:
     group_id: int | None
 
 
-class GroupedFace(NamedTuple):
-    """A stored unknown face, light (no embedding, no path): what listing the unknown groups needs."""
+@dataclass(frozen=True)
+class GroupSummary:
+    """One group of unknown faces as ``FaceHistory.unknown_groups`` reads it."""
 
-    face_id: int
-    ts: float
-    camera: str
-    quality: float | None
-    track_ref: int | None
+    key: int  # the group's id, or minus the face id of a face that is a group of its own
+    face_ids: tuple[int, ...]  # best quality first (then newest)
+    size: int  # faces
+    tracks: int
+    cameras: tuple[str, ...]
+    first_seen: float
+    last_seen: float
 
 
 def history_directory(config) -> Path:
@@ -507,25 +509,38 @@ class FaceHistory:
             rows.append(TrackRow(track_ref, *fields, _embedding(blob, dim, f"track {track_ref}"), group_id))
         return rows
 
-    def unknown_faces_of_groups(
-        self, embedder_version: str, since: float | None = None, camera: str | None = None
-    ) -> tuple[list[GroupedFace], dict[int, int]]:
-        """The unknown, not enrolled faces of one embedder version (newest first) and the group of
-        each grouped track among theirs (track_ref -> group_id): what listing unknown groups reads,
-        without decoding a single embedding."""
-        conditions, parameters = _filters("ts", since, camera, embedder_version, unknown_only=True)
-        where = " AND ".join([*conditions, "enrolled_as IS NULL"])
+    def unknown_groups(
+        self,
+        embedder_version: str,
+        since: float | None = None,
+        camera: str | None = None,
+        min_faces: int = 1,
+        limit: int | None = None,
+    ) -> list[GroupSummary]:
+        """The unknown, not enrolled faces of one embedder version seen since ``since``, gathered by
+        their track's group (a face whose track has none is a group of its own): groups of at least
+        ``min_faces`` faces, largest first (then earliest seen), at most ``limit``. Aggregated in
+        SQLite, without decoding a single embedding: the review page's query."""
+        where, parameters = _unknown_faces_where(since, camera, embedder_version)
         with self._lock:
-            faces = self._db.execute(
-                f"SELECT face_id, ts, camera, quality, track_ref FROM faces WHERE {where} ORDER BY ts DESC, face_id DESC",
-                parameters,
+            summaries = self._db.execute(
+                f"SELECT {_GROUP_KEY} AS g, COUNT(*) AS size, COUNT(DISTINCT COALESCE(f.track_ref, -f.face_id)), "
+                f"MIN(f.ts) AS first, MAX(f.ts), GROUP_CONCAT(DISTINCT f.camera) {_UNKNOWN_FACES} WHERE {where} "
+                "GROUP BY g HAVING size >= ? ORDER BY size DESC, first, g LIMIT ?",
+                [*parameters, min_faces, -1 if limit is None else limit],
             ).fetchall()
-            groups = self._db.execute(
-                "SELECT track_ref, group_id FROM tracks WHERE group_id IS NOT NULL AND track_ref IN "
-                f"(SELECT DISTINCT track_ref FROM faces WHERE {where} AND track_ref IS NOT NULL)",
-                parameters,
-            ).fetchall()
-        return [GroupedFace._make(face) for face in faces], dict(groups)
+            wanted = {summary[0] for summary in summaries}
+            members: dict[int, list[tuple[float, float, int]]] = {key: [] for key in wanted}
+            for key, face_id, quality, ts in self._db.execute(
+                f"SELECT {_GROUP_KEY}, f.face_id, f.quality, f.ts {_UNKNOWN_FACES} WHERE {where}", parameters
+            ):
+                if key in wanted:
+                    members[key].append((-1.0 if quality is None else quality, ts, face_id))
+        groups = []
+        for key, size, tracks, first, last, cameras in summaries:
+            best_first = tuple(face_id for _, _, face_id in sorted(members[key], reverse=True))
+            groups.append(GroupSummary(key, best_first, size, tracks, tuple(sorted(cameras.split(","))), first, last))
+        return groups
 
     def disk_bytes(self) -> int:
         """Bytes the history occupies on disk (allocated blocks): database, WAL and crops."""
@@ -604,16 +619,28 @@ def _unused_damaged_suffix(directory: Path) -> str:
     return suffix
 
 
+# The faces unknown groups are listed from, each with its group's key (see GroupSummary.key).
+_UNKNOWN_FACES = "FROM faces f LEFT JOIN tracks t ON t.track_ref = f.track_ref"
+_GROUP_KEY = "COALESCE(t.group_id, -f.face_id)"
+
+
+def _unknown_faces_where(since: float | None, camera: str | None, embedder_version: str) -> tuple[str, list]:
+    conditions, parameters = _filters("f.ts", since, camera, embedder_version, unknown_only=True, table="f.")
+    return " AND ".join([*conditions, "f.enrolled_as IS NULL"]), parameters
+
+
 def _filters(time_column: str, since: float | None, camera: str | None, embedder_version: str | None,
-             unknown_only: bool) -> tuple[list[str], list]:
-    """SQL conditions and their parameters for the filters faces and tracks share."""
+             unknown_only: bool, table: str = "") -> tuple[list[str], list]:
+    """SQL conditions and their parameters for the filters faces and tracks share (``table``: the
+    prefix of their columns in a join)."""
     conditions, parameters = [], []
-    for condition, value in ((f"{time_column} >= ?", since), ("camera = ?", camera), ("embedder_version = ?", embedder_version)):
+    filters = ((f"{time_column} >= ?", since), (f"{table}camera = ?", camera), (f"{table}embedder_version = ?", embedder_version))
+    for condition, value in filters:
         if value is not None:
             conditions.append(condition)
             parameters.append(value)
     if unknown_only:
-        conditions.append("identity IS NULL")
+        conditions.append(f"{table}identity IS NULL")
     return conditions, parameters
 
 
