@@ -11,7 +11,8 @@ detection is behind, and each frame's time is when it was read, which is the clo
 predicts with. Read as fast as possible, frame times would follow the machine's speed rather than
 the walkers'. Walks are told apart by time: a track belongs to the walk in view when its first
 decided frame was read. The clip, its ground truth (``truth-<N>px.json``), the gallery and the
-events are kept in ``--out``.
+events are kept in ``--out``. A walk left unnamed counts as ``unknown`` when one of its tracks was
+seen well enough to say so, else ``uncertain`` (every face too small or too poor to decide on).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def score(walks: list[Walk], events: list[dict], started_at: float) -> dict:
     tracks: dict[int, dict] = {}
     for event in events:
         if event["type"] in DECISIONS:
-            track = tracks.setdefault(event["track_id"], {"first_frame_ts": event["frame_ts"], "names": set()})
+            track = tracks.setdefault(event["track_id"], {"first_frame_ts": event["frame_ts"], "names": set(), "verdicts": set()})
+            track["verdicts"].add(event["verdict"])
             if event["identity"] is not None:
                 track["names"].add(event["identity"])
     per_walk: list[list[dict]] = [[] for _ in walks]
@@ -108,13 +110,15 @@ def score(walks: list[Walk], events: list[dict], started_at: float) -> dict:
     outcome: Counter = Counter()
     for walk, walk_tracks in zip(walks, per_walk):
         names = set().union(*(track["names"] for track in walk_tracks))
+        # Unnamed: "unknown" if any of its tracks was seen well enough to say so, else "uncertain".
+        unnamed = "unknown" if any("unknown" in track["verdicts"] for track in walk_tracks) else "uncertain"
         if not walk_tracks:
             outcome["not decided"] += 1
         elif walk.enrolled:
             outcome["enrolled: named wrong" if names - {walk.identity} else
-                    "enrolled: named right" if names else "enrolled: not named"] += 1
+                    "enrolled: named right" if names else f"enrolled: not named, {unnamed}"] += 1
         else:
-            outcome["stranger: named" if names else "stranger: not named"] += 1
+            outcome["stranger: named" if names else f"stranger: not named, {unnamed}"] += 1
     enrolled = sum(walk.enrolled for walk in walks)
     return {
         "walks": len(walks),
