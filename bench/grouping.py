@@ -7,7 +7,8 @@ on) or DevTest (``--split test``: the figures to report) with two images or more
 of one to three faces (the template of ``thresholds.template``), half of the tracks degraded as a
 camera sees a person further away (face 32 px wide, JPEG q75; ``open_set.degrade``). The tracks go
 through ``UnknownGroups`` in a shuffled order, as they would end in the daemon, and per
-``group_fpir`` this prints:
+``group_fpir`` (and, at the shipped one, per ``group_min_tar``) this prints:
+  - tracks too poor to group (left on their own);
   - purity: of the tracks in groups of two or more, the share whose group's most common person is
     theirs; and the number of groups holding two people or more;
   - people kept whole: of the people with two tracks or more, the share whose tracks all fell into
@@ -52,6 +53,7 @@ LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 HAMILTON = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 FPIRS = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
+MIN_TARS = (0.0, 0.3, 0.8)
 DEGRADED_WIDTH = 32
 
 
@@ -99,6 +101,8 @@ def purity(tracks: list[dict], rule: GroupingRule) -> dict:
         groups.add(t["vector"], t["quality"], t["faces"], Span("box", "cam", 10.0 * i, 10.0 * i + 1))
         for i, t in enumerate(tracks)
     ]
+    ungrouped = sum(group is None for group in assigned)
+    assigned = [("solo", i) if group is None else group for i, group in enumerate(assigned)]  # too poor: alone
     members: dict[int, list[str]] = {}
     for track, group in zip(tracks, assigned):
         members.setdefault(group, []).append(track["person"])
@@ -112,6 +116,7 @@ def purity(tracks: list[dict], rule: GroupingRule) -> dict:
     repeated = [person for person, n in counts.items() if n >= 2]
     return {
         "tracks": len(tracks),
+        "too_poor_to_group": ungrouped,
         "groups_of_two_or_more": len(multi),
         "tracks_in_them": in_multi,
         "purity": round(majority / max(in_multi, 1), 4),
@@ -175,14 +180,18 @@ def main() -> int:
     people = len({t["person"] for t in tracks})
     print(f"LFW View 1 Dev{args.split.title()}: {len(tracks)} tracks of {people} people "
           f"(half at {DEGRADED_WIDTH} px), grouped online in a shuffled order")
-    print(f"{'group_fpir':>10}  {'groups>=2':>9}  {'purity':>7}  {'mixed':>5}  {'people whole':>12}  {'groups/person':>13}")
-    result["lfw"] = {}
-    for fpir in FPIRS:
-        row = purity(tracks, GroupingRule(table, fpir))
-        result["lfw"][fpir] = row
-        marker = "  <- shipped" if fpir == HistoryConfig().group_fpir else ""
-        print(f"{fpir:>10g}  {row['groups_of_two_or_more']:>9}  {row['purity']:>7.4f}  {row['mixed_groups']:>5}  "
-              f"{row['people_whole']:>12.3f}  {row['groups_per_person']:>13.2f}{marker}")
+    shipped = HistoryConfig()
+    print(f"{'group_fpir':>10}  {'min_tar':>7}  {'too poor':>8}  {'groups>=2':>9}  {'purity':>7}  {'mixed':>5}  "
+          f"{'people whole':>12}  {'groups/person':>13}")
+    result["lfw"] = []
+    settings = [(fpir, shipped.group_min_tar) for fpir in FPIRS] + [(shipped.group_fpir, t) for t in MIN_TARS]
+    for fpir, min_tar in settings:
+        row = purity(tracks, GroupingRule(table, fpir, min_tar=min_tar))
+        result["lfw"].append({"group_fpir": fpir, "group_min_tar": min_tar, **row})
+        marker = "  <- shipped" if (fpir, min_tar) == (shipped.group_fpir, shipped.group_min_tar) else ""
+        print(f"{fpir:>10g}  {min_tar:>7g}  {row['too_poor_to_group']:>8}  {row['groups_of_two_or_more']:>9}  "
+              f"{row['purity']:>7.4f}  {row['mixed_groups']:>5}  {row['people_whole']:>12.3f}  "
+              f"{row['groups_per_person']:>13.2f}{marker}")
     if args.two_clips:
         run = two_clip_run(args.seconds)
         result["two_clips"] = run

@@ -605,6 +605,15 @@ class HistoryConfig(Section):
         "the track's quality and number of faces): lower keeps groups purer, higher splits a person less. "
         "0.003 kept 99.3% of tracks in the right group on LFW View 1 DevTrain.",
     )
+    group_min_tar: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        title="Poorest track grouped",
+        description="An unknown track joins or starts a group only if, at the grouping threshold, at least this "
+        "share of a person's tracks of its quality and size would join their own group (the open-set table's "
+        "true-accept rate); poorer tracks stay on their own.",
+    )
 
 
 class ReviewConfig(Section):

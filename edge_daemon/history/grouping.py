@@ -22,6 +22,11 @@ group (``history.group_fpir``) for the number of groups there are, read off the 
 (``thresholds``: calibrated on LFW View 1 DevTrain and its degraded copies) for the track's quality
 and size. A fixed per-comparison rate would not do: a new track meets every group, so with a
 thousand groups a one-in-ten-thousand false accept per comparison mixed one track in ten on LFW.
+Where, at that threshold, fewer than ``history.group_min_tar`` of a person's tracks would join
+their own group (the table's true-accept rate for the track's quality and size), the track is too
+poor to group and stays on its own: poor faces look alike (small, blurred faces of two different
+clips scored 0.86 on average against each other), and a group is only worth showing if it is one
+person.
 
 Adding a track costs one matrix-vector product over the groups' sums; listing the groups
 (``list_groups``) is one query over the stored faces and their tracks' groups, so the review page
@@ -68,18 +73,22 @@ class Cluster:
 class GroupingRule:
     """The mean cosine a track must reach to a group's tracks to join it: the open-set ``table``'s
     threshold holding ``fpir`` against ``groups`` groups for the track's quality and faces, or
-    ``fixed`` where the embedder has no table (or one threshold was asked for)."""
+    ``fixed`` where the embedder has no table. None where the table says that at this threshold
+    fewer than ``min_tar`` of a person's tracks would join their own group: such a track is too poor
+    to group (as a face too poor to recognise is ``uncertain``), and stays on its own."""
 
     table: OpenSetTable | None
     fpir: float
     fixed: float | None = None
+    min_tar: float = 0.0
 
-    def threshold(self, quality: float, faces: float, groups: int = 1) -> float:
+    def threshold(self, quality: float, faces: float, groups: int = 1) -> float | None:
         if self.fixed is not None or self.table is None:
             if self.fixed is None:
                 raise ValueError("no threshold to group with: the embedder has no open-set table and none was given")
             return self.fixed
-        return self.table.threshold(per_comparison_far(self.fpir, groups), quality, faces)[0]
+        threshold, tar = self.table.threshold(per_comparison_far(self.fpir, groups), quality, faces)
+        return threshold if tar >= self.min_tar else None
 
 
 @dataclass(frozen=True)
@@ -116,13 +125,16 @@ class UnknownGroups:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def add(self, vector: np.ndarray, quality: float, faces: float, span: Span, group_id: int | None = None) -> int:
+    def add(self, vector: np.ndarray, quality: float, faces: float, span: Span, group_id: int | None = None) -> int | None:
         """The group a track of template ``vector`` joins (``group_id``: the one it is known to be
-        in, when rebuilding), starting one when none may take it."""
+        in, when rebuilding), starting one when none may take it; None for a track too poor to group."""
         vector = np.asarray(vector, dtype=np.float64)
         with self._lock:
             if group_id is None:
-                group_id = self._closest_allowed(vector, span, self._rule.threshold(quality, faces, len(self._ids)))
+                threshold = self._rule.threshold(quality, faces, len(self._ids))
+                if threshold is None:
+                    return None
+                group_id = self._closest_allowed(vector, span, threshold)
             if group_id is None or group_id not in self._position:
                 group_id = self._start(vector, group_id)
             position = self._position[group_id]
@@ -131,7 +143,7 @@ class UnknownGroups:
             self._spans[position].append(span)
             return group_id
 
-    def add_track(self, track: TrackRow) -> int:
+    def add_track(self, track: TrackRow) -> int | None:
         span = Span(track.box, track.camera, track.first_ts, track.last_ts)
         return self.add(track.embedding, track.quality, track.faces, span)
 
@@ -181,6 +193,7 @@ class HistoryGroups:
             for track in history.tracks(embedder_version, unknown_only=True, grouped=False)
             if track.verdict == "unknown"
         }
+        fresh = {track_ref: group for track_ref, group in fresh.items() if group is not None}
         if fresh:
             history.set_groups(fresh)
 
