@@ -7,7 +7,7 @@ on) or DevTest (``--split test``: the figures to report) with two images or more
 of one to three faces (the template of ``thresholds.template``), half of the tracks degraded as a
 camera sees a person further away (face 32 px wide, JPEG q75; ``open_set.degrade``). The tracks go
 through ``UnknownGroups`` in a shuffled order, as they would end in the daemon, and per
-``group_fpir`` (and, at the shipped one, per ``group_min_tar``) this prints:
+``group_fpir`` (and, at the shipped one, per ``group_min_quality``) this prints:
   - tracks too poor to group (left on their own);
   - purity: of the tracks in groups of two or more, the share whose group's most common person is
     theirs; and the number of groups holding two people or more;
@@ -53,7 +53,7 @@ LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 HAMILTON = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 FPIRS = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
-MIN_TARS = (0.0, 0.3, 0.8)
+MIN_QUALITIES = (0.0, 0.2, 0.5)
 DEGRADED_WIDTH = 32
 
 
@@ -181,15 +181,15 @@ def main() -> int:
     print(f"LFW View 1 Dev{args.split.title()}: {len(tracks)} tracks of {people} people "
           f"(half at {DEGRADED_WIDTH} px), grouped online in a shuffled order")
     shipped = HistoryConfig()
-    print(f"{'group_fpir':>10}  {'min_tar':>7}  {'too poor':>8}  {'groups>=2':>9}  {'purity':>7}  {'mixed':>5}  "
+    print(f"{'group_fpir':>10}  {'min_q':>7}  {'too poor':>8}  {'groups>=2':>9}  {'purity':>7}  {'mixed':>5}  "
           f"{'people whole':>12}  {'groups/person':>13}")
     result["lfw"] = []
-    settings = [(fpir, shipped.group_min_tar) for fpir in FPIRS] + [(shipped.group_fpir, t) for t in MIN_TARS]
-    for fpir, min_tar in settings:
-        row = purity(tracks, GroupingRule(table, fpir, min_tar=min_tar))
-        result["lfw"].append({"group_fpir": fpir, "group_min_tar": min_tar, **row})
-        marker = "  <- shipped" if (fpir, min_tar) == (shipped.group_fpir, shipped.group_min_tar) else ""
-        print(f"{fpir:>10g}  {min_tar:>7g}  {row['too_poor_to_group']:>8}  {row['groups_of_two_or_more']:>9}  "
+    settings = [(fpir, shipped.group_min_quality) for fpir in FPIRS] + [(shipped.group_fpir, q) for q in MIN_QUALITIES]
+    for fpir, min_quality in settings:
+        row = purity(tracks, GroupingRule(table, fpir, min_quality=min_quality))
+        result["lfw"].append({"group_fpir": fpir, "group_min_quality": min_quality, **row})
+        marker = "  <- shipped" if (fpir, min_quality) == (shipped.group_fpir, shipped.group_min_quality) else ""
+        print(f"{fpir:>10g}  {min_quality:>7g}  {row['too_poor_to_group']:>8}  {row['groups_of_two_or_more']:>9}  "
               f"{row['purity']:>7.4f}  {row['mixed_groups']:>5}  {row['people_whole']:>12.3f}  "
               f"{row['groups_per_person']:>13.2f}{marker}")
     if args.two_clips:

@@ -109,7 +109,7 @@ def main() -> int:
     (work / "token").write_text("bench-token-0123456789abcdef")
     history = FaceHistory(work / "history", max_faces=args.faces)
     table = OpenSetTable.from_dict(OPEN_SET[("fused", VERSION)])
-    rule = GroupingRule(table, HistoryConfig().group_fpir, min_tar=HistoryConfig().group_min_tar)
+    rule = GroupingRule(table, HistoryConfig().group_fpir, min_quality=HistoryConfig().group_min_quality)
     groups = HistoryGroups(history, VERSION, rule)
     fill_s, written = timed(lambda: fill(history, groups, args.faces, args.people, np.random.default_rng(0)))
 

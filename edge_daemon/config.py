@@ -605,14 +605,14 @@ class HistoryConfig(Section):
         "the track's quality and number of faces): lower keeps groups purer, higher splits a person less. "
         "0.003 kept 99.3% of tracks in the right group on LFW View 1 DevTrain.",
     )
-    group_min_tar: float = Field(
-        0.5,
+    group_min_quality: float = Field(
+        0.35,
         ge=0,
         le=1,
         title="Poorest track grouped",
-        description="An unknown track joins or starts a group only if, at the grouping threshold, at least this "
-        "share of a person's tracks of its quality and size would join their own group (the open-set table's "
-        "true-accept rate); poorer tracks stay on their own.",
+        description="Unknown tracks whose template's quality is below this stay on their own: the faces of small, "
+        "blurred tracks look alike, and groups of them mix people (0.35: the poorest fifth of the faces the "
+        "open-set table was calibrated on).",
     )
 
 

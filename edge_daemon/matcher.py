@@ -107,4 +107,4 @@ def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig, fixe
     table = None if fixed is not None else open_set_table(embedder.name, embedder.version)
     if table is None and fixed is None:
         fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
-    return GroupingRule(table, history.group_fpir, fixed, history.group_min_tar)
+    return GroupingRule(table, history.group_fpir, fixed, history.group_min_quality)

@@ -351,6 +351,21 @@ def test_only_unknown_tracks_are_grouped(tmp_path):
     history.close()
 
 
+def test_a_track_too_poor_to_group_stays_on_its_own(tmp_path):
+    """Below the rule's min_quality a track neither joins a group nor starts one."""
+    history = FaceHistory(tmp_path)
+    groups = HistoryGroups(history, "v1", GroupingRule(None, 0.0, 0.6, min_quality=0.35))
+    face = unit_vectors(np.random.default_rng(7), 1)[0]
+    start = time.time() - 100
+    record_track(groups, face, start, quality=0.3)  # would start a group
+    record_track(groups, face, start + 10, quality=0.8)
+    record_track(groups, face, start + 20, quality=0.2)  # would join it
+    record_track(groups, face, start + 30, quality=0.9)
+    assert [t.group_id is not None for t in history.tracks("v1")] == [False, True, False, True]
+    assert sorted(c.size for c in groups.listing()) == [1, 1, 2]
+    history.close()
+
+
 def test_the_grouping_threshold_follows_quality_and_template_size():
     """With the shipped table, a poor face or a template of many faces must score higher to join."""
     from edge_daemon.embedders.calibration import OPEN_SET

@@ -22,11 +22,11 @@ group (``history.group_fpir``) for the number of groups there are, read off the 
 (``thresholds``: calibrated on LFW View 1 DevTrain and its degraded copies) for the track's quality
 and size. A fixed per-comparison rate would not do: a new track meets every group, so with a
 thousand groups a one-in-ten-thousand false accept per comparison mixed one track in ten on LFW.
-Where, at that threshold, fewer than ``history.group_min_tar`` of a person's tracks would join
-their own group (the table's true-accept rate for the track's quality and size), the track is too
-poor to group and stays on its own: poor faces look alike (small, blurred faces of two different
-clips scored 0.86 on average against each other), and a group is only worth showing if it is one
-person.
+A track of quality below ``history.group_min_quality`` is too poor to group and stays on its own:
+poor faces look alike -- small, blurred faces of the crowd clip (quality 0.12) scored 0.86 on
+average against a stage face of the Hamilton clip (0.31), more than the table's impostor tail,
+measured on LFW faces degraded to 20-48 px, expects -- and a group is only worth showing if it is
+one person.
 
 Adding a track costs one matrix-vector product over the groups' sums; listing the groups
 (``list_groups``) is one query over the stored faces and their tracks' groups, so the review page
@@ -73,22 +73,22 @@ class Cluster:
 class GroupingRule:
     """The mean cosine a track must reach to a group's tracks to join it: the open-set ``table``'s
     threshold holding ``fpir`` against ``groups`` groups for the track's quality and faces, or
-    ``fixed`` where the embedder has no table. None where the table says that at this threshold
-    fewer than ``min_tar`` of a person's tracks would join their own group: such a track is too poor
-    to group (as a face too poor to recognise is ``uncertain``), and stays on its own."""
+    ``fixed`` where the embedder has no table. None for a track of quality below ``min_quality``:
+    too poor to group, it stays on its own."""
 
     table: OpenSetTable | None
     fpir: float
     fixed: float | None = None
-    min_tar: float = 0.0
+    min_quality: float = 0.0
 
     def threshold(self, quality: float, faces: float, groups: int = 1) -> float | None:
+        if quality < self.min_quality:
+            return None
         if self.fixed is not None or self.table is None:
             if self.fixed is None:
                 raise ValueError("no threshold to group with: the embedder has no open-set table and none was given")
             return self.fixed
-        threshold, tar = self.table.threshold(per_comparison_far(self.fpir, groups), quality, faces)
-        return threshold if tar >= self.min_tar else None
+        return self.table.threshold(per_comparison_far(self.fpir, groups), quality, faces)[0]
 
 
 @dataclass(frozen=True)
