@@ -28,6 +28,10 @@ SIZE_SPEED_SD = 0.5
 SIZE_ACCELERATION_SD = 0.5
 
 _MEASURED = 4  # centre x, centre y, width, height
+_IDENTITY = np.eye(2 * _MEASURED)
+_POSITION = np.arange(_MEASURED)  # indices of the measured quantities, and of their velocities
+_VELOCITY = _POSITION + _MEASURED
+_ACCELERATION_VARIANCE = np.array([ACCELERATION_SD] * 2 + [SIZE_ACCELERATION_SD] * 2) ** 2
 
 
 class FaceMotion:
@@ -43,6 +47,7 @@ class FaceMotion:
         self.covariance = np.diag(
             np.array([MEASUREMENT_SD] * 4 + [speed_sd, speed_sd, SIZE_SPEED_SD, SIZE_SPEED_SD]) ** 2 * w**2
         )
+        self._predicted: tuple[float, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def width(self) -> float:
@@ -50,19 +55,22 @@ class FaceMotion:
 
     def predict(self, at: float) -> tuple[np.ndarray, np.ndarray]:
         """The state and its covariance at time ``at`` (seconds, the clock of ``update``), without
-        changing the track."""
+        changing the track. The tracker asks several times per frame (gating, regions, ending), so
+        the last answer is kept until the time or the state changes."""
+        if self._predicted is not None and self._predicted[0] == at:
+            return self._predicted[1]
         dt = max(at - self.at, 0.0)
-        transition = np.eye(2 * _MEASURED)
-        transition[:_MEASURED, _MEASURED:] = dt * np.eye(_MEASURED)
+        transition = _IDENTITY.copy()
+        transition[_POSITION, _VELOCITY] = dt
         # White-noise acceleration: position takes dt^2/2 of it, velocity dt.
-        accel = np.array([ACCELERATION_SD] * 2 + [SIZE_ACCELERATION_SD] * 2) ** 2 * self.width**2
-        noise = np.block(
-            [
-                [np.diag(accel * dt**4 / 4), np.diag(accel * dt**3 / 2)],
-                [np.diag(accel * dt**3 / 2), np.diag(accel * dt**2)],
-            ]
-        )
-        return transition @ self.state, transition @ self.covariance @ transition.T + noise
+        accel = _ACCELERATION_VARIANCE * self.width**2
+        noise = np.zeros((2 * _MEASURED, 2 * _MEASURED))
+        noise[_POSITION, _POSITION] = accel * dt**4 / 4
+        noise[_POSITION, _VELOCITY] = noise[_VELOCITY, _POSITION] = accel * dt**3 / 2
+        noise[_VELOCITY, _VELOCITY] = accel * dt**2
+        prediction = transition @ self.state, transition @ self.covariance @ transition.T + noise
+        self._predicted = (at, prediction)
+        return prediction
 
     def expected(self, at: float) -> tuple[np.ndarray, np.ndarray]:
         """The box [cx, cy, w, h] expected at ``at`` and its covariance, detector jitter included:
@@ -80,6 +88,7 @@ class FaceMotion:
         self.state = state + gain @ innovation
         self.covariance = covariance - gain @ covariance[:_MEASURED, :]
         self.at = at
+        self._predicted = None
 
 
 def _jitter(width: float) -> np.ndarray:
