@@ -116,6 +116,10 @@ VARIANTS = {
     "queue-1": {"camera": {"queue_size": 1}},
     # Every frame detected whole through the shared detection queue, as before motion gating.
     "no-motion": {"motion": {"enabled": False}},
+    # Fewer faces waiting for the embedder (the default holds 16).
+    "embed-queue-8": {"embedder": {"queue_size": 8}},
+    # At most two faces of a track embedded instead of three.
+    "attempts-2": {"tracker": {"max_attempts": 2}},
     # Embed every face of every frame instead of deciding per track.
     "no-tracking": {"tracker": {"max_attempts": 50, "better_face_ratio": 0.0}},
 }

@@ -11,7 +11,8 @@ clearly better one (larger and/or sharper by ``better_face_ratio``), at most ``m
 A track whose faces the quality gates keep refusing is not silent: after ``uncertain_after``
 detections it is reported as seen but unrecognisable (``TrackUnseen``, an ``uncertain`` decision).
 When the embedder's queue is full the face is deferred (counted) rather than queued to go stale;
-the track tries again on a later frame.
+the track tries again on a later frame. When it is half full, only first faces of tracks go in:
+a track that has an embedded face already waits (``faces_deferred_busy``).
 """
 
 from __future__ import annotations
@@ -261,6 +262,11 @@ class TrackingWorker(threading.Thread):
             # The embedder is behind: do not queue a face that would be stale by its turn. The
             # track is not charged an attempt, so a later frame of it is offered again.
             self.counters.add("faces_deferred")
+            return
+        if track.attempts and 2 * self._output.qsize() >= self._output.maxsize:
+            # The embedder is busy: a new track's first face must not wait behind a better face of
+            # a track that has one already (6 crowd cameras asked more faces than it embeds).
+            self.counters.add("faces_deferred_busy")
             return
         crop = self._aligner.align(frame.image, detection)
         face_image = generous_crop(frame.image, detection, max_side=FACE_IMAGE_SIDE)
