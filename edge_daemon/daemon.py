@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 import time
+import zlib
 
 from edge_daemon.capture import Camera
 from edge_daemon.comms.dispatcher import EventDispatcher, Transport
@@ -102,7 +103,9 @@ def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: Det
     regions = RegionSettings(
         motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap, motion.duplicate_iou
     )
-    policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, regions, motion.max_region_cost)
+    # Each camera's own phase, the same at every start (a hash of its name, not Python's salted hash).
+    phase = zlib.crc32(camera.name.encode()) / 2**32
+    policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, regions, motion.max_region_cost, phase)
     mask = SceneMotion(
         MotionSettings(
             motion.width, camera.motion_threshold, motion.min_area, motion.dilate_px, motion.learning_rate, motion.light_change

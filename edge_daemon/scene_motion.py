@@ -130,7 +130,11 @@ class DetectionPolicy:
         max_side: int,
         regions: RegionSettings | None = None,
         max_region_cost: float = 1.0,
+        phase: float = 0.0,
     ):
+        """``phase`` (0-1): the first full detection after the first frame comes this share of
+        ``idle_detect_s`` early, so that cameras started together do not all detect whole frames
+        in the same instant, every ``idle_detect_s``, on the one detection worker."""
         if idle_detect_s <= 0:
             raise ValueError(f"idle_detect_s must be positive, got {idle_detect_s}")
         if max_side < MIN_MAX_SIDE or max_region_cost <= 0:
@@ -139,6 +143,9 @@ class DetectionPolicy:
         self.max_side = max_side
         self.regions = regions or RegionSettings()
         self.max_region_cost = max_region_cost
+        if not 0 <= phase < 1:
+            raise ValueError(f"phase must be in [0, 1), got {phase}")
+        self.phase = phase
         self.counters = StageCounters()
         self._last_full: float | None = None
 
@@ -162,7 +169,8 @@ class DetectionPolicy:
         return DetectPlan("regions", "motion", tuple(regions))
 
     def _full(self, now: float, reason: str) -> DetectPlan:
-        self._last_full = now
+        first = self._last_full is None
+        self._last_full = now - self.phase * self.idle_detect_s if first else now
         self.counters.add(f"frames_detected_full_{reason}")
         return DetectPlan("full", reason)
 

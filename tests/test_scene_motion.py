@@ -63,6 +63,17 @@ def test_a_static_noisy_scene_skips_detection_but_for_the_idle_full_detection(sc
     assert policy.counters.get("frames_detected_full_idle") == 3
 
 
+def test_cameras_started_together_detect_whole_frames_at_their_own_phase(scene):
+    """A phase brings the second full detection that share of idle_detect_s early; then one every
+    idle_detect_s, as without: cameras started together spread their full detections out."""
+    rng = np.random.default_rng(0)
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640, phase=0.5)
+    plans = run((noisy(scene, rng) for _ in range(int(10 * FPS))), policy, SceneMotion())
+    assert [now for now, plan, _ in plans if plan.kind == "full"] == [0.0, 2.0, 6.0]
+    with pytest.raises(ValueError, match="phase"):
+        DetectionPolicy(IDLE_DETECT_S, max_side=640, phase=1.0)
+
+
 def test_a_person_standing_still_is_found_within_idle_detect_s(default_detector, scene):
     """They step in, then stand still: the background learns them within seconds and motion stops.
     With no live track (the camera's tracker lost them), only the idle full detection finds them."""
@@ -183,7 +194,13 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
     # Until then nothing moved: every frame was skipped but the idle full detections, and no region was planned.
     assert counters.get("frames_detected_regions", 0) == 0
     assert counters["frames_skipped_no_motion"] == first + 1 - counters["frames_detected_full_idle"]
-    assert counters["frames_detected_full_idle"] == int(found_at // IDLE_DETECT_S) + 1
+    # The whole frame on the first frame, then every idle_detect_s, the first of them the camera's
+    # phase early (DetectionPolicy): replayed over the frames' own times.
+    last_full, expected_full = seen[0][0] - detection.policy.phase * IDLE_DETECT_S, 1
+    for now, _, _ in seen[1 : first + 1]:
+        if now - last_full >= IDLE_DETECT_S:
+            last_full, expected_full = now, expected_full + 1
+    assert counters["frames_detected_full_idle"] == expected_full
     stats = daemon.stats()["cameras"]["hall"]
     assert stats["frames_skipped_no_motion"] >= counters["frames_skipped_no_motion"]
     assert stats["frames_processed"] == len(seen) and stats.get("frames_not_detected", 0) == 0
