@@ -172,6 +172,14 @@ class DetectorConfig(Section):
         title="Minimum sharpness",
         description="Variance of the Laplacian of the face crop; blurrier faces are not embedded.",
     )
+    workers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        title="Detection workers",
+        description="Detector processes serving the one detection queue, each with threads.model_process threads: "
+        "two on a 2-core box let a burst of motion on many cameras at once use both cores.",
+    )
     queue_max_age_s: float = Field(
         1.0,
         gt=0,

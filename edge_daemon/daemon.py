@@ -4,7 +4,7 @@ file cameras have ended.
 
   Camera (thread per camera) -> TrackingWorker (thread per camera) -> EmbeddingWorker (one thread)
     -> DecisionMaker (one thread) -> EventDispatcher -> transports
-  each TrackingWorker <-> DetectionQueue (one thread, one detector for every camera)
+  each TrackingWorker <-> DetectionQueue (detector.workers threads and detectors for every camera)
 """
 
 from __future__ import annotations
@@ -134,8 +134,10 @@ class Daemon:
         faces: queue.Queue = queue.Queue(maxsize=settings.embedder.queue_size)
         identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self._faces = faces
-        # One detector (one process, one set of threads) for every camera, served in turn.
+        # One detection queue for every camera, served in turn by detector.workers detectors (a
+        # process and a set of threads each).
         self.detector = create_detector(settings.detector, threads=threads)
+        self.more_detectors = [create_detector(settings.detector, threads=threads) for _ in range(settings.detector.workers - 1)]
         queue_config = settings.detector
         self.detect_queue = DetectionQueue(
             self.detector,
@@ -143,6 +145,7 @@ class Daemon:
             queue_config.queue_size,
             queue_config.max_batch,
             settings.motion.duplicate_iou,
+            more_detectors=self.more_detectors,
         )
         self.trackers = [
             TrackingWorker(
@@ -259,7 +262,7 @@ class Daemon:
             self.history.close()
         if self.gallery_sync is not None:
             self.gallery_sync.close()
-        for model in [self.detector, self.embedder]:
+        for model in [self.detector, *self.more_detectors, self.embedder]:
             model.close()
         if self.metrics is not None:
             self.metrics.close()

@@ -84,7 +84,9 @@ class _Camera:
 class DetectionQueue(threading.Thread):
     """The worker thread and the cameras' queues. ``add_camera`` for each camera, ``start``, then
     ``submit`` from each camera's thread and read its ``results``; ``close`` answers what is queued
-    and stops."""
+    and stops. With ``more_detectors`` (each its own model process), one more worker thread per
+    detector takes turns from the same queues: a camera has one request in flight at a time, so
+    each camera's frames are still detected in order."""
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class DetectionQueue(threading.Thread):
         max_batch: int = 8,
         duplicate_iou: float = RegionSettings.duplicate_iou,
         clock: Callable[[], float] = time.time,
+        more_detectors: Sequence[Detector] = (),
     ):
         super().__init__(name="detect-queue", daemon=True)
         if max_age_s <= 0 or queue_size < 1 or max_batch < 1:
@@ -101,6 +104,10 @@ class DetectionQueue(threading.Thread):
                 f"max_age_s must be positive and queue_size, max_batch at least 1; got {max_age_s}, {queue_size}, {max_batch}"
             )
         self.detector = detector
+        self._helpers = [
+            threading.Thread(target=self._serve, args=(extra,), name=f"detect-queue-{number}", daemon=True)
+            for number, extra in enumerate(more_detectors, start=2)
+        ]
         self.max_age_s = max_age_s
         self.queue_size = queue_size
         detect_batch = getattr(detector, "detect_batch", None)
@@ -108,7 +115,7 @@ class DetectionQueue(threading.Thread):
         self.max_batch = max_batch if self._detect_batch else 1
         self.duplicate_iou = duplicate_iou
         self.batch_sizes = StageCounters()  # requests per detector call -> calls
-        self.busy_s = 0.0  # seconds spent in the detector
+        self.busy_s = 0.0  # seconds spent in the detectors, all workers together
         self._clock = clock
         self._cameras: dict[str, _Camera] = {}
         self._order: list[str] = []
@@ -151,16 +158,28 @@ class DetectionQueue(threading.Thread):
             camera.pending.append(request)
             self._ready.notify()
 
+    def start(self) -> None:
+        super().start()
+        for helper in self._helpers:
+            helper.start()
+
     def close(self) -> None:
-        """Answer every queued request (detected, or stale when too old), then stop the worker."""
+        """Answer every queued request (detected, or stale when too old), then stop the workers."""
         with self._ready:
             self._closing = True
-            self._ready.notify()
-        if self.is_alive():
-            self.join()
+            self._ready.notify_all()
+        for worker in (self, *self._helpers):
+            if worker.is_alive():
+                worker.join()
 
     def run(self) -> None:
-        log.info("detection queue started", detector=self.detector.name, max_batch=self.max_batch, max_age_s=self.max_age_s)
+        log.info(
+            "detection queue started", detector=self.detector.name, workers=1 + len(self._helpers),
+            max_batch=self.max_batch, max_age_s=self.max_age_s,
+        )
+        self._serve(self.detector)
+
+    def _serve(self, detector: Detector) -> None:
         while True:
             with self._ready:
                 while not self._closing and not any(camera.pending for camera in self._cameras.values()):
@@ -169,7 +188,7 @@ class DetectionQueue(threading.Thread):
                 if not batch and self._closing:
                     return
             if batch:
-                self._detect(batch)
+                self._detect(batch, detector)
 
     def _take_turns(self) -> list[DetectRequest]:
         """Round-robin from the camera whose turn is next: each camera's oldest fresh request (its
@@ -179,6 +198,8 @@ class DetectionQueue(threading.Thread):
         for step in range(len(self._order)):
             index = (first + step) % len(self._order)
             camera = self._cameras[self._order[index]]
+            if camera.in_flight is not None:
+                continue  # with several workers: another one is detecting this camera's frame
             while camera.pending:
                 request = camera.pending.popleft()
                 if request.may_expire and now - request.captured_at > self.max_age_s:
@@ -192,16 +213,17 @@ class DetectionQueue(threading.Thread):
                 break
         return batch
 
-    def _detect(self, batch: list[DetectRequest]) -> None:
+    def _detect(self, batch: list[DetectRequest], detector: Detector) -> None:
         try:
             images = [request.images for request in batch]
             flat = [image for per_request in images for image in per_request]
             started = time.perf_counter()
             if self._detect_batch is not None:
-                found = self._detect_batch(flat)
+                found = detector.detect_batch(flat)
             else:
-                found = [self.detector.detect(image) for image in flat]
-            self.busy_s += time.perf_counter() - started
+                found = [detector.detect(image) for image in flat]
+            with self._ready:
+                self.busy_s += time.perf_counter() - started
             if len(found) != len(flat):
                 raise RuntimeError(f"the detector answered {len(found)} images of {len(flat)}")
         except Exception:  # one bad batch must not stop detection for every camera

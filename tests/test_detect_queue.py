@@ -185,6 +185,33 @@ def test_a_flooding_camera_does_not_starve_a_quiet_one():
     assert counters.get("detect_dropped") + counters.get("detect_detected") + counters.get("detect_stale") == flooded[0]
 
 
+def test_two_workers_share_the_cameras_and_keep_each_cameras_order():
+    """Two detectors (two workers) serve three flooding cameras: both work, and each camera's frames
+    are detected and answered in order, one at a time."""
+    log: list = []  # both detectors', in the order they finished
+    lock = threading.Lock()
+    first, second = Slow(0.01, log, lock), Slow(0.01, log, lock)
+    calls = {id(first): 0, id(second): 0}
+    for detector in (first, second):
+        def counted(image, detector=detector, detect=detector.detect):
+            calls[id(detector)] += 1
+            return detect(image)
+        detector.detect = counted
+    detect_queue = DetectionQueue(first, max_age_s=600, queue_size=50, more_detectors=[second])
+    results = [detect_queue.add_camera(f"cam{camera}") for camera in range(3)]
+    detect_queue.start()
+    for seq in range(30):
+        for camera in range(3):
+            detect_queue.submit(DetectRequest(f"cam{camera}", seq, time.time(), marked(camera, seq)))
+    got = [answers(queue, 30) for queue in results]
+    detect_queue.close()
+    assert [[r.request.seq for r in camera] for camera in got] == [list(range(30))] * 3
+    assert all(r.status == "detected" for camera in got for r in camera)
+    assert min(calls.values()) > 10 and sum(calls.values()) == 90  # both workers took turns
+    for camera in range(3):  # and never two frames of one camera at once: detected in order
+        assert [seq for _, which, seq in log if which == camera] == list(range(30))
+
+
 def test_stale_frames_are_skipped_and_counted_never_detected():
     log: list = []
     now = [1000.0]
