@@ -173,12 +173,13 @@ class DetectorConfig(Section):
         description="Variance of the Laplacian of the face crop; blurrier faces are not embedded.",
     )
     workers: int = Field(
-        2,
+        1,
         ge=1,
         le=16,
         title="Detection workers",
-        description="Detector processes serving the one detection queue, each with threads.model_process threads: "
-        "two on a 2-core box let a burst of motion on many cameras at once use both cores.",
+        description="Detector processes serving the one detection queue together, each with threads.model_process "
+        "threads. On a 2-core box one is best (two raised p95 latency: the second competes with embedding and "
+        "decoding); a box with cores to spare can detect bursts on many cameras in parallel.",
     )
     queue_max_age_s: float = Field(
         1.0,
