@@ -11,7 +11,9 @@ on all alike:
    largest box and landmark difference in frame pixels;
 5. ms per frame at 640x480 and 1280x720 (the frame's own size as max_side), with ``yunet_onnx``
    (OpenCV's FaceDetectorYN) too where ../shared/models/face_detection_yunet.onnx exists;
-6. with ``--lfw`` (about a minute here): whether every LFW View 1 dev image (4,992) gives ``yunet``
+6. the same distance set with motion: each face one width further left in the frame before, and
+   the regions ``DetectionPolicy`` plans from it detected, against the whole frame (``yunet``);
+7. with ``--lfw`` (about a minute here): whether every LFW View 1 dev image (4,992) gives ``yunet``
    exactly yuface's detections, which is what keeps the embedders' LFW accuracy and calibrated
    thresholds as they were measured.
 
@@ -127,8 +129,10 @@ def dlib_boxes(detectors: dict) -> dict:
     return rows
 
 
-def distance_set(backgrounds: list[np.ndarray], frames_per_width: int, seed: int) -> list[tuple[int, np.ndarray, list]]:
-    """(face width, 1080p frame, face boxes): celeb24 faces pasted one per grid cell."""
+def distance_set(backgrounds: list[np.ndarray], frames_per_width: int, seed: int) -> list[tuple]:
+    """(face width, 1080p frame, face boxes, the frame before): celeb24 faces pasted one per grid
+    cell; in the frame before, each face one face width further left (a slow walk at 5 detect-fps),
+    for the motion that plans regions."""
     rng = np.random.default_rng(seed)
     photos = sorted(FACES.glob("*/*.jpg"))
     columns, rows = CELLS
@@ -136,7 +140,8 @@ def distance_set(backgrounds: list[np.ndarray], frames_per_width: int, seed: int
     for width in WIDTHS:
         crop_size = round(width / FACE_IN_CROP[2])
         for _ in range(frames_per_width):
-            frame = backgrounds[rng.integers(len(backgrounds))].copy()
+            background = backgrounds[rng.integers(len(backgrounds))]
+            frame, before = background.copy(), background.copy()
             cell_w, cell_h = frame.shape[1] // columns, frame.shape[0] // rows
             boxes = []
             for cell in range(columns * rows):
@@ -145,19 +150,21 @@ def distance_set(backgrounds: list[np.ndarray], frames_per_width: int, seed: int
                 x = (cell % columns) * cell_w + int(rng.integers(0, cell_w - crop_size))
                 y = (cell // columns) * cell_h + int(rng.integers(0, cell_h - crop_size))
                 frame[y:y + crop_size, x:x + crop_size] = face
+                earlier = max(0, x - width)
+                before[y:y + crop_size, earlier:earlier + crop_size] = face
                 fx, fy, fw, fh = FACE_IN_CROP
                 boxes.append((x + fx * crop_size, y + fy * crop_size, fw * crop_size, fh * crop_size))
-            made.append((width, frame, boxes))
+            made.append((width, frame, boxes, before))
     return made
 
 
 def distance_recall(detectors: dict, frames_per_width: int, seed: int) -> dict:
     made = distance_set(read_frames(CROWD), frames_per_width, seed)
-    found, _ = in_turn(detectors, [frame for _, frame, _ in made])
+    found, _ = in_turn(detectors, [frame for _, frame, _, _ in made])
     result = {}
     for name in detectors:
         by_width = {width: [0, 0] for width in WIDTHS}
-        for (width, _, boxes), detections in zip(made, found[name]):
+        for (width, _, boxes, _), detections in zip(made, found[name]):
             by_width[width][0] += len(greedy_matches(boxes, [d.bbox for d in detections], MATCH_IOU))
             by_width[width][1] += len(boxes)
         at_goal = [v for w, v in by_width.items() if w >= GOAL_WIDTH]
@@ -167,6 +174,43 @@ def distance_recall(detectors: dict, frames_per_width: int, seed: int) -> dict:
             f"recall_{GOAL_WIDTH}px_up": sum(h for h, _ in at_goal) / sum(t for _, t in at_goal),
         }
     return result
+
+
+def distance_regions(detector, max_side: int, frames_per_width: int, seed: int) -> dict:
+    """The distance set as the daemon detects it when people move: the whole frame; the regions the
+    motion between each frame and the one before plans, all of them; and what ``DetectionPolicy``
+    does (those regions, or the whole frame where they would cost more than it). Recall and
+    detector ms per frame, by width."""
+    from edge_daemon.regions import RegionSettings, detect_in_regions, plan_regions
+    from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
+
+    kinds = ("whole", "regions", "policy")
+    rows = {width: {**{kind: [0, 0.0] for kind in kinds}, "faces": 0, "full": 0} for width in WIDTHS}
+    for width, frame, boxes, before in distance_set(read_frames(CROWD), frames_per_width, seed):
+        size = frame.shape[1], frame.shape[0]
+        motion, policy = SceneMotion(), DetectionPolicy(3600.0, max_side)
+        policy.plan(0.0, size, motion.update(before), [])  # the first frame: whole
+        moved = motion.update(frame)
+        plan = policy.plan(0.2, size, moved, [])
+        regions = plan_regions(moved.boxes, size, RegionSettings())
+        found = {}
+        for kind, call in (("whole", lambda: detector.detect(frame)),
+                           ("regions", lambda: detect_in_regions(detector, frame, regions) if regions else [])):
+            started = time.perf_counter()
+            found[kind] = (call(), (time.perf_counter() - started) * 1000)
+        found["policy"] = found["whole"] if plan.kind == "full" else found["regions"]
+        row = rows[width]
+        for kind, (detections, ms) in found.items():
+            row[kind][0] += len(greedy_matches(boxes, [d.bbox for d in detections], MATCH_IOU))
+            row[kind][1] += ms
+        row["faces"] += len(boxes)
+        row["full"] += plan.kind == "full"
+    return {
+        width: {**{f"recall_{kind}": r[kind][0] / r["faces"] for kind in kinds},
+                **{f"ms_{kind}": r[kind][1] / frames_per_width for kind in kinds},
+                "faces": r["faces"], "policy_whole_frames": r["full"], "frames": frames_per_width}
+        for width, r in rows.items()
+    }
 
 
 def agreement(detectors: dict, clip: Path, step: int) -> dict:
@@ -293,9 +337,19 @@ def report(results: dict) -> None:
         for name, row in rows.items():
             print(f"{name:>11}  {size:>9}  {row['ms_p50']:>7.1f}  {row['ms_mean']:>7.1f}  {row['faces_per_frame']:>6.2f}  "
                   f"{ratio(rows['yuface']['ms_mean'], row['ms_mean']):>14}")
+    regions = results["distance_regions"]
+    print(f"\n6. the distance set with motion (each of the 12 faces one width further left in the frame before), yunet@640: "
+          f"recall of the whole frame, of all the regions the motion plans, and of what DetectionPolicy detects "
+          f"(the regions, or the whole frame where they would cost more)")
+    print(f"{'width px':>8}  {'whole':>6}  {'regions':>7}  {'policy':>6}  {'ms whole':>8}  {'ms regions':>10}  "
+          f"{'regions / whole':>15}  {'ms policy':>9}  {'policy whole':>12}")
+    for width, row in regions.items():
+        print(f"{width:>8}  {row['recall_whole']:>6.3f}  {row['recall_regions']:>7.3f}  {row['recall_policy']:>6.3f}  "
+              f"{row['ms_whole']:>8.1f}  {row['ms_regions']:>10.1f}  {row['ms_regions'] / max(row['ms_whole'], 1e-9):>15.2f}  "
+              f"{row['ms_policy']:>9.1f}  {row['policy_whole_frames']:>5} of {row['frames']:<4}")
     if "lfw" in results:
         lfw = results["lfw"]
-        print(f"\n6. LFW View 1 dev images whose detections equal yuface@640's: of {lfw['images']}")
+        print(f"\n7. LFW View 1 dev images whose detections equal yuface@640's: of {lfw['images']}")
         for name, count in lfw["identical"].items():
             print(f"{name:>11}  {count}")
 
@@ -328,6 +382,7 @@ def main() -> int:
         "distance": distance_recall(detectors, 2 if args.quick else args.distance_frames, args.seed),
         "agreement": {"hamilton": agreement(detectors, HAMILTON, step), "crowd": agreement(detectors, CROWD, step)},
         "sized": sized_cost(crowd),
+        "distance_regions": distance_regions(detectors["yunet@640"], VARIANTS["yunet@640"].max_side, 2 if args.quick else args.distance_frames, args.seed),
     }
     if args.lfw:
         results["lfw"] = lfw_identity({name: detectors[name] for name in (REFERENCE, "yunet@640")})
