@@ -338,9 +338,9 @@ def report(results: dict) -> None:
             print(f"{name:>11}  {size:>9}  {row['ms_p50']:>7.1f}  {row['ms_mean']:>7.1f}  {row['faces_per_frame']:>6.2f}  "
                   f"{ratio(rows['yuface']['ms_mean'], row['ms_mean']):>14}")
     regions = results["distance_regions"]
-    print(f"\n6. the distance set with motion (each of the 12 faces one width further left in the frame before), yunet@640: "
-          f"recall of the whole frame, of all the regions the motion plans, and of what DetectionPolicy detects "
-          f"(the regions, or the whole frame where they would cost more)")
+    print("\n6. the distance set with motion (each of the 12 faces one width further left in the frame before), yunet@640: "
+          "recall of the whole frame, of all the regions the motion plans, and of what DetectionPolicy detects "
+          "(the regions, or the whole frame where they would cost more)")
     print(f"{'width px':>8}  {'whole':>6}  {'regions':>7}  {'policy':>6}  {'ms whole':>8}  {'ms regions':>10}  "
           f"{'regions / whole':>15}  {'ms policy':>9}  {'policy whole':>12}")
     for width, row in regions.items():

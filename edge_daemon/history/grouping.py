@@ -38,35 +38,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.history.store import FaceHistory, TrackRow, crop_name
+from edge_daemon.history.store import Cluster, FaceHistory, TrackRow
 from edge_daemon.thresholds import OpenSetTable, per_comparison_far
 
 INITIAL_CAPACITY = 256
-
-
-@dataclass(frozen=True)
-class Cluster:
-    cluster_id: int  # 1-based, largest cluster first (then earliest seen), stable within one listing
-    face_ids: tuple[int, ...]  # best quality first (then newest)
-    size: int  # faces
-    tracks: int
-    cameras: tuple[str, ...]
-    first_seen: float
-    last_seen: float
-    representative: int  # the face of the best quality
-    crops_dir: Path
-
-    def crop_paths(self, limit: int | None = None) -> list[Path]:
-        """The crops of its faces, best first."""
-        return [self.crops_dir / crop_name(face_id) for face_id in self.face_ids[:limit]]
-
-    @property
-    def representative_crop(self) -> Path:
-        return self.crops_dir / crop_name(self.representative)
 
 
 @dataclass(frozen=True)
@@ -218,9 +196,5 @@ class HistoryGroups:
 
 def list_groups(history: FaceHistory, embedder_version: str, since: float | None = None, camera: str | None = None,
                 min_faces: int = 1, limit: int | None = None) -> list[Cluster]:
-    """The stored groups of the unknown, not enrolled faces seen since ``since`` (``FaceHistory.unknown_groups``),
-    numbered from 1 in their order."""
-    return [
-        Cluster(number, g.face_ids, g.size, g.tracks, g.cameras, g.first_seen, g.last_seen, g.face_ids[0], history.crops_dir)
-        for number, g in enumerate(history.unknown_groups(embedder_version, since, camera, min_faces, limit), start=1)
-    ]
+    """The stored groups of the unknown, not enrolled faces seen since ``since`` (``FaceHistory.unknown_groups``)."""
+    return history.unknown_groups(embedder_version, since, camera, min_faces, limit)

@@ -187,16 +187,26 @@ class TrackRow:
 
 
 @dataclass(frozen=True)
-class GroupSummary:
-    """One group of unknown faces as ``FaceHistory.unknown_groups`` reads it."""
+class Cluster:
+    """One group of unknown faces (``FaceHistory.unknown_groups``): a person, or a face on its own."""
 
-    key: int  # the group's id, or minus the face id of a face that is a group of its own
+    cluster_id: int  # 1-based, largest cluster first (then earliest seen), stable within one listing
     face_ids: tuple[int, ...]  # best quality first (then newest)
     size: int  # faces
     tracks: int
     cameras: tuple[str, ...]
     first_seen: float
     last_seen: float
+    representative: int  # the face of the best quality
+    crops_dir: Path
+
+    def crop_paths(self, limit: int | None = None) -> list[Path]:
+        """The crops of its faces, best first."""
+        return [self.crops_dir / crop_name(face_id) for face_id in self.face_ids[:limit]]
+
+    @property
+    def representative_crop(self) -> Path:
+        return self.crops_dir / crop_name(self.representative)
 
 
 def history_directory(config) -> Path:
@@ -516,11 +526,11 @@ class FaceHistory:
         camera: str | None = None,
         min_faces: int = 1,
         limit: int | None = None,
-    ) -> list[GroupSummary]:
+    ) -> list[Cluster]:
         """The unknown, not enrolled faces of one embedder version seen since ``since``, gathered by
         their track's group (a face whose track has none is a group of its own): groups of at least
-        ``min_faces`` faces, largest first (then earliest seen), at most ``limit``. Aggregated in
-        SQLite, without decoding a single embedding: the review page's query."""
+        ``min_faces`` faces, largest first (then earliest seen), at most ``limit``, numbered from 1.
+        Aggregated in SQLite, without decoding a single embedding: the review page's query."""
         where, parameters = _unknown_faces_where(since, camera, embedder_version)
         with self._lock:
             summaries = self._db.execute(
@@ -537,9 +547,10 @@ class FaceHistory:
                 if key in wanted:
                     members[key].append((-1.0 if quality is None else quality, ts, face_id))
         groups = []
-        for key, size, tracks, first, last, cameras in summaries:
+        for number, (key, size, tracks, first, last, cameras) in enumerate(summaries, start=1):
             best_first = tuple(face_id for _, _, face_id in sorted(members[key], reverse=True))
-            groups.append(GroupSummary(key, best_first, size, tracks, tuple(sorted(cameras.split(","))), first, last))
+            cameras = tuple(sorted(cameras.split(",")))
+            groups.append(Cluster(number, best_first, size, tracks, cameras, first, last, best_first[0], self.crops_dir))
         return groups
 
     def disk_bytes(self) -> int:
@@ -619,7 +630,8 @@ def _unused_damaged_suffix(directory: Path) -> str:
     return suffix
 
 
-# The faces unknown groups are listed from, each with its group's key (see GroupSummary.key).
+# The faces unknown groups are listed from, each with its group's key: the group's id, or minus
+# the face id of a face that is a group of its own.
 _UNKNOWN_FACES = "FROM faces f LEFT JOIN tracks t ON t.track_ref = f.track_ref"
 _GROUP_KEY = "COALESCE(t.group_id, -f.face_id)"
 
