@@ -30,6 +30,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -335,8 +337,7 @@ class FaceHistory:
                     float(quality), float(faces), str(embedder_version), len(vector), vector.tobytes(),
                     None if group_id is None else int(group_id),
                 )
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     track_ref = self._db.execute(
                         "INSERT INTO tracks (first_ts, last_ts, camera, box, track_id, identity, verdict, quality, "
                         "faces, embedder_version, dim, embedding, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -345,12 +346,7 @@ class FaceHistory:
                     self._db.executemany(
                         "UPDATE faces SET track_ref = ? WHERE face_id = ?", [(track_ref, int(i)) for i in face_ids]
                     )
-                    self._drop_tracks_beyond_bounds()
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise
+                    self._drop_oldest("tracks", "track_ref", "last_ts")
             except Exception as exc:  # noqa: BLE001 - a history failure must never stop recognition
                 self._record_failed(exc)
                 return None
@@ -359,67 +355,62 @@ class FaceHistory:
 
     def set_groups(self, groups: dict[int, int]) -> None:
         """Record the group each of these tracks joined (track_ref -> group_id)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "UPDATE tracks SET group_id = ? WHERE track_ref = ?", [(int(g), int(t)) for t, g in groups.items()]
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            self._db.executemany(
+                "UPDATE tracks SET group_id = ? WHERE track_ref = ?", [(int(g), int(t)) for t, g in groups.items()]
+            )
 
     def largest_group_id(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COALESCE(MAX(group_id), 0) FROM tracks").fetchone()[0]
 
-    def _drop_tracks_beyond_bounds(self) -> None:
-        self._db.execute("DELETE FROM tracks WHERE last_ts < ?", (time.time() - self.max_age_s,))
-        excess = self._db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0] - self.max_faces
-        if excess > 0:
-            self._db.execute(
-                "DELETE FROM tracks WHERE track_ref IN (SELECT track_ref FROM tracks ORDER BY last_ts, track_ref LIMIT ?)",
-                (excess,),
-            )
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (the caller holds ``_lock``): committed, or rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def _insert(self, values: tuple, vector: np.ndarray, jpeg: bytes) -> tuple[int, list[int]]:
         """Insert the row, write its crop and apply the bounds in one transaction: a row is never
         committed without its crop. Returns the face id and the ids dropped by the bounds."""
         written: Path | None = None
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            face_id = self._db.execute(
-                "INSERT INTO faces (ts, camera, box, track_id, event_type, identity, score, embedder, "
-                "embedder_version, gallery_version, quality, dim, embedding, crop) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
-                (*values, len(vector), vector.tobytes()),
-            ).lastrowid
-            written = self.crops_dir / crop_name(face_id)
-            _atomic_write(written, jpeg)
-            self._db.execute("UPDATE faces SET crop = ? WHERE face_id = ?", (written.name, face_id))
-            dropped_ids = self._drop_beyond_bounds()
-            self._db.execute("COMMIT")
+            with self._transaction():
+                face_id = self._db.execute(
+                    "INSERT INTO faces (ts, camera, box, track_id, event_type, identity, score, embedder, "
+                    "embedder_version, gallery_version, quality, dim, embedding, crop) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
+                    (*values, len(vector), vector.tobytes()),
+                ).lastrowid
+                written = self.crops_dir / crop_name(face_id)
+                _atomic_write(written, jpeg)
+                self._db.execute("UPDATE faces SET crop = ? WHERE face_id = ?", (written.name, face_id))
+                dropped_ids = self._drop_oldest("faces", "face_id", "ts")
         except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             if written is not None:
                 written.unlink(missing_ok=True)
             raise
         self.dropped += len(dropped_ids)
         return face_id, dropped_ids
 
-    def _drop_beyond_bounds(self) -> list[int]:
+    def _drop_oldest(self, table: str, key: str, time_column: str) -> list[int]:
+        """Apply the bounds to ``table`` (faces, or tracks): rows older than ``max_age_days``, then
+        the oldest beyond ``max_faces``; returns the ``key`` of each row dropped."""
         cutoff = time.time() - self.max_age_s
-        dropped = [row[0] for row in self._db.execute("DELETE FROM faces WHERE ts < ? RETURNING face_id", (cutoff,))]
-        excess = self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] - self.max_faces
+        dropped = [row[0] for row in self._db.execute(f"DELETE FROM {table} WHERE {time_column} < ? RETURNING {key}", (cutoff,))]
+        excess = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - self.max_faces
         if excess > 0:
             dropped += [
                 row[0]
                 for row in self._db.execute(
-                    "DELETE FROM faces WHERE face_id IN (SELECT face_id FROM faces ORDER BY ts, face_id LIMIT ?) "
-                    "RETURNING face_id",
+                    f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} ORDER BY {time_column}, {key} LIMIT ?) "
+                    f"RETURNING {key}",
                     (excess,),
                 )
             ]
@@ -479,17 +470,10 @@ class FaceHistory:
         """Record that these faces were enrolled as ``identity``; returns how many rows exist and were
         marked. The name is checked as the gallery checks it (``ValueError`` if refused)."""
         identity = validate_identity(identity)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                marked = self._db.executemany(
-                    "UPDATE faces SET enrolled_as = ? WHERE face_id = ?", [(identity, int(face_id)) for face_id in face_ids]
-                ).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            marked = self._db.executemany(
+                "UPDATE faces SET enrolled_as = ? WHERE face_id = ?", [(identity, int(face_id)) for face_id in face_ids]
+            ).rowcount
         return marked
 
     def _row(self, record: tuple) -> FaceRow:
