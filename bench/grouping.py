@@ -142,10 +142,10 @@ def two_clip_run(seconds: float, group_fpir: float | None = None) -> dict:
     time.sleep(seconds)
     daemon.request_stop()
     daemon.shutdown()
-    from edge_daemon.history import FaceHistory, list_groups
+    from edge_daemon.history import FaceHistory
 
     stored = FaceHistory(work / "history")
-    clusters = list_groups(stored, daemon.embedder.version)
+    clusters = stored.unknown_groups(daemon.embedder.version)
     tracks = stored.tracks(daemon.embedder.version)
     stored.close()
     multi = [c for c in clusters if c.tracks > 1]

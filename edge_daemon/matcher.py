@@ -100,11 +100,12 @@ def describe_threshold(gallery: Gallery, config: GalleryConfig) -> str | float:
     return f"open-set for {point.identities} people at FPIR {point.fpir:g}: {good:.4f} (good face) to {poor:.4f} (poor)"
 
 
-def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig, fixed: float | None = None) -> GroupingRule:
-    """How unknown tracks are grouped into people (``history.grouping``): at ``fixed`` if given, else
-    at the embedder's open-set table for ``history.group_fpir``, else (no table) at the single
-    unknown-threshold (``gallery.threshold`` or the calibrated one)."""
-    table = None if fixed is not None else open_set_table(embedder.name, embedder.version)
-    if table is None and fixed is None:
+def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig) -> GroupingRule:
+    """How unknown tracks are grouped into people (``history.grouping``): at the embedder's open-set
+    table for ``history.group_fpir``, else (no table) at the single unknown-threshold
+    (``gallery.threshold`` or the calibrated one)."""
+    table = open_set_table(embedder.name, embedder.version)
+    fixed = None
+    if table is None:
         fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
     return GroupingRule(table, history.group_fpir, fixed, history.group_min_quality)

@@ -19,7 +19,6 @@ from edge_daemon.history import (
     GroupingRule,
     HistoryGroups,
     contact_sheet,
-    list_groups,
     search_faces,
 )
 
@@ -293,12 +292,12 @@ def test_groups_are_people_and_a_bridge_does_not_join_two(grouped_history):
 def test_the_largest_groups_alone_as_the_review_page_asks(grouped_history):
     groups, _ = grouped_history
     everything = groups.listing()
-    largest = list_groups(groups.history, "v1", min_faces=2, limit=3)
+    largest = groups.history.unknown_groups("v1", min_faces=2, limit=3)
     assert [c.face_ids for c in largest] == [c.face_ids for c in everything[:3]]
     assert [c.cluster_id for c in largest] == [1, 2, 3] and all(c.size >= 2 for c in largest)
-    assert all(c.size >= 2 for c in list_groups(groups.history, "v1", min_faces=2))
-    assert len(list_groups(groups.history, "v1", min_faces=2)) == 4
-    assert list_groups(groups.history, "v1", since=time.time()) == []  # nothing seen since now
+    assert all(c.size >= 2 for c in groups.history.unknown_groups("v1", min_faces=2))
+    assert len(groups.history.unknown_groups("v1", min_faces=2)) == 4
+    assert groups.history.unknown_groups("v1", since=time.time()) == []  # nothing seen since now
 
 
 def test_groups_are_kept_and_grown_across_restarts(grouped_history):

@@ -9,7 +9,7 @@ Queries are functions over the rows ``FaceHistory.faces`` returns:
   ``sheet``     ``contact_sheet``, one PNG row of crops per cluster, for a person to look at.
 """
 
-from edge_daemon.history.grouping import Cluster, GroupingRule, HistoryGroups, list_groups
+from edge_daemon.history.grouping import Cluster, GroupingRule, HistoryGroups
 from edge_daemon.history.search import search_faces
 from edge_daemon.history.sheet import LABEL_HEIGHT, contact_sheet
 from edge_daemon.history.store import CROPS_DIR, DB_FILE, FaceHistory, FaceRow, TrackRow, history_directory
@@ -24,7 +24,6 @@ __all__ = [
     "GroupingRule",
     "HistoryGroups",
     "TrackRow",
-    "list_groups",
     "contact_sheet",
     "history_directory",
     "search_faces",

@@ -29,7 +29,7 @@ measured on LFW faces degraded to 20-48 px, expects -- and a group is only worth
 one person.
 
 Adding a track costs one matrix-vector product over the groups' sums; listing the groups
-(``list_groups``) is one query over the stored faces and their tracks' groups, so the review page
+(``FaceHistory.unknown_groups``) is one query over the stored faces and their tracks' groups, so the review page
 never regroups the history when it loads. The groups' sums are rebuilt from the stored tracks when
 the history is opened; a track dropped by the history's bounds stays in its group's sum until then.
 """
@@ -78,6 +78,10 @@ class Span:
     first_ts: float
     last_ts: float
 
+    @classmethod
+    def of(cls, track: TrackRow) -> Span:
+        return cls(track.box, track.camera, track.first_ts, track.last_ts)
+
     def overlaps(self, other: Span) -> bool:
         return (
             self.box == other.box
@@ -121,9 +125,8 @@ class UnknownGroups:
             self._spans[position].append(span)
             return group_id
 
-    def add_track(self, track: TrackRow) -> int | None:
-        span = Span(track.box, track.camera, track.first_ts, track.last_ts)
-        return self.add(track.embedding, track.quality, track.faces, span)
+    def add_track(self, track: TrackRow, group_id: int | None = None) -> int | None:
+        return self.add(track.embedding, track.quality, track.faces, Span.of(track), group_id)
 
     def _closest_allowed(self, vector: np.ndarray, span: Span, threshold: float) -> int | None:
         if not self._ids:
@@ -164,8 +167,7 @@ class HistoryGroups:
         self.embedder_version = embedder_version
         self._groups = UnknownGroups(rule, first_id=history.largest_group_id() + 1)
         for track in history.tracks(embedder_version, unknown_only=True, grouped=True):
-            span = Span(track.box, track.camera, track.first_ts, track.last_ts)
-            self._groups.add(track.embedding, track.quality, track.faces, span, group_id=track.group_id)
+            self._groups.add_track(track, group_id=track.group_id)
         fresh = {
             track.track_ref: self._groups.add_track(track)
             for track in history.tracks(embedder_version, unknown_only=True, grouped=False)
@@ -191,10 +193,5 @@ class HistoryGroups:
 
     def listing(self, since: float | None = None, camera: str | None = None, min_faces: int = 1,
                 limit: int | None = None) -> list[Cluster]:
-        return list_groups(self.history, self.embedder_version, since, camera, min_faces, limit)
-
-
-def list_groups(history: FaceHistory, embedder_version: str, since: float | None = None, camera: str | None = None,
-                min_faces: int = 1, limit: int | None = None) -> list[Cluster]:
-    """The stored groups of the unknown, not enrolled faces seen since ``since`` (``FaceHistory.unknown_groups``)."""
-    return history.unknown_groups(embedder_version, since, camera, min_faces, limit)
+        """The stored groups of this embedder's unknown, not enrolled faces (``FaceHistory.unknown_groups``)."""
+        return self.history.unknown_groups(self.embedder_version, since, camera, min_faces, limit)
