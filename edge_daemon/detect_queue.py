@@ -110,9 +110,8 @@ class DetectionQueue(threading.Thread):
         ]
         self.max_age_s = max_age_s
         self.queue_size = queue_size
-        detect_batch = getattr(detector, "detect_batch", None)
-        self._detect_batch = detect_batch if callable(detect_batch) else None
-        self.max_batch = max_batch if self._detect_batch else 1
+        self._batches = callable(getattr(detector, "detect_batch", None))  # every worker's detector is of one kind
+        self.max_batch = max_batch if self._batches else 1
         self.duplicate_iou = duplicate_iou
         self.batch_sizes = StageCounters()  # requests per detector call -> calls
         self.busy_s = 0.0  # seconds spent in the detectors, all workers together
@@ -218,7 +217,7 @@ class DetectionQueue(threading.Thread):
             images = [request.images for request in batch]
             flat = [image for per_request in images for image in per_request]
             started = time.perf_counter()
-            if self._detect_batch is not None:
+            if self._batches:
                 found = detector.detect_batch(flat)
             else:
                 found = [detector.detect(image) for image in flat]

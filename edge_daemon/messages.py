@@ -55,7 +55,7 @@ class TrackEnded:
     camera: str
     track_id: int
     bbox: BBox
-    last_seen_at: float  # wall-clock capture time of its last detection
+    last_seen_at: float
 
 
 @dataclass(frozen=True)

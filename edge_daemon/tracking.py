@@ -53,7 +53,6 @@ class Track:
     missed: int = 0  # frames processed since its last detection
     attempts: int = 0
     best_quality: float = 0.0
-    last_captured_at: float = 0.0  # wall-clock capture time of its last detection
     refused: int = 0  # detections whose face the quality gates refused
     reported_unseen: bool = False  # a TrackUnseen went forward for it
 
@@ -236,7 +235,6 @@ class TrackingWorker(threading.Thread):
         pairs, ended = self._tracker.update(detections, frame.stream_time, (width, height))
         self.counters.add("tracks_started", self._tracker.started - started)
         for track, detection in pairs:
-            track.last_captured_at = frame.captured_at
             self._consider(frame, track, detection)
         self._end_tracks(ended)
 
@@ -281,4 +279,4 @@ class TrackingWorker(threading.Thread):
     def _end_tracks(self, tracks: list[Track]) -> None:
         for track in tracks:
             if track.attempts or track.reported_unseen:  # the others produced no decision, so no 'ended' either
-                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox, track.last_captured_at))
+                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox, track.last_seen))
