@@ -67,8 +67,8 @@ def people_of(split: str, images_each: int, strangers: int) -> tuple[dict[str, i
     return many, ones
 
 
-def lfw_tracks(split: str, images_each: int, strangers: int, cache: Path, seed: int = 0) -> list[dict]:
-    """The tracks of the module docstring, shuffled: {person, vector, quality, faces}."""
+def lfw_tracks(split: str, images_each: int, strangers: int, cache: Path, seed: int = 0) -> tuple[list[dict], object]:
+    """The tracks of the module docstring, shuffled ({person, vector, quality, faces, width}), and the embedder."""
     many, ones = people_of(split, images_each, strangers)
     keys = [(name, i) for name, n in many.items() for i in range(1, n + 1)] + [(name, 1) for name in ones]
     detector = create_detector(DetectorConfig(), separate_process=False)
