@@ -755,15 +755,6 @@ class ThreadsConfig(Section):
     model_process: int = Field(
         1, ge=1, le=64, title="Threads per model process", description="Compute threads of each detector/embedder process."
     )
-    gil_switch_ms: float = Field(
-        1.0,
-        gt=0,
-        le=100,
-        title="GIL switch interval",
-        description="Milliseconds a thread of the daemon may hold Python's lock while others wait (sys.setswitchinterval; "
-        "Python's default is 5). The threads that hand frames and faces to the model processes wait for it behind "
-        "every camera's decoding thread, each time they wake.",
-    )
 
 
 class LoggingConfig(Section):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import signal
-import sys
 import threading
 import time
 import zlib
@@ -61,12 +60,9 @@ def create_mqtt(settings: Settings) -> MqttTransport | None:
 
 
 def configure_threads(config: ThreadsConfig) -> None:
-    """Thread pools and the GIL switch interval of this process; model processes get their threads
-    from ``threads.model_process``."""
+    """Thread pools of this process; model processes get theirs from ``threads.model_process``."""
     import cv2
     import faiss
-
-    sys.setswitchinterval(config.gil_switch_ms / 1000)
 
     if config.opencv:
         cv2.setNumThreads(config.opencv)
