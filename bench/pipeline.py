@@ -120,6 +120,8 @@ VARIANTS = {
     "embed-queue-8": {"embedder": {"queue_size": 8}},
     # At most two faces of a track embedded instead of three.
     "attempts-2": {"tracker": {"max_attempts": 2}},
+    # Two detector processes serving the detection queue (the default is one).
+    "detect-workers-2": {"detector": {"workers": 2}},
     # Embed every face of every frame instead of deciding per track.
     "no-tracking": {"tracker": {"max_attempts": 50, "better_face_ratio": 0.0}},
 }
@@ -131,7 +133,7 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
     camera = {"url": url, "loop": True, "detect_fps": fps, **overrides.pop("camera", {})}
     settings = Settings(
         cameras=[{"name": f"cam{i}", **camera} for i in range(streams)],
-        detector=detector,
+        detector={**detector, **overrides.pop("detector", {})},
         gallery={"path": gallery},
         events={"jsonl": ""},
         **overrides,
