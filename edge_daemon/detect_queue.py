@@ -57,10 +57,10 @@ class DetectRequest:
 
     @property
     def images(self) -> list[np.ndarray]:
-        """What the detector runs on: the frame, or each region's crop."""
+        """What the detector runs on: the frame, or each region's crop at the region's scale."""
         if self.regions is None:
             return [self.image]
-        return [region.crop(self.image) for region in self.regions]
+        return [region.image(self.image) for region in self.regions]
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,8 @@ class DetectionQueue(threading.Thread):
             raise ValueError(f"expected a BGR uint8 frame, got {request.image.dtype} of shape {request.image.shape}")
         if request.regions is not None and not request.regions:
             raise ValueError("regions must name at least one region, or be None for the whole frame")
-        request.images  # noqa: B018 - a region outside the frame fails here, in the camera's thread, not in a batch
+        for region in request.regions or ():  # a region outside the frame fails here, in the camera's thread, not in a batch
+            region.crop(request.image)
         with self._ready:
             if self._closing:
                 raise RuntimeError("the detection queue is closed")

@@ -20,7 +20,12 @@ inside the frame, merged when they overlap), adapted to faces:
 - regions overlapping by ``merge_overlap`` of the smaller one become one region around both boxes:
   one detector call instead of two over mostly the same pixels;
 - a face found in two regions is kept once (by IoU), and a face cut by a region's inner edge gives
-  way to the whole face that a neighbouring region found.
+  way to the whole face that a neighbouring region found;
+- a region has a scale: motion where no face is known yet is detected at full resolution (the
+  point of regions: small faces), but a region around a live track, whose face size is known, is
+  shrunk until that face is ``FACE_DETECT_PX`` wide for the detector, never below the whole frame's
+  own downscale (the scale the embedders' alignment and thresholds were measured at). A 100-px
+  face in a 352-px region of a 720p frame is detected at half size, for about a third of the time.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge_daemon.detectors.base import Detector
@@ -37,6 +43,10 @@ from edge_daemon.messages import BBox, Detection
 STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
 EDGE_PX = 2  # a detection this close to a crop's inner edge is taken as cut by it
 CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
+# A tracked face is detected at a scale that makes it this wide: YuNet finds faces this size as
+# surely as larger ones (bench/detect.py: the whole 1080p frame, where a 96-px face is 32 px at
+# the detector, finds all of them).
+FACE_DETECT_PX = 32
 
 
 def require_fractions(settings, *names: str) -> None:
@@ -66,16 +76,26 @@ class RegionSettings:
 
 @dataclass(frozen=True)
 class Region:
-    """A crop of a frame: top-left corner and size, in frame pixels."""
+    """A crop of a frame: top-left corner and size, in frame pixels, and the scale it is detected at."""
 
     x: int
     y: int
     width: int
     height: int
+    scale: float = 1.0  # (0, 1]: the crop is shrunk by this before detection
+
+    def __post_init__(self) -> None:
+        if not 0 < self.scale <= 1:
+            raise ValueError(f"a region's scale must be in (0, 1], got {self.scale}")
 
     @property
     def area(self) -> int:
         return self.width * self.height
+
+    @property
+    def detected_size(self) -> tuple[int, int]:
+        """Width and height of the image the detector is given."""
+        return max(1, round(self.width * self.scale)), max(1, round(self.height * self.scale))
 
     def crop(self, frame: np.ndarray) -> np.ndarray:
         """The region's pixels (a view: nothing is copied)."""
@@ -84,13 +104,29 @@ class Region:
             raise ValueError(f"{self} lies outside the {width}x{height} frame")
         return frame[self.y : self.y + self.height, self.x : self.x + self.width]
 
+    def image(self, frame: np.ndarray) -> np.ndarray:
+        """What the detector is given: the crop, shrunk to the region's scale."""
+        crop = self.crop(frame)
+        if self.scale == 1:
+            return crop
+        return cv2.resize(crop, self.detected_size, interpolation=cv2.INTER_AREA)
+
+
+def face_scale(face_width: float, frame_scale: float) -> float:
+    """The scale at which a tracked face ``face_width`` frame pixels wide is detected in a region:
+    small enough that it is ``FACE_DETECT_PX`` wide, never smaller than ``frame_scale`` (the whole
+    frame's downscale), never enlarged."""
+    if face_width <= 0 or not 0 < frame_scale <= 1:
+        raise ValueError(f"face_width must be positive and frame_scale in (0, 1], got {face_width}, {frame_scale}")
+    return min(1.0, max(frame_scale, FACE_DETECT_PX / face_width))
+
 
 def _check_frame_size(frame_size: tuple[int, int]) -> None:
     if min(frame_size) <= 0:
         raise ValueError(f"frame_size must be (width, height) with both positive, got {frame_size}")
 
 
-def region_around(box: BBox, frame_size: tuple[int, int], settings: RegionSettings) -> Region:
+def region_around(box: BBox, frame_size: tuple[int, int], settings: RegionSettings, scale: float = 1.0) -> Region:
     """The square region for one box (``frame_size`` = width, height), shifted inside the frame;
     only a frame narrower than the square cuts it to the frame's side."""
     _check_frame_size(frame_size)
@@ -104,7 +140,7 @@ def region_around(box: BBox, frame_size: tuple[int, int], settings: RegionSettin
     width, height = min(side, frame_width), min(side, frame_height)
     left = min(max(round(x + w / 2 - width / 2), 0), frame_width - width)
     top = min(max(round(y + h / 2 - height / 2), 0), frame_height - height)
-    return Region(left, top, width, height)
+    return Region(left, top, width, height, scale)
 
 
 def _intersection(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -124,9 +160,17 @@ def _union(a: BBox, b: BBox) -> BBox:
     return (left, top, max(a[0] + a[2], b[0] + b[2]) - left, max(a[1] + a[3], b[1] + b[3]) - top)
 
 
-def plan_regions(boxes: Sequence[BBox], frame_size: tuple[int, int], settings: RegionSettings) -> list[Region]:
-    """Regions covering every box (motion areas and live tracks alike), overlapping ones merged."""
-    planned = [(tuple(box), region_around(box, frame_size, settings)) for box in boxes]
+def plan_regions(
+    boxes: Sequence[BBox], frame_size: tuple[int, int], settings: RegionSettings, scales: Sequence[float] | None = None
+) -> list[Region]:
+    """Regions covering every box (motion areas and live tracks alike), overlapping ones merged.
+    ``scales``: each box's detection scale (default 1); a merged region takes the largest of its
+    boxes', so that the smallest face among them stays findable."""
+    if scales is None:
+        scales = [1.0] * len(boxes)
+    if len(scales) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(scales)} scales")
+    planned = [(tuple(box), region_around(box, frame_size, settings, scale)) for box, scale in zip(boxes, scales)]
     merged = True
     while merged:
         merged = False
@@ -136,7 +180,7 @@ def plan_regions(boxes: Sequence[BBox], frame_size: tuple[int, int], settings: R
                 overlap = _intersection((a.x, a.y, a.width, a.height), (b.x, b.y, b.width, b.height))
                 if overlap >= settings.merge_overlap * min(a.area, b.area):
                     box = _union(box_a, box_b)
-                    planned[i] = (box, region_around(box, frame_size, settings))
+                    planned[i] = (box, region_around(box, frame_size, settings, max(a.scale, b.scale)))
                     del planned[j]
                     merged = True
                     break
@@ -156,24 +200,29 @@ def regions_cost(regions: Sequence[Region], frame_size: tuple[int, int], max_sid
     """The regions' detector pixels as a share of the whole frame's (1.0: as costly)."""
     _check_frame_size(frame_size)
     whole = detector_pixels(*frame_size, max_side)
-    return sum(detector_pixels(region.width, region.height, max_side) for region in regions) / whole
+    return sum(detector_pixels(*region.detected_size, max_side) for region in regions) / whole
 
 
 def _to_frame(detection: Detection, region: Region) -> Detection:
     x, y, w, h = detection.bbox
-    offset = np.array([region.x, region.y], dtype=detection.landmarks.dtype)
-    return Detection((x + region.x, y + region.y, w, h), detection.score, detection.landmarks + offset)
+    # The shrunk crop's own size, not the scale, maps back: its sides were rounded to whole pixels.
+    detected_width, detected_height = region.detected_size
+    fx, fy = region.width / detected_width, region.height / detected_height
+    dtype = detection.landmarks.dtype
+    landmarks = detection.landmarks * np.array([fx, fy], dtype=dtype) + np.array([region.x, region.y], dtype=dtype)
+    return Detection((x * fx + region.x, y * fy + region.y, w * fx, h * fy), detection.score, landmarks)
 
 
 def _is_cut(detection: Detection, region: Region, frame_size: tuple[int, int]) -> bool:
     """Whether the face touches an edge of the crop that is not an edge of the frame."""
-    x, y, w, h = detection.bbox  # crop coordinates
+    x, y, w, h = detection.bbox  # coordinates of the image the detector was given
+    crop_width, crop_height = region.detected_size
     frame_width, frame_height = frame_size
     return (
         (region.x > 0 and x <= EDGE_PX)
         or (region.y > 0 and y <= EDGE_PX)
-        or (region.x + region.width < frame_width and x + w >= region.width - EDGE_PX)
-        or (region.y + region.height < frame_height and y + h >= region.height - EDGE_PX)
+        or (region.x + region.width < frame_width and x + w >= crop_width - EDGE_PX)
+        or (region.y + region.height < frame_height and y + h >= crop_height - EDGE_PX)
     )
 
 
@@ -213,5 +262,5 @@ def detect_in_regions(
 ) -> list[Detection]:
     """Faces in the regions of ``frame``, in frame coordinates, each face once."""
     height, width = frame.shape[:2]
-    found = [detector.detect(region.crop(frame)) for region in regions]
+    found = [detector.detect(region.image(frame)) for region in regions]
     return merge_region_detections(regions, found, (width, height), duplicate_iou)

@@ -29,10 +29,16 @@ import cv2
 import numpy as np
 
 from edge_daemon.messages import BBox, StageCounters
-from edge_daemon.regions import Region, RegionSettings, plan_regions, regions_cost, require_fractions
+from edge_daemon.regions import Region, RegionSettings, face_scale, plan_regions, regions_cost, require_fractions
 
 BLUR_PX = 5  # on the small frame: smooths what the area averaging left of the sensor noise
 MIN_MAX_SIDE = 64  # the smallest detector.max_side the configuration allows
+# A moving blob no larger than this many face widths and heights around a live track's face is
+# that person moving (a walker's blob, dilated, with the edge they left: bench/pipeline.py's idle
+# crossing gives 2x2, a person walking at 5 detect-fps about 5x10). Anyone else in it stands beside
+# them, at about their distance, so their face is about as large: the blob is detected at the
+# track's scale. A larger blob (a crowd) is detected at full resolution.
+PERSON_FACE_WIDTHS, PERSON_FACE_HEIGHTS = 6, 12
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,8 @@ class DetectionPolicy:
       who makes no motion, is found within that time; when the motion mask learnt its background
       again (a light change, a new geometry); and when the regions would cost more than
       ``max_region_cost`` times the whole frame (motion everywhere: a crowd);
-    - regions: around the moving areas and the live tracks' boxes;
+    - regions: around the moving areas and the live tracks' boxes; a track's region at the scale its
+      face needs, a moving blob of one tracked person's size at that person's (``_scales``);
     - skip: nothing moves and nothing is tracked (counted as ``frames_skipped_no_motion``).
     """
 
@@ -161,12 +168,28 @@ class DetectionPolicy:
         if not boxes:
             self.counters.add("frames_skipped_no_motion")
             return DetectPlan("skip", "no_motion")
-        regions = plan_regions(boxes, frame_size, self.regions)
+        regions = plan_regions(boxes, frame_size, self.regions, self._scales(frame_size, motion.boxes, track_boxes))
         if regions_cost(regions, frame_size, self.max_side) > self.max_region_cost:
             return self._full(now, "cost")
         self.counters.add("frames_detected_regions")
         self.counters.add("regions_detected", len(regions))
         return DetectPlan("regions", "motion", tuple(regions))
+
+    def _scales(self, frame_size: tuple[int, int], motion_boxes: Sequence[BBox], track_boxes: Sequence[BBox]) -> list[float]:
+        """Detection scales for the motion boxes, then the track boxes: a track's from its face size;
+        a moving blob around tracked faces the largest of theirs (its smallest face); other motion 1."""
+        frame_scale = min(1.0, self.max_side / max(frame_size))
+        track_scales = [face_scale(w, frame_scale) for _, _, w, _ in track_boxes]
+        motion_scales = []
+        for mx, my, mw, mh in motion_boxes:
+            around = [
+                scale
+                for (tx, ty, tw, th), scale in zip(track_boxes, track_scales)
+                if mx <= tx + tw / 2 <= mx + mw and my <= ty + th / 2 <= my + mh
+                and mw <= PERSON_FACE_WIDTHS * tw and mh <= PERSON_FACE_HEIGHTS * th
+            ]
+            motion_scales.append(max(around) if around else 1.0)
+        return [*motion_scales, *track_scales]
 
     def _full(self, now: float, reason: str) -> DetectPlan:
         first = self._last_full is None
