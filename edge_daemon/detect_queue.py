@@ -36,7 +36,7 @@ import numpy as np
 
 from edge_daemon.detectors.base import Detector
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import BBox, Detection, Frame, StageCounters
+from edge_daemon.messages import Detection, Frame, StageCounters, TrackedFace
 from edge_daemon.regions import Region, RegionSettings, merge_region_detections
 from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
 
@@ -283,11 +283,11 @@ class CameraDetection:
         self._every_frame = every_frame
         self._results = detect_queue.add_camera(camera)
 
-    def detect(self, frame: Frame, track_boxes: Sequence[BBox] = ()) -> list[Detection] | None:
+    def detect(self, frame: Frame, tracked: Sequence[TrackedFace] = ()) -> list[Detection] | None:
         """The faces in the frame, in frame coordinates; [] when nothing moves and nothing is tracked
         (nobody to find, so a tracker may take it as a frame without faces); None when the frame was
         not looked at (stale, dropped or failed in the queue), which a tracker must not count as a miss.
-        ``track_boxes``: the live tracks' boxes predicted to the frame's ``stream_time``.
+        ``tracked``: the live tracks' faces predicted to the frame's ``stream_time``.
 
         The policy runs on ``stream_time`` (the tracker's clock: video seconds, so a file read faster
         or slower than real time still gets a full detection every ``idle_detect_s`` of its video);
@@ -295,7 +295,7 @@ class CameraDetection:
         regions = None
         if self.policy is not None:
             height, width = frame.image.shape[:2]
-            plan = self.policy.plan(frame.stream_time, (width, height), self.motion.update(frame.image), track_boxes)
+            plan = self.policy.plan(frame.stream_time, (width, height), self.motion.update(frame.image), tracked)
             if plan.kind == "skip":
                 return []
             regions = plan.regions or None

@@ -37,6 +37,14 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class TrackedFace:
+    """Where a live track's face is expected in the next frame, for planning what to detect."""
+
+    face: BBox  # the predicted box itself
+    area: BBox  # that box widened by the prediction's uncertainty: the face lies inside it
+
+
+@dataclass(frozen=True)
 class FaceSample:
     """One face of a track that is worth embedding, already aligned for the embedder."""
 

@@ -28,7 +28,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge_daemon.messages import BBox, StageCounters
+from edge_daemon.messages import BBox, StageCounters, TrackedFace
 from edge_daemon.regions import Region, RegionSettings, face_scale, plan_regions, regions_cost, require_fractions
 
 BLUR_PX = 5  # on the small frame: smooths what the area averaging left of the sensor noise
@@ -156,37 +156,38 @@ class DetectionPolicy:
         self.counters = StageCounters()
         self._last_full: float | None = None
 
-    def plan(self, now: float, frame_size: tuple[int, int], motion: Motion, track_boxes: Sequence[BBox]) -> DetectPlan:
+    def plan(self, now: float, frame_size: tuple[int, int], motion: Motion, tracked: Sequence[TrackedFace]) -> DetectPlan:
         """``now``: the frame's capture time (seconds, one clock per camera); ``frame_size``: width,
-        height; ``track_boxes``: the boxes of the camera's live tracks, where they were last seen."""
+        height; ``tracked``: where the camera's live tracks' faces are expected."""
         # A clock that went back (a looping file restarting) must not postpone the next full detection.
         if self._last_full is None or not 0 <= now - self._last_full < self.idle_detect_s:
             return self._full(now, "idle")
         if motion.relearned:
             return self._full(now, "relearned")
-        boxes = [*motion.boxes, *track_boxes]
+        boxes = [*motion.boxes, *(face.area for face in tracked)]
         if not boxes:
             self.counters.add("frames_skipped_no_motion")
             return DetectPlan("skip", "no_motion")
-        regions = plan_regions(boxes, frame_size, self.regions, self._scales(frame_size, motion.boxes, track_boxes))
+        regions = plan_regions(boxes, frame_size, self.regions, self._scales(frame_size, motion.boxes, tracked))
         if regions_cost(regions, frame_size, self.max_side) > self.max_region_cost:
             return self._full(now, "cost")
         self.counters.add("frames_detected_regions")
         self.counters.add("regions_detected", len(regions))
         return DetectPlan("regions", "motion", tuple(regions))
 
-    def _scales(self, frame_size: tuple[int, int], motion_boxes: Sequence[BBox], track_boxes: Sequence[BBox]) -> list[float]:
-        """Detection scales for the motion boxes, then the track boxes: a track's from its face size;
-        a moving blob around tracked faces the largest of theirs (its smallest face); other motion 1."""
+    def _scales(self, frame_size: tuple[int, int], motion_boxes: Sequence[BBox], tracked: Sequence[TrackedFace]) -> list[float]:
+        """Detection scales for the motion boxes, then the tracked faces' areas: a track's from its
+        face's width; a moving blob around tracked faces the largest of theirs (its smallest face);
+        other motion 1."""
         frame_scale = min(1.0, self.max_side / max(frame_size))
-        track_scales = [face_scale(w, frame_scale) for _, _, w, _ in track_boxes]
+        track_scales = [face_scale(face.face[2], frame_scale) for face in tracked]
         motion_scales = []
         for mx, my, mw, mh in motion_boxes:
             around = [
                 scale
-                for (tx, ty, tw, th), scale in zip(track_boxes, track_scales)
-                if mx <= tx + tw / 2 <= mx + mw and my <= ty + th / 2 <= my + mh
-                and mw <= PERSON_FACE_WIDTHS * tw and mh <= PERSON_FACE_HEIGHTS * th
+                for (fx, fy, fw, fh), scale in zip((face.face for face in tracked), track_scales)
+                if mx <= fx + fw / 2 <= mx + mw and my <= fy + fh / 2 <= my + mh
+                and mw <= PERSON_FACE_WIDTHS * fw and mh <= PERSON_FACE_HEIGHTS * fh
             ]
             motion_scales.append(max(around) if around else 1.0)
         return [*motion_scales, *track_scales]

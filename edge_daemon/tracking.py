@@ -32,7 +32,7 @@ from edge_daemon.config import TrackerConfig
 from edge_daemon.detect_queue import CameraDetection
 from edge_daemon.images import generous_crop
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackEnded, TrackUnseen
+from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StageCounters, TrackedFace, TrackEnded, TrackUnseen
 from edge_daemon.motion import FaceMotion, centre_distance, centre_offset, size_ratio
 from edge_daemon.quality import QualityGate, face_features, face_quality
 
@@ -126,21 +126,23 @@ class Tracker:
                 pairs.append((track, detection))
         return pairs, ended
 
-    def predicted_boxes(self, now: float, frame_size: tuple[int, int]) -> list[BBox]:
-        """Where the live tracks' faces may be at ``now``: each predicted box widened by
-        ``PREDICTION_SD`` standard deviations of its centre on every side, so that a region planned
-        around it holds the face even when it moved unlike the prediction. Tracks about to end
-        (unseen too long, or predicted out of the frame) have none: nothing is left to look for."""
-        boxes = []
+    def predicted_faces(self, now: float, frame_size: tuple[int, int]) -> list[TrackedFace]:
+        """Where the live tracks' faces may be at ``now``: each predicted box, and that box widened
+        by ``PREDICTION_SD`` standard deviations of its centre on every side, so that a region
+        planned around it holds the face even when it moved unlike the prediction. Tracks about to
+        end (unseen too long, or predicted out of the frame) have none: nothing is left to look for."""
+        faces = []
         for track in self.tracks:
             if self._gone(track, now, frame_size):
                 continue
             (cx, cy, w, h), covariance = track.motion.expected(now)
             margin_x, margin_y = PREDICTION_SD * np.sqrt(np.diag(covariance)[:2])
-            boxes.append(
-                (float(cx - w / 2 - margin_x), float(cy - h / 2 - margin_y), float(w + 2 * margin_x), float(h + 2 * margin_y))
-            )
-        return boxes
+            left, top = float(cx - w / 2), float(cy - h / 2)
+            faces.append(TrackedFace(
+                (left, top, float(w), float(h)),
+                (left - float(margin_x), top - float(margin_y), float(w + 2 * margin_x), float(h + 2 * margin_y)),
+            ))
+        return faces
 
     def _gone(self, track: Track, now: float, frame_size: tuple[int, int] | None) -> bool:
         if now - track.last_seen > self._config.max_missed_s:
@@ -220,7 +222,7 @@ class TrackingWorker(threading.Thread):
             self._end_tracks(self._tracker.end_all())
         self._geometry = geometry
         height, width = geometry
-        detections = self.detection.detect(frame, self._tracker.predicted_boxes(frame.stream_time, (width, height)))
+        detections = self.detection.detect(frame, self._tracker.predicted_faces(frame.stream_time, (width, height)))
         # Every frame taken counts, looked at or not: the health check takes a camera whose frames stop
         # being processed for stuck, and an idle scene that skips detection is not.
         self.counters.add("frames_processed")

@@ -10,9 +10,11 @@ from conftest import CROWD_CLIP, need
 from pasted_faces import load_faces, paste
 
 from edge_daemon.regions import (
+    FACE_DETECT_PX,
     Region,
     RegionSettings,
     detect_in_regions,
+    face_scale,
     detector_pixels,
     iou,
     plan_regions,
@@ -103,6 +105,40 @@ def test_region_boxes_and_landmarks_map_back_exactly(default_detector, crowd_fra
         np.testing.assert_array_equal(mapped.landmarks, own.landmarks + np.array([region.x, region.y], np.float32))
         assert mapped.score == own.score
     assert max(iou(detection.bbox, truth) for detection in found) > 0.6
+
+
+def test_a_shrunk_region_maps_back_by_its_own_rounded_size(default_detector, crowd_frame, faces):
+    """A region detected at half size: what the detector finds in the shrunk crop maps back by the
+    crop's rounded sides exactly, and lands on the face found at full resolution."""
+    frame = crowd_frame.copy()
+    truth = paste(frame, faces[3], 100, (1400, 300))
+    full = region_around(truth, FULL_HD, SETTINGS)
+    half = region_around(truth, FULL_HD, SETTINGS, scale=0.5)
+    assert (half.x, half.y, half.width, half.height) == (full.x, full.y, full.width, full.height)
+    assert half.detected_size == (full.width // 2, full.height // 2)
+    alone = default_detector.detect(half.image(frame))
+    (mapped,) = [d for d in detect_in_regions(default_detector, frame, [half]) if iou(d.bbox, truth) > 0.5]
+    (own,) = [d for d in alone if iou((d.bbox[0] * 2 + half.x, d.bbox[1] * 2 + half.y, d.bbox[2] * 2, d.bbox[3] * 2), truth) > 0.5]
+    x, y, w, h = own.bbox
+    assert mapped.bbox == (x * 2.0 + half.x, y * 2.0 + half.y, w * 2.0, h * 2.0)
+    np.testing.assert_array_equal(mapped.landmarks, own.landmarks * 2 + np.array([half.x, half.y], np.float32))
+    (at_full,) = [d for d in detect_in_regions(default_detector, frame, [full]) if iou(d.bbox, truth) > 0.5]
+    assert iou(mapped.bbox, at_full.bbox) > 0.8
+    odd = Region(11, 7, 333, 331, 0.3)  # sides that do not divide: each axis maps back by its own ratio
+    assert odd.detected_size == (100, 99) and odd.image(frame).shape[:2] == (99, 100)
+    assert regions_cost([half], FULL_HD, 640) == pytest.approx(detector_pixels(*half.detected_size, 640) / detector_pixels(*FULL_HD, 640))
+
+
+def test_a_tracked_face_is_detected_at_the_scale_it_needs():
+    assert face_scale(4 * FACE_DETECT_PX, 0.2) == 0.25  # shrunk until the face is FACE_DETECT_PX wide
+    assert face_scale(4 * FACE_DETECT_PX, 0.5) == 0.5  # never below the whole frame's own downscale
+    assert face_scale(FACE_DETECT_PX / 2, 0.5) == 1.0  # never enlarged
+    merged = plan_regions([(1000.0, 500.0, 100.0, 120.0), (1050.0, 520.0, 30.0, 36.0)], FULL_HD, SETTINGS, [0.33, 1.0])
+    assert [region.scale for region in merged] == [1.0]  # one region: its smallest face decides
+    with pytest.raises(ValueError, match="scale"):
+        Region(0, 0, 320, 320, 0.0)
+    with pytest.raises(ValueError, match="2 boxes but 1 scales"):
+        plan_regions([(0.0, 0.0, 10.0, 10.0)] * 2, FULL_HD, SETTINGS, [1.0])
 
 
 def test_a_small_face_is_found_in_a_region(default_detector, crowd_frame, faces):

@@ -17,9 +17,9 @@ from walking import background
 
 from edge_daemon.config import Settings
 from edge_daemon.daemon import Daemon
-from edge_daemon.regions import detect_in_regions
+from edge_daemon.messages import TrackedFace
+from edge_daemon.regions import FACE_DETECT_PX, detect_in_regions, iou
 from edge_daemon.scene_motion import DetectionPolicy, Motion, MotionSettings, SceneMotion
-from edge_daemon.regions import iou
 
 FPS = 5.0  # the default detect_fps
 IDLE_DETECT_S = 4.0
@@ -119,10 +119,33 @@ def test_live_tracks_get_regions_without_motion_and_motion_everywhere_detects_th
     policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
     still = Motion([], 0.0, False)
     assert policy.plan(0.0, (1920, 1080), still, []).kind == "full"
-    tracked = policy.plan(0.2, (1920, 1080), still, [(100.0, 100.0, 40.0, 50.0)])
+    tracked = policy.plan(0.2, (1920, 1080), still, [TrackedFace((110.0, 110.0, 20.0, 30.0), (100.0, 100.0, 40.0, 50.0))])
     assert tracked.kind == "regions" and len(tracked.regions) == 1
     everywhere = Motion([(x, y, 50.0, 150.0) for x in range(0, 1900, 400) for y in (0, 500)], 0.3, False)
     assert policy.plan(0.4, (1920, 1080), everywhere, []).reason == "cost"
+
+
+def test_tracked_faces_set_the_scale_of_their_regions_and_of_the_blob_of_their_person():
+    """An 80-px face in 1080p is detected shrunk to FACE_DETECT_PX, its walking body's blob with it;
+    a blob with no tracked face in it, or a crowd's blob too large for one person, at full size."""
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640)
+    policy.plan(0.0, (1920, 1080), Motion([], 0.0, False), [])
+    big = TrackedFace((800.0, 300.0, 80.0, 94.0), (780.0, 280.0, 120.0, 134.0))
+    body = (740.0, 280.0, 200.0, 500.0)
+    (region,) = policy.plan(0.2, (1920, 1080), Motion([body], 0.1, False), [big]).regions
+    assert region.scale == FACE_DETECT_PX / 80
+    stranger = (100.0, 100.0, 60.0, 120.0)
+    regions = policy.plan(0.4, (1920, 1080), Motion([body, stranger], 0.1, False), [big]).regions
+    assert sorted(region.scale for region in regions) == [FACE_DETECT_PX / 80, 1.0]
+    near = TrackedFace((500.0, 300.0, 48.0, 56.0), (490.0, 290.0, 68.0, 76.0))  # in 720p: shrunk to 2/3
+    (region,) = policy.plan(0.6, (1280, 720), Motion([(440.0, 280.0, 200.0, 400.0)], 0.1, False), [near]).regions
+    assert region.scale == FACE_DETECT_PX / 48
+    group = (380.0, 280.0, 300.0, 200.0)  # over 6 faces wide: more than one person
+    (region,) = policy.plan(0.8, (1280, 720), Motion([group], 0.3, False), [near]).regions
+    assert region.scale == 1.0
+    small = TrackedFace((800.0, 300.0, 24.0, 28.0), (790.0, 290.0, 44.0, 48.0))
+    (region,) = policy.plan(1.0, (1920, 1080), Motion([], 0.0, False), [small]).regions
+    assert region.scale == 1.0
 
 
 def test_bad_settings_and_frames_are_refused():
@@ -174,8 +197,8 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
     seen = []  # per frame: video seconds, faces found (None: not looked at), the policy's counters after it
     detect = detection.detect
 
-    def watched(frame, track_boxes):
-        found = detect(frame, track_boxes)
+    def watched(frame, tracked):
+        found = detect(frame, tracked)
         seen.append((frame.stream_time, found, detection.policy.counters.values))
         return found
 

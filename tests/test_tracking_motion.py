@@ -43,18 +43,20 @@ def test_prediction_uses_frame_times_when_frames_are_dropped():
     assert tracks == {1}
 
 
-def test_predicted_boxes_hold_where_a_walker_will_be_and_widen_with_time():
+def test_predicted_faces_hold_where_a_walker_will_be_and_widen_with_time():
     """The boxes regions are planned around: a walker's next detection lies inside its predicted box,
     the box grows while the track goes unseen, and a track predicted out of the frame has none."""
     tracker = Tracker(TrackerConfig())
     for step in range(5):
         tracker.update([face(100 + 86.4 * step, 300)], now=0.2 * step, frame_size=(1280, 720))
-    (soon,) = tracker.predicted_boxes(1.0, (1280, 720))
-    (later,) = tracker.predicted_boxes(1.4, (1280, 720))
+    (soon_face,) = tracker.predicted_faces(1.0, (1280, 720))
+    (later_face,) = tracker.predicted_faces(1.4, (1280, 720))
+    soon, later = soon_face.area, later_face.area
     x, y, w, h = face(100 + 86.4 * 5, 300).bbox
+    assert abs(soon_face.face[2] - w) < 0.1 * w and abs(soon_face.face[0] - x) < 0.25 * w
     assert soon[0] < x and x + w < soon[0] + soon[2] and soon[1] < y and y + h < soon[1] + soon[3]
     assert later[2] > soon[2] and later[3] > soon[3]
-    assert tracker.predicted_boxes(3.0, (1280, 720)) == []  # walked out at 430 px/s
+    assert tracker.predicted_faces(3.0, (1280, 720)) == []  # walked out at 430 px/s
 
 
 def test_two_people_crossing_keep_their_tracks():
