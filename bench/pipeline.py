@@ -13,6 +13,10 @@ main process, the detector process and the embedder process).
   .venv/bin/python bench/pipeline.py --streams 2 --variants default library-threads no-tracking
   .venv/bin/python bench/pipeline.py --rtsp --streams 2 4 6 --variants default decode-all
       # cameras read the clip live from the test suite's GStreamer RTSP server (tests/rtsp.py)
+  .venv/bin/python bench/pipeline.py --clip idle --cost --variants default regions-full-size
+      # what detection costs, free of this box's noise: one camera reads the clip once, as fast as
+      # the pipeline takes it (nothing dropped or stale); detector seconds per video second, frames
+      # by what was detected, faces, tracks and decisions
 """
 
 from __future__ import annotations
@@ -120,6 +124,8 @@ VARIANTS = {
     "embed-queue-8": {"embedder": {"queue_size": 8}},
     # At most two faces of a track embedded instead of three.
     "attempts-2": {"tracker": {"max_attempts": 2}},
+    # Regions around live tracks at full size instead of shrunk to the face (motion.region_face_px).
+    "regions-full-size": {"motion": {"region_face_px": 0}},
     # Two detector processes serving the detection queue (the default is one).
     "detect-workers-2": {"detector": {"workers": 2}},
     # Embed every face of every frame instead of deciding per track.
@@ -182,6 +188,49 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
     }
 
 
+def cost(clip: str, fps: float, detector: dict, variant: str) -> dict:
+    """One camera reading the clip once, as fast as the pipeline takes it: what detection costs
+    per video second, without the box's load in it (nothing goes stale or is dropped)."""
+    import av
+
+    overrides = dict(VARIANTS[variant])
+    camera = {"name": "cam0", "url": clip, "loop": False, "realtime": False, "detect_fps": fps, **overrides.pop("camera", {})}
+    settings = Settings(cameras=[camera], detector={**detector, **overrides.pop("detector", {})},
+                        gallery={"path": None}, events={"jsonl": ""}, **overrides)
+    with av.open(clip) as container:
+        stream = container.streams.video[0]
+        video_s = float(stream.duration * stream.time_base) if stream.duration else stream.frames / float(stream.average_rate)
+    daemon = Daemon(settings)
+    daemon.start()
+    while daemon.cameras[0].state != "ended" or daemon.trackers[0].is_alive():
+        time.sleep(0.2)
+    daemon.request_stop()
+    daemon.shutdown()
+    stats = daemon.stats()
+    counters = stats["cameras"]["cam0"]
+    return {
+        "variant": variant,
+        "video_s": round(video_s, 1),
+        "detector_s_per_video_s": round(stats["detector"]["busy_s"] / video_s, 4),
+        "frames": counters.get("frames_processed", 0),
+        "skipped": counters.get("frames_skipped_no_motion", 0),
+        "regions": counters.get("frames_detected_regions", 0),
+        "full": sum(v for k, v in counters.items() if k.startswith("frames_detected_full")),
+        "full_for_cost": counters.get("frames_detected_full_cost", 0),
+        "faces_detected": counters.get("faces_detected", 0),
+        "tracks": counters.get("tracks_started", 0),
+        "faces_embedded": stats["embedder"].get("faces_embedded", 0),
+        "decisions": len(daemon.decisions.latencies),
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    print("  ".join(f"{c:>12.12}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{str(row[c]):>12.12}" for c in columns))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
@@ -197,6 +246,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 s per configuration")
     parser.add_argument("--rtsp", action="store_true", help="serve the clip live over RTSP instead of as files")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--cost", action="store_true", help="one camera, the clip once as fast as it goes: detection's cost")
     args = parser.parse_args()
     if str(args.clip) == "idle":
         args.clip = write_idle_clip(Path(tempfile.gettempdir()) / f"edge-daemon-idle-{IDLE_SIZE[1]}p{IDLE_FPS}-{IDLE_SECONDS}s.mp4")
@@ -206,6 +256,17 @@ def main() -> int:
     detector = {"backend": args.detector}
     if args.detector == "yunet_onnx":
         detector["model_path"] = str(args.model_path)
+    if args.cost:
+        rows = [cost(str(args.clip), args.fps, detector, variant) for variant in args.variants]
+        print(f"clip {args.clip.name}, one camera read once as fast as the pipeline takes it, detector {args.detector}")
+        print_table(rows)
+        for row in rows[1:]:
+            print(f"{row['variant']} / {rows[0]['variant']}: detector time "
+                  f"{row['detector_s_per_video_s'] / max(rows[0]['detector_s_per_video_s'], 1e-9):.2f}x, faces detected "
+                  f"{row['faces_detected'] / max(rows[0]['faces_detected'], 1):.2f}x, decisions {row['decisions']} vs {rows[0]['decisions']}")
+        if args.json:
+            print(json.dumps({"clip": str(args.clip), "detector": args.detector, "cost": rows}))
+        return 0
     seconds = 10.0 if args.quick else args.seconds
     server = None
     if args.rtsp:
@@ -225,11 +286,8 @@ def main() -> int:
         if server:
             server.stop()
 
-    columns = list(rows[0])
     print(f"clip {args.clip.name} {'live over RTSP' if args.rtsp else 'as files'}, detector {args.detector}, {seconds:.0f} s per run")
-    print("  ".join(f"{c:>12.12}" for c in columns))
-    for row in rows:
-        print("  ".join(f"{str(row[c]):>12.12}" for c in columns))
+    print_table(rows)
     for variant in args.variants[1:]:
         for n in args.streams:
             base = next(r for r in rows if r["variant"] == args.variants[0] and r["streams"] == n)

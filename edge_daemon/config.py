@@ -735,6 +735,15 @@ class MotionConfig(Section):
         title="Duplicate face overlap",
         description="A face found in two regions whose boxes overlap by this IoU is kept once.",
     )
+    region_face_px: int = Field(
+        32,
+        ge=0,
+        le=1024,
+        title="Tracked face size",
+        description="A region around a live track is shrunk until its face is this many pixels wide for the detector "
+        "(never below the whole frame's own downscale, never enlarged), and so is a moving blob of that person's "
+        "size around it; motion with no tracked face is detected at full size. 0: every region at full size.",
+    )
     max_region_cost: float = Field(
         1.0,
         gt=0,

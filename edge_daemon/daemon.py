@@ -101,7 +101,8 @@ def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: Det
     if not motion.enabled:
         return CameraDetection(camera.name, detect_queue, every_frame=every_frame)
     regions = RegionSettings(
-        motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap, motion.duplicate_iou
+        motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap,
+        motion.duplicate_iou, motion.region_face_px,
     )
     # Each camera's own phase, the same at every start (a hash of its name, not Python's salted hash).
     phase = zlib.crc32(camera.name.encode()) / 2**32

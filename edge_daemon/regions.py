@@ -23,7 +23,7 @@ inside the frame, merged when they overlap), adapted to faces:
   way to the whole face that a neighbouring region found;
 - a region has a scale: motion where no face is known yet is detected at full resolution (the
   point of regions: small faces), but a region around a live track, whose face size is known, is
-  shrunk until that face is ``FACE_DETECT_PX`` wide for the detector, never below the whole frame's
+  shrunk until that face is ``face_px`` (32) wide for the detector, never below the whole frame's
   own downscale (the scale the embedders' alignment and thresholds were measured at). A 100-px
   face in a 352-px region of a 720p frame is detected at half size, for about a third of the time.
 """
@@ -43,7 +43,7 @@ from edge_daemon.messages import BBox, Detection
 STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
 EDGE_PX = 2  # a detection this close to a crop's inner edge is taken as cut by it
 CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
-# A tracked face is detected at a scale that makes it this wide: YuNet finds faces this size as
+# The default width a tracked face is shrunk to for detection: YuNet finds faces this size as
 # surely as larger ones (bench/detect.py: the whole 1080p frame, where a 96-px face is 32 px at
 # the detector, finds all of them).
 FACE_DETECT_PX = 32
@@ -63,14 +63,15 @@ class RegionSettings:
     padding_px: int = 48  # frame pixels kept around a box at least
     merge_overlap: float = 0.3  # of the smaller region
     duplicate_iou: float = 0.3
+    face_px: int = FACE_DETECT_PX  # a tracked face's width for the detector; 0: regions at full size
 
     def __post_init__(self) -> None:
         if self.min_side < STRIDE or self.min_side % STRIDE:
             raise ValueError(f"min_side must be a positive multiple of {STRIDE}, got {self.min_side}")
         if self.box_scale < 1:
             raise ValueError(f"box_scale must be at least 1 (a region holds its box), got {self.box_scale}")
-        if self.padding_px < 0:
-            raise ValueError(f"padding_px must not be negative, got {self.padding_px}")
+        if self.padding_px < 0 or self.face_px < 0:
+            raise ValueError(f"padding_px and face_px must not be negative, got {self.padding_px}, {self.face_px}")
         require_fractions(self, "merge_overlap", "duplicate_iou")
 
 
@@ -112,13 +113,15 @@ class Region:
         return cv2.resize(crop, self.detected_size, interpolation=cv2.INTER_AREA)
 
 
-def face_scale(face_width: float, frame_scale: float) -> float:
+def face_scale(face_width: float, frame_scale: float, face_px: int = FACE_DETECT_PX) -> float:
     """The scale at which a tracked face ``face_width`` frame pixels wide is detected in a region:
-    small enough that it is ``FACE_DETECT_PX`` wide, never smaller than ``frame_scale`` (the whole
-    frame's downscale), never enlarged."""
+    small enough that it is ``face_px`` wide, never smaller than ``frame_scale`` (the whole frame's
+    downscale), never enlarged; ``face_px`` 0: full size."""
     if face_width <= 0 or not 0 < frame_scale <= 1:
         raise ValueError(f"face_width must be positive and frame_scale in (0, 1], got {face_width}, {frame_scale}")
-    return min(1.0, max(frame_scale, FACE_DETECT_PX / face_width))
+    if face_px == 0:
+        return 1.0
+    return min(1.0, max(frame_scale, face_px / face_width))
 
 
 def _check_frame_size(frame_size: tuple[int, int]) -> None:

@@ -180,7 +180,7 @@ class DetectionPolicy:
         face's width; a moving blob around tracked faces the largest of theirs (its smallest face);
         other motion 1."""
         frame_scale = min(1.0, self.max_side / max(frame_size))
-        track_scales = [face_scale(face.face[2], frame_scale) for face in tracked]
+        track_scales = [face_scale(face.face[2], frame_scale, self.regions.face_px) for face in tracked]
         motion_scales = []
         for mx, my, mw, mh in motion_boxes:
             around = [

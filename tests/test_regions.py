@@ -133,6 +133,7 @@ def test_a_tracked_face_is_detected_at_the_scale_it_needs():
     assert face_scale(4 * FACE_DETECT_PX, 0.2) == 0.25  # shrunk until the face is FACE_DETECT_PX wide
     assert face_scale(4 * FACE_DETECT_PX, 0.5) == 0.5  # never below the whole frame's own downscale
     assert face_scale(FACE_DETECT_PX / 2, 0.5) == 1.0  # never enlarged
+    assert face_scale(4 * FACE_DETECT_PX, 0.2, face_px=0) == 1.0  # off: full size
     merged = plan_regions([(1000.0, 500.0, 100.0, 120.0), (1050.0, 520.0, 30.0, 36.0)], FULL_HD, SETTINGS, [0.33, 1.0])
     assert [region.scale for region in merged] == [1.0]  # one region: its smallest face decides
     with pytest.raises(ValueError, match="scale"):
