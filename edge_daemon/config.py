@@ -736,7 +736,7 @@ class MotionConfig(Section):
         description="A face found in two regions whose boxes overlap by this IoU is kept once.",
     )
     region_face_px: int = Field(
-        32,
+        40,
         ge=0,
         le=1024,
         title="Tracked face size",

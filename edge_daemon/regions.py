@@ -23,7 +23,7 @@ inside the frame, merged when they overlap), adapted to faces:
   way to the whole face that a neighbouring region found;
 - a region has a scale: motion where no face is known yet is detected at full resolution (the
   point of regions: small faces), but a region around a live track, whose face size is known, is
-  shrunk until that face is ``face_px`` (32) wide for the detector, never below the whole frame's
+  shrunk until that face is ``face_px`` (40) wide for the detector, never below the whole frame's
   own downscale (the scale the embedders' alignment and thresholds were measured at). A 100-px
   face in a 352-px region of a 720p frame is detected at half size, for about a third of the time.
 """
@@ -43,10 +43,10 @@ from edge_daemon.messages import BBox, Detection
 STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
 EDGE_PX = 2  # a detection this close to a crop's inner edge is taken as cut by it
 CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
-# The default width a tracked face is shrunk to for detection: YuNet finds faces this size as
-# surely as larger ones (bench/detect.py: the whole 1080p frame, where a 96-px face is 32 px at
-# the detector, finds all of them).
-FACE_DETECT_PX = 32
+# The default width a tracked face is shrunk to for detection. bench/pipeline.py --clip idle --cost:
+# at 40 px the regions found every face they found at full size (55 of 55) for 0.90x the
+# detector time; at 32 px they lost 7 of 55.
+FACE_DETECT_PX = 40
 
 
 def require_fractions(settings, *names: str) -> None:
