@@ -44,7 +44,7 @@ STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
 EDGE_PX = 2  # a detection this close to a crop's inner edge is taken as cut by it
 CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
 # The default width a tracked face is shrunk to for detection. bench/pipeline.py --clip idle --cost:
-# at 40 px the regions found every face they found at full size (55 of 55) for 0.90x the
+# at 40 px the regions found every face they found at full size (55 of 55) for 0.80-0.90x the
 # detector time; at 32 px they lost 7 of 55.
 FACE_DETECT_PX = 40
 

@@ -34,10 +34,11 @@ from edge_daemon.regions import Region, RegionSettings, face_scale, plan_regions
 BLUR_PX = 5  # on the small frame: smooths what the area averaging left of the sensor noise
 MIN_MAX_SIDE = 64  # the smallest detector.max_side the configuration allows
 # A moving blob no larger than this many face widths and heights around a live track's face is
-# that person moving (a walker's blob, dilated, with the edge they left: bench/pipeline.py's idle
-# crossing gives 2x2, a person walking at 5 detect-fps about 5x10). Anyone else in it stands beside
-# them, at about their distance, so their face is about as large: the blob is detected at the
-# track's scale. A larger blob (a crowd) is detected at full resolution.
+# that person moving. bench/pipeline.py's idle crossing (a head and shoulders) gives 2x2; a whole
+# walker is an estimate, not measured: shoulders about 3 face widths, a body about 7.5 face heights,
+# grown by the mask's dilation and the step since the frame before. Anyone else in such a blob
+# stands beside them, at about their distance, so their face is about as large: the blob is
+# detected at the track's scale. A larger blob (a group) is detected at full resolution.
 PERSON_FACE_WIDTHS, PERSON_FACE_HEIGHTS = 6, 12
 
 
