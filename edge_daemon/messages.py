@@ -63,7 +63,6 @@ class TrackEnded:
     camera: str
     track_id: int
     bbox: BBox
-    last_seen_at: float
 
 
 @dataclass(frozen=True)

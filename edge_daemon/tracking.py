@@ -281,4 +281,4 @@ class TrackingWorker(threading.Thread):
     def _end_tracks(self, tracks: list[Track]) -> None:
         for track in tracks:
             if track.attempts or track.reported_unseen:  # the others produced no decision, so no 'ended' either
-                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox, track.last_seen))
+                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox))

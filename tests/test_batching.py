@@ -67,7 +67,7 @@ def test_several_cameras_under_load_make_batches_larger_than_one(default_embedde
         producer.start()
     for producer in producers:
         producer.join()
-    faces.put(TrackEnded("cam0", 999, (0, 0, 1, 1), time.time()))
+    faces.put(TrackEnded("cam0", 999, (0, 0, 1, 1)))
     faces.put(Shutdown())
     worker.join(60)
     results = []

@@ -402,7 +402,7 @@ def test_tracks_seen_together_are_never_grouped_by_the_daemons_decisions(tmp_pat
                                 np.full((8, 8, 3), 100, np.uint8), ts)
             vector = unit(person + rng.normal(scale=0.05, size=64))
             inbox.put(Identification(sample, None, 0.1, "r1", ts, vector, "unknown"))
-        inbox.put(TrackEnded("door", track_id, (1, 2, 3, 4), last))
+        inbox.put(TrackEnded("door", track_id, (1, 2, 3, 4)))
     inbox.put(Shutdown())
     maker.join(5)
     tracks = {t.track_id: t for t in history.tracks(DEFAULT_VERSION)}

@@ -82,9 +82,9 @@ def test_one_event_per_decision_and_updates_only_on_change():
             identified(2, None, 0.80),
             identified(2, "bo", 0.92),  # 0.92 for bo beats 0.80 for unknown: updated
             identified(2, "bo", 0.93),
-            TrackEnded("door", 1, (1, 2, 3, 4), time.time()),
-            TrackEnded("door", 2, (1, 2, 3, 4), time.time()),
-            TrackEnded("door", 3, (1, 2, 3, 4), time.time()),  # never decided: no event
+            TrackEnded("door", 1, (1, 2, 3, 4)),
+            TrackEnded("door", 2, (1, 2, 3, 4)),
+            TrackEnded("door", 3, (1, 2, 3, 4)),  # never decided: no event
         ]
     )
     summary = [(e.type, e.track_id, e.identity) for e in events]
