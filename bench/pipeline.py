@@ -133,17 +133,22 @@ VARIANTS = {
 }
 
 
-def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gallery: str | None,
-        variant: str) -> dict:
+def variant_settings(variant: str, camera: dict, streams: int, detector: dict, gallery: str | None) -> Settings:
+    """``streams`` cameras like ``camera`` and the ``detector``, with the variant's options over them."""
     overrides = dict(VARIANTS[variant])
-    camera = {"url": url, "loop": True, "detect_fps": fps, **overrides.pop("camera", {})}
-    settings = Settings(
+    camera = {**camera, **overrides.pop("camera", {})}
+    return Settings(
         cameras=[{"name": f"cam{i}", **camera} for i in range(streams)],
         detector={**detector, **overrides.pop("detector", {})},
         gallery={"path": gallery},
         events={"jsonl": ""},
         **overrides,
     )
+
+
+def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gallery: str | None,
+        variant: str) -> dict:
+    settings = variant_settings(variant, {"url": url, "loop": True, "detect_fps": fps}, streams, detector, gallery)
     daemon = Daemon(settings)
     cpu_before, started = cpu_seconds(), time.monotonic()
     daemon.start()
@@ -193,10 +198,7 @@ def cost(clip: str, fps: float, detector: dict, variant: str) -> dict:
     per video second, without the box's load in it (nothing goes stale or is dropped)."""
     import av
 
-    overrides = dict(VARIANTS[variant])
-    camera = {"name": "cam0", "url": clip, "loop": False, "realtime": False, "detect_fps": fps, **overrides.pop("camera", {})}
-    settings = Settings(cameras=[camera], detector={**detector, **overrides.pop("detector", {})},
-                        gallery={"path": None}, events={"jsonl": ""}, **overrides)
+    settings = variant_settings(variant, {"url": clip, "loop": False, "realtime": False, "detect_fps": fps}, 1, detector, None)
     with av.open(clip) as container:
         stream = container.streams.video[0]
         video_s = float(stream.duration * stream.time_base) if stream.duration else stream.frames / float(stream.average_rate)
