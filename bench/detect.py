@@ -67,6 +67,7 @@ VARIANTS = {
 }
 WIDTHS = (16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 120)
 GOAL_WIDTH = 24  # the goal: recall of faces at least this wide in 1080p
+SMALL_WIDTHS = (20, 30)  # the regions' goal: faces this wide in 1080p
 # Where the face sits in an aligned 112-px crop (x, y, w, h as shares of the crop): yuface's box on
 # 42 celeb24 crops shown at 224 px on a plain background (width 0.707 +- 0.035).
 FACE_IN_CROP = (0.15, 0.09, 0.71, 0.93)
@@ -176,15 +177,16 @@ def distance_recall(detectors: dict, frames_per_width: int, seed: int) -> dict:
     return result
 
 
-def distance_regions(detector, max_side: int, frames_per_width: int, seed: int) -> dict:
-    """The distance set as the daemon detects it when people move: the whole frame; the regions the
-    motion between each frame and the one before plans, all of them; and what ``DetectionPolicy``
-    does (those regions, or the whole frame where they would cost more than it). Recall and
-    detector ms per frame, by width."""
+def distance_regions(detector, full_size, max_side: int, frames_per_width: int, seed: int) -> dict:
+    """The distance set as the daemon detects it when people move: the whole frame at ``max_side``
+    and at full size (``full_size``, the detector without a downscale); the regions the motion
+    between each frame and the one before plans, all of them, packed into mosaics as the daemon
+    packs them; and what ``DetectionPolicy`` does (those regions, or the whole frame where they
+    would cost more than it). Recall and detector ms per frame, by width."""
     from edge_daemon.regions import RegionSettings, detect_in_regions, plan_regions
     from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
 
-    kinds = ("whole", "regions", "policy")
+    kinds = ("whole", "whole_full", "regions", "policy")
     rows = {width: {**{kind: [0, 0.0] for kind in kinds}, "faces": 0, "full": 0} for width in WIDTHS}
     for width, frame, boxes, before in distance_set(read_frames(CROWD), frames_per_width, seed):
         size = frame.shape[1], frame.shape[0]
@@ -195,7 +197,8 @@ def distance_regions(detector, max_side: int, frames_per_width: int, seed: int) 
         regions = plan_regions(moved.boxes, size, RegionSettings())
         found = {}
         for kind, call in (("whole", lambda: detector.detect(frame)),
-                           ("regions", lambda: detect_in_regions(detector, frame, regions) if regions else [])):
+                           ("whole_full", lambda: full_size.detect(frame)),
+                           ("regions", lambda: detect_in_regions(detector, frame, regions, mosaic_side=max_side) if regions else [])):
             started = time.perf_counter()
             found[kind] = (call(), (time.perf_counter() - started) * 1000)
         found["policy"] = found["whole"] if plan.kind == "full" else found["regions"]
@@ -337,21 +340,31 @@ def report(results: dict) -> None:
         for name, row in rows.items():
             print(f"{name:>11}  {size:>9}  {row['ms_p50']:>7.1f}  {row['ms_mean']:>7.1f}  {row['faces_per_frame']:>6.2f}  "
                   f"{ratio(rows['yuface']['ms_mean'], row['ms_mean']):>14}")
-    regions = results["distance_regions"]
-    print("\n6. the distance set with motion (each of the 12 faces one width further left in the frame before), yunet@640: "
-          "recall of the whole frame, of all the regions the motion plans, and of what DetectionPolicy detects "
-          "(the regions, or the whole frame where they would cost more)")
-    print(f"{'width px':>8}  {'whole':>6}  {'regions':>7}  {'policy':>6}  {'ms whole':>8}  {'ms regions':>10}  "
-          f"{'regions / whole':>15}  {'ms policy':>9}  {'policy whole':>12}")
-    for width, row in regions.items():
-        print(f"{width:>8}  {row['recall_whole']:>6.3f}  {row['recall_regions']:>7.3f}  {row['recall_policy']:>6.3f}  "
-              f"{row['ms_whole']:>8.1f}  {row['ms_regions']:>10.1f}  {row['ms_regions'] / max(row['ms_whole'], 1e-9):>15.2f}  "
-              f"{row['ms_policy']:>9.1f}  {row['policy_whole_frames']:>5} of {row['frames']:<4}")
+    report_distance_regions(results["distance_regions"])
     if "lfw" in results:
         lfw = results["lfw"]
         print(f"\n7. LFW View 1 dev images whose detections equal yuface@640's: of {lfw['images']}")
         for name, count in lfw["identical"].items():
             print(f"{name:>11}  {count}")
+
+
+def report_distance_regions(regions: dict) -> None:
+    print("\n6. the distance set with motion (each of the 12 faces one width further left in the frame before), yunet@640: "
+          "recall of the whole frame (at 640 and at full size), of all the regions the motion plans (in mosaics), and of "
+          "what DetectionPolicy detects (the regions, or the whole frame where they would cost more)")
+    print(f"{'width px':>8}  {'whole':>6}  {'full':>6}  {'regions':>7}  {'policy':>6}  {'ms whole':>8}  {'ms full':>7}  "
+          f"{'ms regions':>10}  {'regions / whole':>15}  {'regions / full':>14}  {'ms policy':>9}  {'policy whole':>12}")
+    for width, row in regions.items():
+        print(f"{width:>8}  {row['recall_whole']:>6.3f}  {row['recall_whole_full']:>6.3f}  {row['recall_regions']:>7.3f}  "
+              f"{row['recall_policy']:>6.3f}  {row['ms_whole']:>8.1f}  {row['ms_whole_full']:>7.1f}  {row['ms_regions']:>10.1f}  "
+              f"{row['ms_regions'] / max(row['ms_whole'], 1e-9):>15.2f}  {row['ms_regions'] / max(row['ms_whole_full'], 1e-9):>14.2f}  "
+              f"{row['ms_policy']:>9.1f}  {row['policy_whole_frames']:>5} of {row['frames']:<4}")
+    pooled = [row for width, row in regions.items() if SMALL_WIDTHS[0] <= width <= SMALL_WIDTHS[1]]
+    if pooled:
+        faces = sum(row["faces"] for row in pooled)
+        print(f"faces {SMALL_WIDTHS[0]}-{SMALL_WIDTHS[1]} px, pooled: " + ", ".join(
+            f"{kind} {sum(row[f'recall_{kind}'] * row['faces'] for row in pooled) / faces:.3f}"
+            f" ({sum(row[f'ms_{kind}'] for row in pooled) / len(pooled):.1f} ms)" for kind in ("whole", "whole_full", "regions", "policy")))
 
 
 def main() -> int:
@@ -361,17 +374,30 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="10 cost frames, 2 distance frames per width, every 4th clip frame")
     parser.add_argument("--lfw", action="store_true", help="also compare detections on the LFW View 1 dev images")
+    parser.add_argument("--regions-only", action="store_true", help="only section 6 (no yuface needed)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for path in (CROWD, HAMILTON, DLIB_BOXES, FACES, *([LFW] if args.lfw else [])):
         if not path.exists():
             parser.error(f"shared data not found: {path}")
-    try:
-        import yuface  # noqa: F401
-    except ImportError:
-        parser.error("the reference, yuface, is not installed (its wheels are for x86_64 CPython 3.10-3.11)")
+    if not args.regions_only:
+        try:
+            import yuface  # noqa: F401
+        except ImportError:
+            parser.error("the reference, yuface, is not installed (its wheels are for x86_64 CPython 3.10-3.11)")
     cv2.setNumThreads(1)  # as in the daemon's processes: one compute thread each
     cost_frames = 10 if args.quick else args.frames
+    distance_frames = 2 if args.quick else args.distance_frames
+    full_size = create_detector(DetectorConfig(backend="yunet", max_side=max(read_frames(CROWD, 1)[0].shape[:2])),
+                                separate_process=False)
+    if args.regions_only:
+        detector = create_detector(VARIANTS["yunet@640"], separate_process=False)
+        results = {"distance_regions": distance_regions(detector, full_size, VARIANTS["yunet@640"].max_side,
+                                                        distance_frames, args.seed)}
+        report_distance_regions(results["distance_regions"])
+        if args.json:
+            print(json.dumps(results))
+        return 0
     detectors = {name: create_detector(config, separate_process=False) for name, config in VARIANTS.items()}
     crowd = read_frames(CROWD, cost_frames)
     step = 4 if args.quick else 1
@@ -382,7 +408,9 @@ def main() -> int:
         "distance": distance_recall(detectors, 2 if args.quick else args.distance_frames, args.seed),
         "agreement": {"hamilton": agreement(detectors, HAMILTON, step), "crowd": agreement(detectors, CROWD, step)},
         "sized": sized_cost(crowd),
-        "distance_regions": distance_regions(detectors["yunet@640"], VARIANTS["yunet@640"].max_side, 2 if args.quick else args.distance_frames, args.seed),
+        "distance_regions": distance_regions(
+            detectors["yunet@640"], full_size, VARIANTS["yunet@640"].max_side, distance_frames, args.seed
+        ),
     }
     if args.lfw:
         results["lfw"] = lfw_identity({name: detectors[name] for name in (REFERENCE, "yunet@640")})

@@ -126,6 +126,8 @@ VARIANTS = {
     "attempts-2": {"tracker": {"max_attempts": 2}},
     # Regions around live tracks at full size instead of shrunk to the face (motion.region_face_px).
     "regions-full-size": {"motion": {"region_face_px": 0}},
+    # The motion mask at twice the default width (finer: finds small moving heads the default misses).
+    "motion-320": {"motion": {"width": 320}},
     # Two detector processes serving the detection queue (the default is one).
     "detect-workers-2": {"detector": {"workers": 2}},
     # Embed every face of every frame instead of deciding per track.

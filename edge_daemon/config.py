@@ -704,7 +704,7 @@ class MotionConfig(Section):
         "motion: the background is learnt again and the whole frame detected once.",
     )
     region_min_side: int = Field(
-        320,
+        128,
         ge=32,
         le=4096,
         multiple_of=32,
@@ -715,7 +715,7 @@ class MotionConfig(Section):
         1.25, ge=1, le=8, title="Region size", description="A region's side per longer side of the box it is around."
     )
     region_padding_px: int = Field(
-        48,
+        24,
         ge=0,
         le=1024,
         title="Region padding",

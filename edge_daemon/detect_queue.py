@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from queue import Empty, SimpleQueue
 from typing import Literal
 
@@ -37,7 +38,7 @@ import numpy as np
 from edge_daemon.detectors.base import Detector
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import Detection, Frame, StageCounters, TrackedFace
-from edge_daemon.regions import Region, RegionSettings, merge_region_detections
+from edge_daemon.regions import Mosaic, Region, RegionSettings, merge_mosaic_detections, pack_mosaics
 from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
 
 log = get_logger(__name__)
@@ -54,13 +55,18 @@ class DetectRequest:
     image: np.ndarray  # the whole frame, BGR uint8
     regions: tuple[Region, ...] | None = None  # None: detect the whole frame
     may_expire: bool = True  # False: detected however late (a file read as fast as the pipeline takes it)
+    mosaic_side: int = 0  # the detector's max_side: small regions are packed into mosaics; 0: each alone
+
+    @cached_property
+    def mosaics(self) -> list[Mosaic]:
+        return pack_mosaics(self.regions or (), self.mosaic_side)
 
     @property
     def images(self) -> list[np.ndarray]:
-        """What the detector runs on: the frame, or each region's crop at the region's scale."""
+        """What the detector runs on: the frame, or the regions' mosaics (``regions.pack_mosaics``)."""
         if self.regions is None:
             return [self.image]
-        return [region.image(self.image) for region in self.regions]
+        return [mosaic.image(self.image) for mosaic in self.mosaics]
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,7 @@ class DetectionQueue(threading.Thread):
                 detections = list(per_image[0])
             else:
                 height, width = request.image.shape[:2]
-                detections = merge_region_detections(request.regions, per_image, (width, height), self.duplicate_iou)
+                detections = merge_mosaic_detections(request.mosaics, per_image, (width, height), self.duplicate_iou)
             self._answer(request, "detected", detections)
 
     def _answer(self, request: DetectRequest, status: Status, detections: Sequence[Detection] = ()) -> None:
@@ -300,7 +306,10 @@ class CameraDetection:
                 return []
             regions = plan.regions or None
         self._queue.submit(
-            DetectRequest(self.camera, frame.seq, frame.captured_at, frame.image, regions, may_expire=not self._every_frame)
+            DetectRequest(
+                self.camera, frame.seq, frame.captured_at, frame.image, regions, not self._every_frame,
+                self.policy.max_side if self.policy is not None else 0,
+            )
         )
         while True:
             try:

@@ -47,6 +47,9 @@ CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
 # at 40 px the regions found every face they found at full size (55 of 55) for 0.80-0.90x the
 # detector time; at 32 px they lost 7 of 55.
 FACE_DETECT_PX = 40
+# Black between a mosaic's tiles: one of YuNet's finest strides, so a face at a tile's edge is not
+# pieced together with its neighbour's pixels.
+MOSAIC_GAP_PX = 8
 
 
 def require_fractions(settings, *names: str) -> None:
@@ -58,9 +61,9 @@ def require_fractions(settings, *names: str) -> None:
 
 @dataclass(frozen=True)
 class RegionSettings:
-    min_side: int = 320  # frame pixels; a multiple of STRIDE
+    min_side: int = 128  # frame pixels; a multiple of STRIDE
     box_scale: float = 1.25  # region side per longer side of its box
-    padding_px: int = 48  # frame pixels kept around a box at least
+    padding_px: int = 16  # frame pixels kept around a box at least
     merge_overlap: float = 0.3  # of the smaller region
     duplicate_iou: float = 0.3
     face_px: int = FACE_DETECT_PX  # a tracked face's width for the detector; 0: regions at full size
@@ -192,6 +195,79 @@ def plan_regions(
     return [region for _, region in planned]
 
 
+@dataclass(frozen=True)
+class Mosaic:
+    """Regions detected in one image: each region's detector image (``Region.image``) at its offset
+    on a black canvas. Twelve small regions in one call cost the canvas's pixels and one call's
+    fixed cost (ONNX Runtime's, the decoding's and NMS's), instead of twelve calls' fixed costs."""
+
+    width: int
+    height: int
+    tiles: tuple[tuple[Region, int, int], ...]  # region, left and top on the canvas
+
+    @property
+    def regions(self) -> list[Region]:
+        return [region for region, _, _ in self.tiles]
+
+    def image(self, frame: np.ndarray) -> np.ndarray:
+        """What the detector is given: the region's own image when it is alone, else the canvas."""
+        if len(self.tiles) == 1:
+            return self.tiles[0][0].image(frame)
+        canvas = np.zeros((self.height, self.width, *frame.shape[2:]), frame.dtype)
+        for region, left, top in self.tiles:
+            width, height = region.detected_size
+            canvas[top : top + height, left : left + width] = region.image(frame)
+        return canvas
+
+    def split(self, detections: Sequence[Detection]) -> list[list[Detection]]:
+        """The canvas's detections, per tile, each given to the tile holding its centre, in that
+        tile's coordinates: what its region's image alone would have given."""
+        per_tile: list[list[Detection]] = [[] for _ in self.tiles]
+        for detection in detections:
+            x, y, w, h = detection.bbox
+            centre_x, centre_y = x + w / 2, y + h / 2
+            for found, (region, left, top) in zip(per_tile, self.tiles):
+                width, height = region.detected_size
+                if left <= centre_x < left + width and top <= centre_y < top + height:
+                    offset = np.array([left, top], dtype=detection.landmarks.dtype)
+                    found.append(Detection((x - left, y - top, w, h), detection.score, detection.landmarks - offset))
+                    break
+        return per_tile
+
+
+def pack_mosaics(regions: Sequence[Region], side: int) -> list[Mosaic]:
+    """The regions on as few canvases of at most ``side`` x ``side`` (the detector's ``max_side``,
+    so a canvas is not shrunk) as shelf packing finds: tallest first, each on the first shelf with
+    room, ``MOSAIC_GAP_PX`` of black between tiles so that the detector sees each tile's edge as
+    it sees an image's. A region larger than ``side`` is detected alone (shrunk as the whole frame
+    would be); ``side`` 0: every region alone."""
+    alone: list[Mosaic] = []
+    canvases: list[list[list]] = []  # canvas -> shelves: [top, height, used width, tiles]
+    for region in sorted(regions, key=lambda region: region.detected_size[1], reverse=True):
+        width, height = region.detected_size
+        if not side or width > side or height > side:
+            alone.append(Mosaic(width, height, ((region, 0, 0),)))
+            continue
+        for shelves in canvases:
+            shelf = next((s for s in shelves if height <= s[1] and s[2] + MOSAIC_GAP_PX + width <= side), None)
+            if shelf is not None:
+                shelf[3].append((region, shelf[2] + MOSAIC_GAP_PX, shelf[0]))
+                shelf[2] += MOSAIC_GAP_PX + width
+                break
+            top = shelves[-1][0] + shelves[-1][1] + MOSAIC_GAP_PX
+            if top + height <= side:
+                shelves.append([top, height, width, [(region, 0, top)]])
+                break
+        else:
+            canvases.append([[0, height, width, [(region, 0, 0)]]])
+    packed = [
+        Mosaic(max(shelf[2] for shelf in shelves), shelves[-1][0] + shelves[-1][1],
+               tuple(tile for shelf in shelves for tile in shelf[3]))
+        for shelves in canvases
+    ]
+    return packed + alone
+
+
 def detector_pixels(width: int, height: int, max_side: int) -> int:
     """Pixels the detector's network runs on for an image of this size: shrunk to ``max_side`` as
     ``detectors.base.downscale`` does, padded to the stride. Detector time grows with it."""
@@ -200,10 +276,11 @@ def detector_pixels(width: int, height: int, max_side: int) -> int:
 
 
 def regions_cost(regions: Sequence[Region], frame_size: tuple[int, int], max_side: int) -> float:
-    """The regions' detector pixels as a share of the whole frame's (1.0: as costly)."""
+    """The regions' detector pixels, packed as the detector gets them (``pack_mosaics``), as a
+    share of the whole frame's (1.0: as costly)."""
     _check_frame_size(frame_size)
     whole = detector_pixels(*frame_size, max_side)
-    return sum(detector_pixels(*region.detected_size, max_side) for region in regions) / whole
+    return sum(detector_pixels(mosaic.width, mosaic.height, max_side) for mosaic in pack_mosaics(regions, max_side)) / whole
 
 
 def _to_frame(detection: Detection, region: Region) -> Detection:
@@ -260,10 +337,31 @@ def merge_region_detections(
     return kept
 
 
-def detect_in_regions(
-    detector: Detector, frame: np.ndarray, regions: Sequence[Region], duplicate_iou: float = RegionSettings.duplicate_iou
+def merge_mosaic_detections(
+    mosaics: Sequence[Mosaic],
+    found: Sequence[Sequence[Detection]],
+    frame_size: tuple[int, int],
+    duplicate_iou: float,
 ) -> list[Detection]:
-    """Faces in the regions of ``frame``, in frame coordinates, each face once."""
+    """Each mosaic's detections (in its canvas's coordinates) -> one list in frame coordinates, each
+    face once (``merge_region_detections`` over every tile)."""
+    if len(mosaics) != len(found):
+        raise ValueError(f"{len(mosaics)} mosaics but {len(found)} detection lists")
+    regions = [region for mosaic in mosaics for region in mosaic.regions]
+    per_region = [tile for mosaic, detections in zip(mosaics, found) for tile in mosaic.split(detections)]
+    return merge_region_detections(regions, per_region, frame_size, duplicate_iou)
+
+
+def detect_in_regions(
+    detector: Detector,
+    frame: np.ndarray,
+    regions: Sequence[Region],
+    duplicate_iou: float = RegionSettings.duplicate_iou,
+    mosaic_side: int = 0,
+) -> list[Detection]:
+    """Faces in the regions of ``frame``, in frame coordinates, each face once; with ``mosaic_side``
+    (the detector's ``max_side``) the regions packed into mosaics, as the daemon detects them."""
     height, width = frame.shape[:2]
-    found = [detector.detect(region.image(frame)) for region in regions]
-    return merge_region_detections(regions, found, (width, height), duplicate_iou)
+    mosaics = pack_mosaics(regions, mosaic_side)
+    found = [detector.detect(mosaic.image(frame)) for mosaic in mosaics]
+    return merge_mosaic_detections(mosaics, found, (width, height), duplicate_iou)

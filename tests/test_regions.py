@@ -9,14 +9,18 @@ import pytest
 from conftest import CROWD_CLIP, need
 from pasted_faces import load_faces, paste
 
+from edge_daemon.messages import Detection
 from edge_daemon.regions import (
     FACE_DETECT_PX,
+    MOSAIC_GAP_PX,
+    Mosaic,
     Region,
     RegionSettings,
     detect_in_regions,
     face_scale,
     detector_pixels,
     iou,
+    pack_mosaics,
     plan_regions,
     region_around,
     regions_cost,
@@ -29,7 +33,7 @@ SETTINGS = RegionSettings()
 def test_a_region_is_a_square_of_whole_strides_holding_its_box_with_padding():
     box = (1000.0, 500.0, 100.0, 300.0)
     region = region_around(box, FULL_HD, SETTINGS)
-    assert region.width == region.height == 416  # 300 + 2 * 48 = 396, rounded up to a multiple of 32
+    assert region.width == region.height == 384  # 1.25 * 300 = 375 (more than 300 + 2 * 16), rounded up to a multiple of 32
     assert region.x <= box[0] - SETTINGS.padding_px and region.x + region.width >= box[0] + box[2] + SETTINGS.padding_px
     assert region.y <= box[1] - SETTINGS.padding_px and region.y + region.height >= box[1] + box[3] + SETTINGS.padding_px
     small = region_around((10.0, 10.0, 20.0, 20.0), FULL_HD, SETTINGS)
@@ -38,9 +42,9 @@ def test_a_region_is_a_square_of_whole_strides_holding_its_box_with_padding():
 
 def test_a_region_is_shifted_inside_the_frame_not_clipped():
     corner = region_around((1900.0, 1070.0, 20.0, 10.0), FULL_HD, SETTINGS)
-    assert corner == Region(1920 - 320, 1080 - 320, 320, 320)
-    narrow = region_around((10.0, 10.0, 100.0, 100.0), (640, 240), SETTINGS)
-    assert (narrow.x, narrow.y, narrow.width, narrow.height) == (0, 0, 320, 240)
+    assert corner == Region(1920 - 128, 1080 - 128, 128, 128)
+    narrow = region_around((10.0, 10.0, 100.0, 100.0), (640, 120), SETTINGS)
+    assert (narrow.x, narrow.y, narrow.width, narrow.height) == (0, 0, 160, 120)
 
 
 def test_overlapping_regions_merge_and_distant_ones_stay_apart():
@@ -176,3 +180,67 @@ def test_a_face_in_two_regions_is_kept_once_whole(default_detector, crowd_frame,
         assert len(found) == 1, regions
         if regions[0] is not overlapping:  # the whole face wins over the half face, whatever their scores
             assert found[0].bbox == whole.bbox, regions
+
+
+def _canvas_box(mosaic: Mosaic, region: Region) -> tuple[int, int, int, int]:
+    ((left, top),) = [(left, top) for tile, left, top in mosaic.tiles if tile is region]
+    return (left, top, *region.detected_size)
+
+
+def test_small_regions_share_one_mosaic_without_overlapping():
+    regions = [Region(150 * i, 100 * (i % 3), 128, 128) for i in range(12)] + [Region(0, 400, 192, 192, 0.5)]
+    (mosaic,) = pack_mosaics(regions, 640)
+    assert sorted(map(id, mosaic.regions)) == sorted(map(id, regions))
+    assert mosaic.width <= 640 and mosaic.height <= 640
+    boxes = [_canvas_box(mosaic, region) for region in regions]
+    for index, (x, y, w, h) in enumerate(boxes):
+        assert x >= 0 and y >= 0 and x + w <= mosaic.width and y + h <= mosaic.height
+        for ox, oy, ow, oh in boxes[index + 1 :]:  # apart by at least the gap on one axis
+            assert x + w + MOSAIC_GAP_PX <= ox or ox + ow + MOSAIC_GAP_PX <= x or y + h + MOSAIC_GAP_PX <= oy or oy + oh + MOSAIC_GAP_PX <= y
+    assert regions_cost(regions[:12], FULL_HD, 640) == pytest.approx(544 * 416 / (640 * 384))  # 4 a row, 3 rows: 536 x 400
+
+
+def test_a_large_region_is_detected_alone_and_side_0_packs_nothing():
+    large, small = Region(0, 0, 800, 800), Region(1000, 0, 128, 128)
+    packed = pack_mosaics([large, small], 640)
+    assert [mosaic.regions for mosaic in packed] == [[small], [large]]
+    assert (packed[1].width, packed[1].height) == (800, 800)
+    assert [mosaic.regions for mosaic in pack_mosaics([large, small], 0)] == [[large], [small]]
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    assert packed[0].image(frame).shape == (128, 128, 3)  # alone: the region's own image, no canvas
+
+
+def test_mosaic_detections_go_back_to_their_tile_exactly():
+    regions = [Region(0, 0, 128, 128), Region(500, 500, 160, 160), Region(900, 100, 128, 128)]
+    (mosaic,) = pack_mosaics(regions, 640)
+    landmarks = np.array([[1.0, 2.0]] * 5, np.float32)
+    made = []
+    for region in regions:
+        left, top, _, _ = _canvas_box(mosaic, region)
+        made.append(Detection((left + 10.0, top + 20.0, 30.0, 40.0), 0.9, landmarks + np.array([left, top], np.float32)))
+    per_tile = mosaic.split(made)
+    for region, found in zip(mosaic.regions, per_tile):
+        (detection,) = found
+        assert detection.bbox == (10.0, 20.0, 30.0, 40.0)
+        np.testing.assert_array_equal(detection.landmarks, landmarks)
+    gap = Detection((mosaic.width - 1.0, mosaic.height - 1.0, 0.5, 0.5), 0.9, landmarks)
+    assert sum(map(len, mosaic.split([gap]))) <= 1
+
+
+def test_faces_in_a_mosaic_are_the_faces_of_their_regions(default_detector, crowd_frame, faces):
+    """Six small faces, six regions, one detector call: each face found where its region alone
+    finds it, and the canvas's pixels are each region's own image."""
+    frame = crowd_frame.copy()
+    truths = [paste(frame, faces[i % len(faces)], 24, (200 + 300 * i, 300 + 100 * (i % 2))) for i in range(6)]
+    regions = plan_regions(truths, FULL_HD, SETTINGS)
+    (mosaic,) = pack_mosaics(regions, 640)
+    canvas = mosaic.image(frame)
+    for region in regions:
+        x, y, w, h = _canvas_box(mosaic, region)
+        np.testing.assert_array_equal(canvas[y : y + h, x : x + w], region.image(frame))
+    packed = detect_in_regions(default_detector, frame, regions, mosaic_side=640)
+    alone = detect_in_regions(default_detector, frame, regions)
+    for truth in truths:
+        (in_mosaic,) = [d for d in packed if iou(d.bbox, truth) > 0.4]
+        (by_itself,) = [d for d in alone if iou(d.bbox, truth) > 0.4]
+        assert iou(in_mosaic.bbox, by_itself.bbox) > 0.8
