@@ -675,7 +675,7 @@ class MotionConfig(Section):
         "regions around what moves, the whole frame every cameras.idle_detect_s. False detects every frame whole.",
     )
     width: int = Field(
-        160, ge=16, le=1920, title="Motion frame width", description="Pixels of the small grey frame motion is found on."
+        240, ge=16, le=1920, title="Motion frame width", description="Pixels of the small grey frame motion is found on."
     )
     min_area: int = Field(
         6, ge=1, title="Smallest motion", description="Small-frame pixels a moving blob needs (after dilation) to count."
