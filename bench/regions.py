@@ -97,7 +97,7 @@ def recall_by_width(detector, max_side: int, faces, backgrounds, widths, rng) ->
                 plan = policy.plan(1 / FPS, (frame_width, height), moved, [])
                 regions = plan_regions(moved.boxes, (frame_width, height), settings)
                 whole, ms_whole = timed(lambda: detector.detect(frame))
-                in_regions, ms_regions = timed(lambda: detect_in_regions(detector, frame, regions))
+                in_regions, ms_regions = timed(lambda: detect_in_regions(detector, frame, regions, mosaic_side=max_side))
                 share = regions_cost(regions, (frame_width, height), max_side)
                 fallback = plan.kind == "full"
                 # 'skip' (motion missed the person) finds nothing: the idle full detection comes later.

@@ -307,8 +307,8 @@ class CameraDetection:
             regions = plan.regions or None
         self._queue.submit(
             DetectRequest(
-                self.camera, frame.seq, frame.captured_at, frame.image, regions, not self._every_frame,
-                self.policy.max_side if self.policy is not None else 0,
+                self.camera, frame.seq, frame.captured_at, frame.image, regions, may_expire=not self._every_frame,
+                mosaic_side=self.policy.max_side if self.policy is not None else 0,
             )
         )
         while True:

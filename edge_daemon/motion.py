@@ -109,7 +109,20 @@ def centre_offset(expected: np.ndarray, bbox: BBox) -> float:
     return float(np.hypot(x + w / 2 - expected[0], y + h / 2 - expected[1]) / max(float(expected[2]), 1.0))
 
 
-def size_ratio(expected: np.ndarray, bbox: BBox) -> float:
-    """How much larger the larger of the expected and detected widths is (1 = the same)."""
+def _ratio(a: float, b: float) -> float:
+    return max(a, b) / max(min(a, b), 1e-6)
+
+
+def size_ratio(expected: np.ndarray, bbox: BBox, frame_width: float | None = None) -> float:
+    """How much larger the larger of the expected and detected widths is (1 = the same). With
+    ``frame_width``, the smaller of that and the ratio of the parts inside the frame's left and
+    right edges: the detector's box of a face partly out of view is either the part in view or a
+    guess at the whole face reaching past the edge, and a walker entering or leaving the frame
+    does not become someone else by either."""
     predicted, detected = float(expected[2]), float(bbox[2])
-    return max(predicted, detected) / max(min(predicted, detected), 1e-6)
+    whole = _ratio(predicted, detected)
+    if frame_width is None:
+        return whole
+    left = float(expected[0]) - predicted / 2
+    in_view = [max(min(x + w, frame_width) - max(x, 0.0), 1.0) for x, w in ((left, predicted), (float(bbox[0]), detected))]
+    return min(whole, _ratio(*in_view))

@@ -95,7 +95,7 @@ class Tracker:
         for t, track in enumerate(self.tracks):
             expected, covariance = track.motion.expected(now)
             for d, detection in enumerate(detections):
-                if self._compatible(track, expected, detection, embeddings[d]):
+                if self._compatible(track, expected, detection, embeddings[d], frame_size):
                     costs[t, d] = centre_distance(expected, covariance, detection.bbox)
         costs[costs > self._config.gate_sd] = np.inf
         pairs = []
@@ -155,9 +155,15 @@ class Tracker:
         return not (-margin <= expected[0] <= width + margin and -margin <= expected[1] <= height + margin)
 
     def _compatible(
-        self, track: Track, expected: np.ndarray, detection: Detection, embedding: np.ndarray | None
+        self,
+        track: Track,
+        expected: np.ndarray,
+        detection: Detection,
+        embedding: np.ndarray | None,
+        frame_size: tuple[int, int] | None,
     ) -> bool:
-        if size_ratio(expected, detection.bbox) > self._config.max_size_ratio:
+        frame_width = frame_size[0] if frame_size is not None else None
+        if size_ratio(expected, detection.bbox, frame_width) > self._config.max_size_ratio:
             return False
         if track.hits == 1 and track.missed:
             # Seen once, then not found: its velocity is unknown, so after a gap its gate spans

@@ -87,9 +87,11 @@ def test_faces_from_two_cameras_come_back_to_their_camera_in_order(default_detec
     for seq in range(3):
         for name, frames in camera_frames.items():
             frame, truth = frames[seq]
-            # Odd frames as regions around the face, the others whole.
-            regions = tuple(plan_regions([truth], (1920, 1080), RegionSettings())) if seq % 2 else None
-            detect_queue.submit(DetectRequest(name, seq, time.time(), frame, regions))
+            # Odd frames as two regions in one mosaic (around the face, and an empty one), the others whole.
+            regions = tuple(plan_regions([truth, (900.0, 900.0, 40.0, 40.0)], (1920, 1080), RegionSettings())) if seq % 2 else None
+            request = DetectRequest(name, seq, time.time(), frame, regions, mosaic_side=640)
+            assert len(request.images) == 1
+            detect_queue.submit(request)
     detect_queue.start()  # after submitting, so that turns find both cameras waiting
     for name, frames in camera_frames.items():
         got = answers(results[name], 3)

@@ -115,6 +115,25 @@ def test_a_much_larger_or_smaller_face_is_someone_else():
     assert [track.track_id for track, _ in pairs] == [2]
 
 
+def test_a_face_cut_by_the_frame_edge_continues_its_track():
+    """Walking out on the right: the last box is the part still in view, narrower than the face
+    (the idle clip's walker: 105 px predicted, 70 px detected at the edge of a 1280-px frame)."""
+    tracker = Tracker(TrackerConfig())
+    for step in range(5):
+        tracker.update([face(900 + 74 * step, 300, 100)], now=0.2 * step, frame_size=(1280, 720))
+    x, y, w, h = face(900 + 74 * 5, 300, 100).bbox  # where it is predicted: 40 of its 100 px out of view
+    cut = Detection((x, y, 1280 - x, h), 0.9, np.zeros((5, 2), np.float32))
+    pairs, _ = tracker.update([cut], now=1.0, frame_size=(1280, 720))
+    assert [track.track_id for track, _ in pairs] == [1]
+    assert tracker.started == 1
+    inside = Tracker(TrackerConfig())  # the same narrowing in the middle of the frame: someone else
+    for step in range(5):
+        inside.update([face(300 + 74 * step, 300, 100)], now=0.2 * step, frame_size=(1280, 720))
+    x, y, w, h = face(300 + 74 * 5, 300, 100).bbox
+    pairs, _ = inside.update([Detection((x, y, 0.6 * w, h), 0.9, np.zeros((5, 2), np.float32))], now=1.0, frame_size=(1280, 720))
+    assert [track.track_id for track, _ in pairs] == [2]
+
+
 def test_the_appearance_check_refuses_a_swap():
     # Two people walk towards each other, one a little higher in the frame. Where they meet, each
     # face is found nearer the other's predicted height (one ducked): motion alone swaps them, their
