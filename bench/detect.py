@@ -23,6 +23,7 @@ yuface (x86_64, CPython 3.10-3.11) and ../shared/data.
   .venv/bin/python bench/detect.py
   .venv/bin/python bench/detect.py --quick --json
   .venv/bin/python bench/detect.py --lfw
+  .venv/bin/python bench/detect.py --regions-only     # section 6 alone (no yuface needed)
 """
 
 from __future__ import annotations
