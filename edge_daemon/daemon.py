@@ -22,7 +22,7 @@ from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool, default_spool_path
-from edge_daemon.config import CameraConfig, Settings, ThreadsConfig
+from edge_daemon.config import CameraConfig, MotionConfig, Settings, ThreadsConfig
 from edge_daemon.decisions import DecisionMaker
 from edge_daemon.detect_queue import CameraDetection, DetectionQueue
 from edge_daemon.detectors import create_detector
@@ -94,24 +94,27 @@ def open_groups(history: FaceHistory | None, settings: Settings, embedder) -> Hi
         return None
 
 
+def region_settings(motion: MotionConfig) -> RegionSettings:
+    return RegionSettings(
+        motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap,
+        motion.duplicate_iou, motion.region_face_px,
+    )
+
+
+def motion_settings(motion: MotionConfig, threshold: int) -> MotionSettings:
+    return MotionSettings(motion.width, threshold, motion.min_area, motion.dilate_px, motion.learning_rate, motion.light_change)
+
+
 def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: DetectionQueue) -> CameraDetection:
     """A camera's side of detection: gated by its motion, or (motion.enabled = false) every frame whole."""
     motion = settings.motion
     every_frame = camera.is_file and not camera.realtime
     if not motion.enabled:
         return CameraDetection(camera.name, detect_queue, every_frame=every_frame)
-    regions = RegionSettings(
-        motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap,
-        motion.duplicate_iou, motion.region_face_px,
-    )
     # Each camera's own phase, the same at every start (a hash of its name, not Python's salted hash).
     phase = zlib.crc32(camera.name.encode()) / 2**32
-    policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, regions, motion.max_region_cost, phase)
-    mask = SceneMotion(
-        MotionSettings(
-            motion.width, camera.motion_threshold, motion.min_area, motion.dilate_px, motion.learning_rate, motion.light_change
-        )
-    )
+    policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, region_settings(motion), motion.max_region_cost, phase)
+    mask = SceneMotion(motion_settings(motion, camera.motion_threshold))
     return CameraDetection(camera.name, detect_queue, policy, mask, every_frame)
 
 

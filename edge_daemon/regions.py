@@ -63,7 +63,7 @@ def require_fractions(settings, *names: str) -> None:
 class RegionSettings:
     min_side: int = 128  # frame pixels; a multiple of STRIDE
     box_scale: float = 1.25  # region side per longer side of its box
-    padding_px: int = 16  # frame pixels kept around a box at least
+    padding_px: int = 24  # frame pixels kept around a box at least
     merge_overlap: float = 0.3  # of the smaller region
     duplicate_iou: float = 0.3
     face_px: int = FACE_DETECT_PX  # a tracked face's width for the detector; 0: regions at full size

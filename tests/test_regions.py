@@ -33,7 +33,7 @@ SETTINGS = RegionSettings()
 def test_a_region_is_a_square_of_whole_strides_holding_its_box_with_padding():
     box = (1000.0, 500.0, 100.0, 300.0)
     region = region_around(box, FULL_HD, SETTINGS)
-    assert region.width == region.height == 384  # 1.25 * 300 = 375 (more than 300 + 2 * 16), rounded up to a multiple of 32
+    assert region.width == region.height == 384  # 1.25 * 300 = 375 (more than 300 + 2 * 24), rounded up to a multiple of 32
     assert region.x <= box[0] - SETTINGS.padding_px and region.x + region.width >= box[0] + box[2] + SETTINGS.padding_px
     assert region.y <= box[1] - SETTINGS.padding_px and region.y + region.height >= box[1] + box[3] + SETTINGS.padding_px
     small = region_around((10.0, 10.0, 20.0, 20.0), FULL_HD, SETTINGS)

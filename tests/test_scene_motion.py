@@ -16,9 +16,9 @@ from pasted_faces import load_faces, paste
 from walking import background
 
 from edge_daemon.config import Settings
-from edge_daemon.daemon import Daemon
+from edge_daemon.daemon import Daemon, motion_settings, region_settings
 from edge_daemon.messages import TrackedFace
-from edge_daemon.regions import FACE_DETECT_PX, detect_in_regions, iou
+from edge_daemon.regions import FACE_DETECT_PX, RegionSettings, detect_in_regions, iou
 from edge_daemon.scene_motion import DetectionPolicy, Motion, MotionSettings, SceneMotion
 
 FPS = 5.0  # the default detect_fps
@@ -236,3 +236,11 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
     assert "% skipped: no motion)" in daemon.monitor.status_line()  # systemd STATUS=
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [event["type"] for event in events] == ["unknown", "ended"]
+
+
+def test_the_configs_defaults_are_the_settings_defaults():
+    """The benchmarks and tests build RegionSettings() and MotionSettings(); the daemon builds them
+    from [motion]: both must mean the same detection."""
+    config = Settings(cameras=[{"name": "door", "url": "/dev/null"}])
+    assert region_settings(config.motion) == RegionSettings()
+    assert motion_settings(config.motion, config.cameras[0].motion_threshold) == MotionSettings()
