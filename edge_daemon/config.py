@@ -704,15 +704,15 @@ class MotionConfig(Section):
         "motion: the background is learnt again and the whole frame detected once.",
     )
     region_min_side: int = Field(
-        128,
-        ge=32,
+        64,
+        ge=8,
         le=4096,
-        multiple_of=32,
-        title="Smallest region",
-        description="Frame pixels of the smallest square region detected; a multiple of 32 (YuNet's stride).",
+        multiple_of=8,
+        title="Smallest region side",
+        description="Frame pixels of a region's shortest side at least; a multiple of 8 (YuNet's finest stride).",
     )
     region_box_scale: float = Field(
-        1.25, ge=1, le=8, title="Region size", description="A region's side per longer side of the box it is around."
+        1.25, ge=1, le=8, title="Region size", description="A region's width and height per the box's it is around."
     )
     region_padding_px: int = Field(
         24,

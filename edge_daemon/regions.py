@@ -1,20 +1,22 @@
-"""Regions: square crops of a frame around what moves and what is tracked, detected instead of the
-whole frame.
+"""Regions: crops of a frame around what moves and what is tracked, detected instead of the whole
+frame.
 
 The detector shrinks whatever it is given to ``detector.max_side`` (640). A whole 1080p frame is
 shrunk to a third, so a face 30 px wide reaches the detector 10 px wide, at the edge of what YuNet
 finds. A region no larger than ``max_side`` is detected at full resolution, and several of them
 cost less than the whole frame when the scene moves in a few places only.
 
-The idea is Frigate's (regions sized to the detector's input, never smaller than a minimum, kept
-inside the frame, merged when they overlap), adapted to faces:
+The idea is Frigate's (regions sized to the box, never smaller than a minimum, kept inside the
+frame, merged when they overlap), adapted to faces and to YuNet:
 
-- a region is centred on its box, ``box_scale`` times the box's longer side and at least
-  ``padding_px`` beyond it on every side, so a face that the box cuts (a motion box that caught
-  half a head) is whole inside the region. Frigate's objects take twice their box for context; a
-  face needs none, and a walker's motion box is tall: at 2x, a person whose face is 28 px wide in
-  1080p got a 512 px region costing more than the whole frame (bench/regions.py);
-- sides are multiples of YuNet's largest stride (32), the multiple it pads its input to anyway;
+- a region is centred on its box, each side ``box_scale`` times the box's and at least
+  ``padding_px`` beyond it, so a face that the box cuts (a motion box that caught half a head) is
+  whole inside the region. Frigate's objects take twice their box for context; a face needs none,
+  and a walker's motion box is tall: at 2x, a person whose face is 28 px wide in 1080p got a
+  512 px region costing more than the whole frame (bench/regions.py);
+- a region is a rectangle of its box's shape, not Frigate's square: Frigate's detectors take a
+  fixed square input, YuNet takes any size and mosaics pack rectangles, so a walker's tall box
+  does not pay for a square as wide as it is tall. Sides are multiples of ``SIDE_STEP``;
 - a region is shifted, not clipped, to stay inside the frame, so it keeps its size and its margin
   on the far side;
 - regions overlapping by ``merge_overlap`` of the smaller one become one region around both boxes:
@@ -41,6 +43,9 @@ from edge_daemon.detectors.base import Detector
 from edge_daemon.messages import BBox, Detection
 
 STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
+# A region's sides are multiples of YuNet's finest stride: a region alone is padded to STRIDE by the
+# detector anyway, but a tile in a mosaic rounded up to STRIDE would pay up to 31 px of black a side.
+SIDE_STEP = 8
 EDGE_PX = 2  # a detection this close to a crop's inner edge is taken as cut by it
 CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
 # The default width a tracked face is shrunk to for detection. bench/pipeline.py --clip idle --cost:
@@ -61,16 +66,16 @@ def require_fractions(settings, *names: str) -> None:
 
 @dataclass(frozen=True)
 class RegionSettings:
-    min_side: int = 128  # frame pixels; a multiple of STRIDE
-    box_scale: float = 1.25  # region side per longer side of its box
+    min_side: int = 64  # frame pixels; a multiple of SIDE_STEP
+    box_scale: float = 1.25  # a region's side per the same side of its box
     padding_px: int = 24  # frame pixels kept around a box at least
     merge_overlap: float = 0.3  # of the smaller region
     duplicate_iou: float = 0.3
     face_px: int = FACE_DETECT_PX  # a tracked face's width for the detector; 0: regions at full size
 
     def __post_init__(self) -> None:
-        if self.min_side < STRIDE or self.min_side % STRIDE:
-            raise ValueError(f"min_side must be a positive multiple of {STRIDE}, got {self.min_side}")
+        if self.min_side < SIDE_STEP or self.min_side % SIDE_STEP:
+            raise ValueError(f"min_side must be a positive multiple of {SIDE_STEP}, got {self.min_side}")
         if self.box_scale < 1:
             raise ValueError(f"box_scale must be at least 1 (a region holds its box), got {self.box_scale}")
         if self.padding_px < 0 or self.face_px < 0:
@@ -132,18 +137,20 @@ def _check_frame_size(frame_size: tuple[int, int]) -> None:
         raise ValueError(f"frame_size must be (width, height) with both positive, got {frame_size}")
 
 
+def _region_side(length: float, settings: RegionSettings) -> int:
+    needed = max(length * settings.box_scale, length + 2 * settings.padding_px)
+    return max(settings.min_side, math.ceil(needed / SIDE_STEP) * SIDE_STEP)
+
+
 def region_around(box: BBox, frame_size: tuple[int, int], settings: RegionSettings, scale: float = 1.0) -> Region:
-    """The square region for one box (``frame_size`` = width, height), shifted inside the frame;
-    only a frame narrower than the square cuts it to the frame's side."""
+    """The region for one box (``frame_size`` = width, height), shifted inside the frame; only a
+    frame smaller than the region cuts it to the frame's side."""
     _check_frame_size(frame_size)
     x, y, w, h = box
     if w <= 0 or h <= 0:
         raise ValueError(f"a box must have a positive size, got {box}")
-    longest = max(w, h)
-    needed = max(longest * settings.box_scale, longest + 2 * settings.padding_px)
-    side = max(settings.min_side, math.ceil(needed / STRIDE) * STRIDE)
     frame_width, frame_height = frame_size
-    width, height = min(side, frame_width), min(side, frame_height)
+    width, height = min(_region_side(w, settings), frame_width), min(_region_side(h, settings), frame_height)
     left = min(max(round(x + w / 2 - width / 2), 0), frame_width - width)
     top = min(max(round(y + h / 2 - height / 2), 0), frame_height - height)
     return Region(left, top, width, height, scale)

@@ -2,8 +2,9 @@
 what is tracked, or nothing.
 
 ``SceneMotion`` keeps one camera's motion mask on a small grey copy of the frame (``width`` pixels
-wide): the frame differenced against a running background, thresholded, dilated, and its blobs of
-at least ``min_area`` returned as boxes in frame pixels. It costs well under a millisecond at
+wide): the frame differenced against a running background and thresholded; a dilation joins the
+changed pixels into blobs, and each blob of at least ``min_area`` is returned as the box of its
+changed pixels, in frame pixels. It costs well under a millisecond at
 240 px wide, against tens for a detection.
 
 - Sensor noise: shrinking with area averaging and a blur average each small pixel over many
@@ -99,16 +100,34 @@ class SceneMotion:
             self._background = small
             return Motion([], changed, True)
         cv2.accumulateWeighted(small, self._background, self.settings.learning_rate)
-        if self.settings.dilate_px:
-            moving = cv2.dilate(moving, self._kernel)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
         scale_x, scale_y = frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0]
         boxes = [
             (float(x * scale_x), float(y * scale_y), float(w * scale_x), float(h * scale_y))
-            for x, y, w, h, area in stats[1:count]
-            if area >= self.settings.min_area
+            for x, y, w, h in self._blobs(moving)
         ]
         return Motion(boxes, changed, False)
+
+    def _blobs(self, moving: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Boxes (small-frame pixels) of the blobs the dilated mask joins, at least ``min_area``
+        dilated: each the bounds of its changed pixels, not of the dilation, which grows every side
+        by ``dilate_px`` (16 frame pixels in 1080p at 240 px wide) that a region's padding would add
+        again. Twelve 20-30 px faces moving in 1080p: regions 0.61x the whole frame's detector time
+        instead of 0.84x (bench/detect.py --regions-only)."""
+        joined = cv2.dilate(moving, self._kernel) if self.settings.dilate_px else moving
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+        ys, xs = np.nonzero(moving)
+        blob = labels[ys, xs]
+        left, top = np.full(count, moving.shape[1]), np.full(count, moving.shape[0])
+        right, bottom = np.zeros(count, np.int64), np.zeros(count, np.int64)
+        np.minimum.at(left, blob, xs)
+        np.minimum.at(top, blob, ys)
+        np.maximum.at(right, blob, xs + 1)
+        np.maximum.at(bottom, blob, ys + 1)
+        return [
+            (int(left[i]), int(top[i]), int(right[i] - left[i]), int(bottom[i] - top[i]))
+            for i in range(1, count)
+            if stats[i, cv2.CC_STAT_AREA] >= self.settings.min_area
+        ]
 
 
 Kind = Literal["full", "regions", "skip"]

@@ -13,6 +13,7 @@ from edge_daemon.messages import Detection
 from edge_daemon.regions import (
     FACE_DETECT_PX,
     MOSAIC_GAP_PX,
+    SIDE_STEP,
     Mosaic,
     Region,
     RegionSettings,
@@ -30,25 +31,27 @@ FULL_HD = (1920, 1080)
 SETTINGS = RegionSettings()
 
 
-def test_a_region_is_a_square_of_whole_strides_holding_its_box_with_padding():
+def test_a_region_is_a_rectangle_of_its_boxs_shape_holding_it_with_padding():
     box = (1000.0, 500.0, 100.0, 300.0)
     region = region_around(box, FULL_HD, SETTINGS)
-    assert region.width == region.height == 384  # 1.25 * 300 = 375 (more than 300 + 2 * 24), rounded up to a multiple of 32
+    assert region.width == 152  # 100 + 2 * 24 = 148 (more than 1.25 * 100), rounded up to a multiple of 8
+    assert region.height == 376  # 1.25 * 300 = 375 (more than 300 + 2 * 24), rounded up
+    assert region.width % SIDE_STEP == 0 and region.height % SIDE_STEP == 0
     assert region.x <= box[0] - SETTINGS.padding_px and region.x + region.width >= box[0] + box[2] + SETTINGS.padding_px
     assert region.y <= box[1] - SETTINGS.padding_px and region.y + region.height >= box[1] + box[3] + SETTINGS.padding_px
-    small = region_around((10.0, 10.0, 20.0, 20.0), FULL_HD, SETTINGS)
+    small = region_around((10.0, 10.0, 10.0, 4.0), FULL_HD, SETTINGS)
     assert (small.width, small.height) == (SETTINGS.min_side, SETTINGS.min_side)
 
 
 def test_a_region_is_shifted_inside_the_frame_not_clipped():
     corner = region_around((1900.0, 1070.0, 20.0, 10.0), FULL_HD, SETTINGS)
-    assert corner == Region(1920 - 128, 1080 - 128, 128, 128)
+    assert corner == Region(1920 - 72, 1080 - 64, 72, 64)  # 20 + 2 * 24 = 68 wide, rounded up; 64: the smallest side
     narrow = region_around((10.0, 10.0, 100.0, 100.0), (640, 120), SETTINGS)
-    assert (narrow.x, narrow.y, narrow.width, narrow.height) == (0, 0, 160, 120)
+    assert (narrow.x, narrow.y, narrow.width, narrow.height) == (0, 0, 152, 120)
 
 
 def test_overlapping_regions_merge_and_distant_ones_stay_apart():
-    near = [(500.0, 500.0, 40.0, 40.0), (560.0, 520.0, 40.0, 40.0)]
+    near = [(500.0, 500.0, 40.0, 40.0), (540.0, 510.0, 40.0, 40.0)]
     far = (1600.0, 200.0, 40.0, 40.0)
     regions = plan_regions([*near, far], FULL_HD, SETTINGS)
     assert len(regions) == 2
@@ -66,7 +69,7 @@ def test_cost_is_the_detector_pixels_against_the_whole_frame():
 
 @pytest.mark.parametrize(
     "settings",
-    [dict(min_side=100), dict(box_scale=0.5), dict(padding_px=-1), dict(merge_overlap=0), dict(duplicate_iou=1.5)],
+    [dict(min_side=100), dict(min_side=0), dict(box_scale=0.5), dict(padding_px=-1), dict(merge_overlap=0), dict(duplicate_iou=1.5)],
 )
 def test_bad_settings_are_refused(settings):
     with pytest.raises(ValueError):
@@ -243,4 +246,5 @@ def test_faces_in_a_mosaic_are_the_faces_of_their_regions(default_detector, crow
     for truth in truths:
         (in_mosaic,) = [d for d in packed if iou(d.bbox, truth) > 0.4]
         (by_itself,) = [d for d in alone if iou(d.bbox, truth) > 0.4]
-        assert iou(in_mosaic.bbox, by_itself.bbox) > 0.8
+        # YuNet's box of a 24-px face moves by up to 3 px with what lies around it (the tile's gap, the detector's padding)
+        assert iou(in_mosaic.bbox, by_itself.bbox) > 0.7

@@ -106,6 +106,21 @@ def test_a_person_who_appears_is_found_in_a_region_around_the_motion(default_det
     assert policy.counters.get("regions_detected") == len(plan.regions)
 
 
+def test_a_moving_blob_is_boxed_by_its_changed_pixels_not_by_the_dilation(scene):
+    """The dilation joins a blob's pixels; its box is where the frame changed, so a region's
+    padding is not added on top of the dilation's (dilate_px small pixels a side)."""
+    rng = np.random.default_rng(3)
+    motion = SceneMotion()
+    motion.update(noisy(scene, rng))
+    changed = scene.copy()
+    changed[400:480, 800:880] = 250 - 0.3 * changed[400:480, 800:880]
+    (box,) = motion.update(noisy(changed, rng)).boxes
+    small_px = scene.shape[1] / motion.settings.width
+    x, y, w, h = box
+    assert x <= 800 and y <= 400 and x + w >= 880 and y + h >= 480
+    assert max(800 - x, 400 - y, x + w - 880, y + h - 480) < motion.settings.dilate_px * small_px
+
+
 def test_a_light_change_relearns_the_background_and_detects_the_whole_frame(scene):
     rng = np.random.default_rng(3)
     motion = SceneMotion()
@@ -123,7 +138,8 @@ def test_live_tracks_get_regions_without_motion_and_motion_everywhere_detects_th
     assert policy.plan(0.0, (1920, 1080), still, []).kind == "full"
     tracked = policy.plan(0.2, (1920, 1080), still, [TrackedFace((110.0, 110.0, 20.0, 30.0), (100.0, 100.0, 40.0, 50.0))])
     assert tracked.kind == "regions" and len(tracked.regions) == 1
-    everywhere = Motion([(x, y, 50.0, 150.0) for x in range(0, 1900, 400) for y in (0, 500)], 0.3, False)
+    # 15 walkers' boxes (100 x 300 px in 1080p) all over the frame: their regions would cost 3.7x the whole frame
+    everywhere = Motion([(x, y, 100.0, 300.0) for x in range(0, 1900, 400) for y in (0, 380, 760)], 0.3, False)
     assert policy.plan(0.4, (1920, 1080), everywhere, []).reason == "cost"
 
 
