@@ -4,8 +4,8 @@ what is tracked, or nothing.
 ``SceneMotion`` keeps one camera's motion mask on a small grey copy of the frame (``width`` pixels
 wide): the frame differenced against a running background and thresholded; a dilation joins the
 changed pixels into blobs, and each blob of at least ``min_area`` is returned as the box of its
-changed pixels, in frame pixels. It costs well under a millisecond at
-240 px wide, against tens for a detection.
+changed pixels, in frame pixels. It costs about 2 ms for a 720p frame on the 2-core box, most of it
+making the small grey copy, against 6-10 ms for detecting the whole frame.
 
 - Sensor noise: shrinking with area averaging and a blur average each small pixel over many
   sensor pixels, so per-pixel noise falls far below ``threshold`` grey levels; a static noisy scene
@@ -111,8 +111,9 @@ class SceneMotion:
         """Boxes (small-frame pixels) of the blobs the dilated mask joins, at least ``min_area``
         dilated: each the bounds of its changed pixels, not of the dilation, which grows every side
         by ``dilate_px`` (16 frame pixels in 1080p at 240 px wide) that a region's padding would add
-        again. Twelve 20-30 px faces moving in 1080p: regions 0.61x the whole frame's detector time
-        instead of 0.84x (bench/detect.py --regions-only)."""
+        again. Twelve 20-30 px faces moving in 1080p, in rectangular regions: 0.61x the whole frame's
+        detector time with these boxes, 0.84x with the dilated ones (a one-off run on the distance
+        set of bench/detect.py)."""
         joined = cv2.dilate(moving, self._kernel) if self.settings.dilate_px else moving
         count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
         ys, xs = np.nonzero(moving)
