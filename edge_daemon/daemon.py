@@ -111,8 +111,9 @@ def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: Det
     every_frame = camera.is_file and not camera.realtime
     if not motion.enabled:
         return CameraDetection(camera.name, detect_queue, every_frame=every_frame)
-    # Each camera's own phase, the same at every start (a hash of its name, not Python's salted hash).
-    phase = zlib.crc32(camera.name.encode()) / 2**32
+    # Each camera's own phase, the same at every start (a hash of its name, not Python's salted hash);
+    # none for a file that must lose nothing: its first frame is detected whole.
+    phase = None if every_frame else zlib.crc32(camera.name.encode()) / 2**32
     policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, region_settings(motion), motion.max_region_cost, phase)
     mask = SceneMotion(motion_settings(motion, camera.motion_threshold))
     return CameraDetection(camera.name, detect_queue, policy, mask, every_frame)

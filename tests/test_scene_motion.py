@@ -19,7 +19,7 @@ from edge_daemon.config import Settings
 from edge_daemon.daemon import Daemon, motion_settings, region_settings
 from edge_daemon.messages import TrackedFace
 from edge_daemon.regions import FACE_DETECT_PX, RegionSettings, detect_in_regions, iou
-from edge_daemon.scene_motion import DetectionPolicy, Motion, MotionSettings, SceneMotion
+from edge_daemon.scene_motion import CLOCK_SLACK_S, DetectionPolicy, Motion, MotionSettings, SceneMotion
 
 FPS = 5.0  # the default detect_fps
 IDLE_DETECT_S = 4.0
@@ -64,14 +64,36 @@ def test_a_static_noisy_scene_skips_detection_but_for_the_idle_full_detection(sc
 
 
 def test_cameras_started_together_detect_whole_frames_at_their_own_phase(scene):
-    """A phase brings the second full detection that share of idle_detect_s early; then one every
-    idle_detect_s, as without: cameras started together spread their full detections out."""
+    """With a phase, the first frame only teaches the motion mask its background; the first full
+    detection comes that share of idle_detect_s later, then one every idle_detect_s: cameras
+    started together do not all detect whole frames at once, at start or after."""
     rng = np.random.default_rng(0)
-    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640, phase=0.5)
-    plans = run((noisy(scene, rng) for _ in range(int(10 * FPS))), policy, SceneMotion())
-    assert [now for now, plan, _ in plans if plan.kind == "full"] == [0.0, 2.0, 6.0]
+    for phase, expected in [(0.5, [2.0, 6.0]), (0.0, [0.2, 4.2, 8.2]), (0.9, [3.6, 7.6])]:
+        policy = DetectionPolicy(IDLE_DETECT_S, max_side=640, phase=phase)
+        plans = run((noisy(scene, rng) for _ in range(int(10 * FPS))), policy, SceneMotion())
+        assert [now for now, plan, _ in plans if plan.kind == "full"] == pytest.approx(expected)
+        assert (plans[0][1].kind, plans[0][1].reason) == ("skip", "first_frame")
+        assert policy.counters.get("frames_skipped_no_motion") == len(plans) - len(expected)
     with pytest.raises(ValueError, match="phase"):
         DetectionPolicy(IDLE_DETECT_S, max_side=640, phase=1.0)
+
+
+def test_a_person_walking_in_view_at_start_is_detected_from_the_second_frame(default_detector, scene):
+    """A staggered camera does not detect its first frame, but the person moving in it is motion
+    against that frame from the next one on, and is found in a region long before the phase's full
+    detection."""
+    face = load_faces(default_detector, 1)[0]
+    rng = np.random.default_rng(4)
+    frames, truths = [], []
+    for index in range(5):
+        frame = scene.copy()
+        truths.append(paste(frame, face, 40, (600 + 30 * index, 400)))
+        frames.append(noisy(frame, rng))
+    policy = DetectionPolicy(IDLE_DETECT_S, max_side=640, phase=0.9)
+    plans = run(frames, policy, SceneMotion(), default_detector)
+    assert plans[0][1].reason == "first_frame"
+    assert [plan.kind for _, plan, _ in plans[1:]] == ["regions"] * 4
+    assert all(any(iou(d.bbox, truth) > 0.5 for d in found) for (_, _, found), truth in zip(plans[1:], truths[1:]))
 
 
 def test_a_person_standing_still_is_found_within_idle_detect_s(default_detector, scene):
@@ -235,11 +257,12 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
     # Until then nothing moved: every frame was skipped but the idle full detections, and no region was planned.
     assert counters.get("frames_detected_regions", 0) == 0
     assert counters["frames_skipped_no_motion"] == first + 1 - counters["frames_detected_full_idle"]
-    # The whole frame on the first frame, then every idle_detect_s, the first of them the camera's
-    # phase early (DetectionPolicy): replayed over the frames' own times.
-    last_full, expected_full = seen[0][0] - detection.policy.phase * IDLE_DETECT_S, 1
+    # A file read as fast as the pipeline takes it is not staggered: the whole frame on the first
+    # frame, then every idle_detect_s, replayed over the frames' own times.
+    assert detection.policy.phase is None
+    last_full, expected_full = seen[0][0], 1
     for now, _, _ in seen[1 : first + 1]:
-        if now - last_full >= IDLE_DETECT_S:
+        if now - last_full >= IDLE_DETECT_S - CLOCK_SLACK_S:
             last_full, expected_full = now, expected_full + 1
     assert counters["frames_detected_full_idle"] == expected_full
     stats = daemon.stats()["cameras"]["hall"]
