@@ -93,7 +93,9 @@ class CameraConfig(Section):
         title="Full detection every",
         description="Seconds (of video) between whole-frame detections when nothing moves: a person standing still "
         "makes no motion and is found within this time. Between them, frames with no motion and no live track "
-        "skip detection; the others are detected in regions around what moves and what is tracked (motion.enabled).",
+        "skip detection; the others are detected in regions around what moves and what is tracked (motion.enabled). "
+        "Each camera has its own point in this period (from its name), the first detection included, so cameras "
+        "started together take turns; a file with realtime = false has its first frame detected whole.",
     )
     motion_threshold: int = Field(
         15,
