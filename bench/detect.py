@@ -13,7 +13,10 @@ on all alike:
    (OpenCV's FaceDetectorYN) too where ../shared/models/face_detection_yunet.onnx exists;
 6. the same distance set with motion: each face one width further left in the frame before, and
    the regions ``DetectionPolicy`` plans from it detected, against the whole frame (``yunet``);
-7. with ``--lfw`` (about a minute here): whether every LFW View 1 dev image (4,992) gives ``yunet``
+7. with ``--cost-model``: what a call to the daemon's detector process costs beside its network's
+   pixels (a fixed cost per call, and shrinking per source pixel), fitted over crops of a crowd
+   frame, against ``regions.CALL_COST_PX`` and ``SHRINK_COST_PER_PX``, which the policy prices by;
+8. with ``--lfw`` (about a minute here): whether every LFW View 1 dev image (4,992) gives ``yunet``
    exactly yuface's detections, which is what keeps the embedders' LFW accuracy and calibrated
    thresholds as they were measured.
 
@@ -24,6 +27,7 @@ yuface (x86_64, CPython 3.10-3.11) and ../shared/data.
   .venv/bin/python bench/detect.py --quick --json
   .venv/bin/python bench/detect.py --lfw
   .venv/bin/python bench/detect.py --regions-only     # section 6 alone (no yuface needed)
+  .venv/bin/python bench/detect.py --cost-model       # section 7 alone (no yuface needed)
 """
 
 from __future__ import annotations
@@ -344,9 +348,61 @@ def report(results: dict) -> None:
     report_distance_regions(results["distance_regions"])
     if "lfw" in results:
         lfw = results["lfw"]
-        print(f"\n7. LFW View 1 dev images whose detections equal yuface@640's: of {lfw['images']}")
+        print(f"\n8. LFW View 1 dev images whose detections equal yuface@640's: of {lfw['images']}")
         for name, count in lfw["identical"].items():
             print(f"{name:>11}  {count}")
+
+
+COST_MODEL_SIZES = ((64, 64), (128, 128), (256, 128), (256, 256), (384, 256), (384, 384), (640, 384))
+
+
+def cost_model(repeats: int = 40) -> dict:
+    """The daemon's detector (its own process, as the daemon runs it) timed on crops of a crowd
+    frame no larger than max_side, in turn, median of ``repeats``: a straight line through ms
+    against the network's pixels gives a call's fixed cost and the cost of a pixel; shrinking a
+    1080p frame to max_side, timed alone, gives the cost of a source pixel shrunk."""
+    from edge_daemon.regions import CALL_COST_PX, SHRINK_COST_PER_PX, detector_pixels
+
+    config = VARIANTS["yunet@640"]
+    detector = create_detector(config)
+    try:
+        frame = read_frames(CROWD, 1)[0]
+        crops = {size: np.ascontiguousarray(frame[:size[1], :size[0]]) for size in COST_MODEL_SIZES}
+        times: dict = {size: [] for size in crops}
+        for _ in range(repeats + 2):  # the first two rounds warm the detector up
+            for size, crop in crops.items():
+                started = time.perf_counter()
+                detector.detect(crop)
+                times[size].append(time.perf_counter() - started)
+    finally:
+        detector.close()
+    pixels = np.array([detector_pixels(*size, config.max_side) for size in crops])
+    ms = np.array([1000 * float(np.median(t[2:])) for t in times.values()])
+    ms_per_px, call_ms = np.polyfit(pixels, ms, 1)
+    height, width = frame.shape[:2]
+    small = (config.max_side, round(height * config.max_side / width))
+    started = time.perf_counter()
+    for _ in range(repeats):
+        cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
+    shrink_ms_per_px = 1000 * (time.perf_counter() - started) / repeats / (width * height)
+    return {
+        "ms_by_size": {f"{w}x{h}": round(float(v), 3) for (w, h), v in zip(crops, ms)},
+        "call_ms": round(float(call_ms), 3),
+        "ms_per_megapixel": round(float(ms_per_px) * 1e6, 2),
+        "shrink_ms_per_source_megapixel": round(shrink_ms_per_px * 1e6, 2),
+        "call_cost_px": round(float(call_ms / ms_per_px)),
+        "shrink_cost_per_px": round(float(shrink_ms_per_px / ms_per_px), 4),
+        "shipped": {"call_cost_px": CALL_COST_PX, "shrink_cost_per_px": SHRINK_COST_PER_PX},
+    }
+
+
+def report_cost_model(model: dict) -> None:
+    print("\n7. what a call to the detector process costs (median ms per crop size, one compute thread):")
+    print("  " + "  ".join(f"{size} {ms:.2f}" for size, ms in model["ms_by_size"].items()))
+    print(f"fit: {model['call_ms']:.2f} ms a call + {model['ms_per_megapixel']:.1f} ms per megapixel of network input; "
+          f"shrinking {model['shrink_ms_per_source_megapixel']:.2f} ms per source megapixel")
+    print(f"in network pixels: a call {model['call_cost_px']}, a source pixel shrunk {model['shrink_cost_per_px']} "
+          f"(shipped: {model['shipped']['call_cost_px']}, {model['shipped']['shrink_cost_per_px']})")
 
 
 def report_distance_regions(regions: dict) -> None:
@@ -376,11 +432,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 cost frames, 2 distance frames per width, every 4th clip frame")
     parser.add_argument("--lfw", action="store_true", help="also compare detections on the LFW View 1 dev images")
     parser.add_argument("--regions-only", action="store_true", help="only section 6 (no yuface needed)")
+    parser.add_argument("--cost-model", action="store_true", help="only section 7 (no yuface needed)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     for path in (CROWD, HAMILTON, DLIB_BOXES, FACES, *([LFW] if args.lfw else [])):
         if not path.exists():
             parser.error(f"shared data not found: {path}")
+    if args.cost_model:
+        cv2.setNumThreads(1)
+        model = cost_model()
+        report_cost_model(model)
+        if args.json:
+            print(json.dumps({"cost_model": model}))
+        return 0
     if not args.regions_only:
         try:
             import yuface  # noqa: F401

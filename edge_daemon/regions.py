@@ -52,6 +52,15 @@ CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
 # at 40 px the regions found every face they found at full size (55 of 55) for 0.80-0.90x the
 # detector time; at 32 px they lost 7 of 55.
 FACE_DETECT_PX = 40
+# What a detector call costs besides its network's pixels, in the network's pixels (the policy
+# compares the regions' cost with the whole frame's by them): a call's fixed cost (the pipe to the
+# detector process, ONNX Runtime's own, decoding and NMS), and shrinking an image for the detector,
+# per source pixel. bench/detect.py --cost-model measures them: on the 2-core box (four runs) a call
+# took 0.51-0.75 ms plus 20-31 ms per megapixel of network input (19,000-33,000 pixels' worth), and
+# shrinking 1.0-1.7 ms per source megapixel (0.046-0.058 of a network pixel; 1080p to 640: about
+# 2.3 ms, more than a third of the whole frame's network time).
+CALL_COST_PX = 30_000
+SHRINK_COST_PER_PX = 0.05
 # Black between a mosaic's tiles: one of YuNet's finest strides, so a face at a tile's edge is not
 # pieced together with its neighbour's pixels.
 MOSAIC_GAP_PX = 8
@@ -282,12 +291,24 @@ def detector_pixels(width: int, height: int, max_side: int) -> int:
     return math.ceil(round(width * scale) / STRIDE) * STRIDE * math.ceil(round(height * scale) / STRIDE) * STRIDE
 
 
+def call_cost(width: int, height: int, max_side: int, shrunk_px: int = 0) -> float:
+    """What detecting one image of this size costs, in detector pixels: the network's pixels
+    (``detector_pixels``), a call's fixed cost, and the shrinking of the image (when it is larger
+    than ``max_side``) and of ``shrunk_px`` more source pixels (a mosaic's shrunk tiles)."""
+    if max(width, height) > max_side:
+        shrunk_px += width * height
+    return detector_pixels(width, height, max_side) + CALL_COST_PX + SHRINK_COST_PER_PX * shrunk_px
+
+
 def regions_cost(regions: Sequence[Region], frame_size: tuple[int, int], max_side: int) -> float:
-    """The regions' detector pixels, packed as the detector gets them (``pack_mosaics``), as a
-    share of the whole frame's (1.0: as costly)."""
+    """What detecting the regions costs, packed as the detector gets them (``pack_mosaics``), as a
+    share of what detecting the whole frame costs (1.0: as costly), both by ``call_cost``."""
     _check_frame_size(frame_size)
-    whole = detector_pixels(*frame_size, max_side)
-    return sum(detector_pixels(mosaic.width, mosaic.height, max_side) for mosaic in pack_mosaics(regions, max_side)) / whole
+    whole = call_cost(*frame_size, max_side)
+    return sum(
+        call_cost(mosaic.width, mosaic.height, max_side, sum(region.area for region in mosaic.regions if region.scale < 1))
+        for mosaic in pack_mosaics(regions, max_side)
+    ) / whole
 
 
 def _to_frame(detection: Detection, region: Region) -> Detection:

@@ -12,11 +12,14 @@ from pasted_faces import load_faces, paste
 from edge_daemon.messages import Detection
 from edge_daemon.regions import (
     FACE_DETECT_PX,
+    CALL_COST_PX,
     MOSAIC_GAP_PX,
+    SHRINK_COST_PER_PX,
     SIDE_STEP,
     Mosaic,
     Region,
     RegionSettings,
+    call_cost,
     detect_in_regions,
     face_scale,
     detector_pixels,
@@ -61,10 +64,21 @@ def test_overlapping_regions_merge_and_distant_ones_stay_apart():
     assert plan_regions([], FULL_HD, SETTINGS) == []
 
 
-def test_cost_is_the_detector_pixels_against_the_whole_frame():
+WHOLE_FULL_HD_COST = 640 * 384 + CALL_COST_PX + SHRINK_COST_PER_PX * 1920 * 1080
+
+
+def test_cost_is_the_detector_pixels_calls_and_shrinking_against_the_whole_frame():
     assert detector_pixels(1920, 1080, 640) == 640 * 384  # shrunk to 640x360, padded to the stride
     assert detector_pixels(320, 320, 640) == 320 * 320  # not shrunk
-    assert regions_cost([Region(0, 0, 320, 320)], FULL_HD, 640) == pytest.approx(320 * 320 / (640 * 384))
+    # The whole frame pays for its shrinking (a third of its network's time in 1080p); a crop at
+    # full size only for its pixels and its call.
+    assert call_cost(1920, 1080, 640) == pytest.approx(WHOLE_FULL_HD_COST)
+    assert call_cost(320, 320, 640) == 320 * 320 + CALL_COST_PX
+    assert regions_cost([Region(0, 0, 320, 320)], FULL_HD, 640) == pytest.approx((320 * 320 + CALL_COST_PX) / WHOLE_FULL_HD_COST)
+    # Two crops that do not fit one 640-px mosaic (with its gap between them) pay for two calls.
+    assert len(pack_mosaics([Region(0, 0, 320, 320), Region(1000, 0, 320, 320)], 640)) == 2
+    assert regions_cost([Region(0, 0, 320, 320), Region(1000, 0, 320, 320)], FULL_HD, 640) == pytest.approx(
+        2 * (320 * 320 + CALL_COST_PX) / WHOLE_FULL_HD_COST)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +147,8 @@ def test_a_shrunk_region_maps_back_by_its_own_rounded_size(default_detector, cro
     assert iou(mapped.bbox, at_full.bbox) > 0.8
     odd = Region(11, 7, 333, 331, 0.3)  # sides that do not divide: each axis maps back by its own ratio
     assert odd.detected_size == (100, 99) and odd.image(frame).shape[:2] == (99, 100)
-    assert regions_cost([half], FULL_HD, 640) == pytest.approx(detector_pixels(*half.detected_size, 640) / detector_pixels(*FULL_HD, 640))
+    assert regions_cost([half], FULL_HD, 640) == pytest.approx(
+        (detector_pixels(*half.detected_size, 640) + CALL_COST_PX + SHRINK_COST_PER_PX * half.area) / WHOLE_FULL_HD_COST)
 
 
 def test_a_tracked_face_is_detected_at_the_scale_it_needs():
@@ -200,7 +215,8 @@ def test_small_regions_share_one_mosaic_without_overlapping():
         assert x >= 0 and y >= 0 and x + w <= mosaic.width and y + h <= mosaic.height
         for ox, oy, ow, oh in boxes[index + 1 :]:  # apart by at least the gap on one axis
             assert x + w + MOSAIC_GAP_PX <= ox or ox + ow + MOSAIC_GAP_PX <= x or y + h + MOSAIC_GAP_PX <= oy or oy + oh + MOSAIC_GAP_PX <= y
-    assert regions_cost(regions[:12], FULL_HD, 640) == pytest.approx(544 * 416 / (640 * 384))  # 4 a row, 3 rows: 536 x 400
+    # 4 a row, 3 rows: 536 x 400, one call
+    assert regions_cost(regions[:12], FULL_HD, 640) == pytest.approx((544 * 416 + CALL_COST_PX) / WHOLE_FULL_HD_COST)
 
 
 def test_a_large_region_is_detected_alone_and_side_0_packs_nothing():
