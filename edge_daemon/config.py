@@ -751,8 +751,9 @@ class MotionConfig(Section):
         gt=0,
         le=16,
         title="Most region cost",
-        description="When the regions would cost more detector pixels than this times the whole frame (motion "
-        "everywhere), the whole frame is detected instead.",
+        description="When the regions would cost more than this times the whole frame (motion everywhere), the "
+        "whole frame is detected instead. Costs are the detector's input pixels, a fixed cost per detector call and "
+        "the shrinking of what is shrunk for it (the whole frame's downscale included).",
     )
 
 
