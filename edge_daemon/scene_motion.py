@@ -168,9 +168,10 @@ class DetectionPolicy:
         for no motion: there is nothing to compare it with), and the first whole-frame detection
         comes ``phase * idle_detect_s`` later, so the cameras do not all detect whole frames at
         once on the one detection worker, at start or every ``idle_detect_s`` after. At the start
-        of 24 idle-scene cameras with a person crossing, those 24 whole frames ahead of the
-        crossing's regions made its decisions 0.68-1.21 s late at worst, 0.35-0.78 s without them
-        (three 6 s runs each, interleaved, on the 2-core box)."""
+        of 24 idle-scene cameras with a person crossing, the crossing's slowest decision came
+        0.62-0.93 s after capture with those 24 whole frames ahead of its regions and 0.51-0.96 s
+        without them (0.51-0.55 s in three of four 6 s runs each, interleaved, on the 2-core box;
+        bench/pipeline.py's p95 over 60 s: 0.51-0.84 s with them, 0.36-0.68 s without)."""
         if idle_detect_s <= 0:
             raise ValueError(f"idle_detect_s must be positive, got {idle_detect_s}")
         if max_side < MIN_MAX_SIDE or max_region_cost <= 0:
