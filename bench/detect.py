@@ -438,8 +438,8 @@ def main() -> int:
     for path in (CROWD, HAMILTON, DLIB_BOXES, FACES, *([LFW] if args.lfw else [])):
         if not path.exists():
             parser.error(f"shared data not found: {path}")
+    cv2.setNumThreads(1)  # as in the daemon's processes: one compute thread each
     if args.cost_model:
-        cv2.setNumThreads(1)
         model = cost_model()
         report_cost_model(model)
         if args.json:
@@ -450,7 +450,6 @@ def main() -> int:
             import yuface  # noqa: F401
         except ImportError:
             parser.error("the reference, yuface, is not installed (its wheels are for x86_64 CPython 3.10-3.11)")
-    cv2.setNumThreads(1)  # as in the daemon's processes: one compute thread each
     cost_frames = 10 if args.quick else args.frames
     distance_frames = 2 if args.quick else args.distance_frames
     full_size = create_detector(DetectorConfig(backend="yunet", max_side=max(read_frames(CROWD, 1)[0].shape[:2])),
