@@ -34,9 +34,9 @@ from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
 from edge_daemon.embedders.base import l2_normalise  # noqa: E402
 from edge_daemon.embedders.fused import fusion_scales, fusion_version  # noqa: E402
+from edge_daemon.evaluation.lfw import PairsFile, calibrate, lfw_subject, read_pairs, verification_accuracy  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
 from edge_daemon.progress import Progress  # noqa: E402
-from edge_daemon.verification import PairsFile, calibrate, lfw_subject, read_pairs, verification_accuracy  # noqa: E402
 
 LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 MEMBERS = ("dlib_onnx", "mobilefacenet")

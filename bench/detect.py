@@ -51,9 +51,9 @@ sys.path.insert(0, str(ROOT))
 
 from edge_daemon.config import DetectorConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
-from edge_daemon.images import load_image  # noqa: E402
-from edge_daemon.regions import iou  # noqa: E402
-from edge_daemon.verification import lfw_image_path, read_pairs  # noqa: E402
+from edge_daemon.evaluation.lfw import lfw_image_path, read_pairs  # noqa: E402
+from edge_daemon.pipeline.regions import iou  # noqa: E402
+from edge_daemon.recognition.images import load_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CROWD = DATA / "video" / "crowd" / "crowd_1080p.mp4"
@@ -188,8 +188,8 @@ def distance_regions(detector, full_size, max_side: int, frames_per_width: int, 
     between each frame and the one before plans, all of them, packed into mosaics as the daemon
     packs them; and what ``DetectionPolicy`` does (those regions, or the whole frame where they
     would cost more than it). Recall and detector ms per frame, by width."""
-    from edge_daemon.regions import RegionSettings, detect_in_regions, plan_regions
-    from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
+    from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion
+    from edge_daemon.pipeline.regions import RegionSettings, detect_in_regions, plan_regions
 
     kinds = ("whole", "whole_full", "regions", "policy")
     rows = {width: {**{kind: [0, 0.0] for kind in kinds}, "faces": 0, "full": 0} for width in WIDTHS}
@@ -361,7 +361,7 @@ def cost_model(repeats: int = 40) -> dict:
     frame no larger than max_side, in turn, median of ``repeats``: a straight line through ms
     against the network's pixels gives a call's fixed cost and the cost of a pixel; shrinking a
     1080p frame to max_side, timed alone, gives the cost of a source pixel shrunk."""
-    from edge_daemon.regions import CALL_COST_PX, SHRINK_COST_PER_PX, detector_pixels
+    from edge_daemon.pipeline.regions import CALL_COST_PX, SHRINK_COST_PER_PX, detector_pixels
 
     config = VARIANTS["yunet@640"]
     detector = create_detector(config)

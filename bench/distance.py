@@ -1,6 +1,6 @@
 """How recognition holds up as faces get smaller: LFW View 1 DevTest people, each image degraded as a
 camera sees a person further away (downscaled so the face is W px wide, JPEG q75, scaled back up;
-``edge_daemon.open_set.degrade``), embedded as ``edge-daemon recognize`` embeds a still, and decided
+``edge_daemon.evaluation.open_set.degrade``), embedded as ``edge-daemon recognize`` embeds a still, and decided
 with the shipped thresholds (the open-set table of the default embedder, ``gallery.target_fpir`` 1%).
 
 Per width it prints:
@@ -39,14 +39,16 @@ from edge_daemon.api import load_image, recognize  # noqa: E402
 from edge_daemon.config import DetectorConfig, EmbedderConfig, GalleryConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
-from edge_daemon.embedders.calibration import open_set_table  # noqa: E402
-from edge_daemon.gallery import Gallery  # noqa: E402
+from edge_daemon.evaluation.lfw import lfw_image_path  # noqa: E402
+from edge_daemon.evaluation.open_set import FaceSet, degrade, embed_lfw, width_name  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.matcher import use_thresholds  # noqa: E402
-from edge_daemon.open_set import FaceSet, degrade, embed_lfw, width_name  # noqa: E402
-from edge_daemon.quality import face_quality  # noqa: E402
-from edge_daemon.thresholds import template  # noqa: E402
-from edge_daemon.verification import lfw_image_path  # noqa: E402
+from edge_daemon.recognition.gallery import Gallery  # noqa: E402
+from edge_daemon.recognition.matcher import use_thresholds  # noqa: E402
+from edge_daemon.recognition.quality import face_quality  # noqa: E402
+from edge_daemon.recognition.thresholds import (
+    open_set_table,  # noqa: E402
+    template,  # noqa: E402
+)
 
 LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 WIDTHS = (None, 48, 32, 28, 24, 20)

@@ -36,13 +36,16 @@ sys.path.insert(0, str(ROOT))
 from edge_daemon.api import find_faces, load_image  # noqa: E402
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember, GalleryConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
-from edge_daemon.embed_worker import EmbeddingWorker, Shutdown  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
 from edge_daemon.embedders.vgg16 import Vgg16Embedder, save_vgg16_artefact  # noqa: E402
-from edge_daemon.model_store import ModelStore  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.matcher import Matcher  # noqa: E402
-from edge_daemon.messages import FaceSample  # noqa: E402
+from edge_daemon.messages import (
+    FaceSample,  # noqa: E402
+    Shutdown,  # noqa: E402
+)
+from edge_daemon.models.prepare.store import ModelStore  # noqa: E402
+from edge_daemon.pipeline.embedding import EmbeddingWorker
+from edge_daemon.recognition.matcher import Matcher  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "group"
 # label -> configuration; the GFLOPs of each come from its ONNX graphs.
@@ -148,7 +151,7 @@ def worker_vs_raw(embedder, crops: list[np.ndarray], batch: int, total: int) -> 
 def vgg16_model_dir(size: int, directory: Path) -> Path:
     import keras
 
-    from edge_daemon.trainer import build_head, vgg16_base
+    from edge_daemon.training.trainer import build_head, vgg16_base
 
     keras.utils.set_random_seed(0)
     base = vgg16_base("none", size)
@@ -195,7 +198,7 @@ def main() -> int:
     default = create_local_embedder(EmbedderConfig(), 1)
     default_crops = real_faces(default.aligner, 64)
 
-    from edge_daemon.tflite_export import export_tflite
+    from edge_daemon.training.tflite_export import export_tflite
 
     with tempfile.TemporaryDirectory() as scratch:
         for size in sizes:

@@ -41,13 +41,15 @@ sys.path.insert(0, str(ROOT))
 from edge_daemon.config import DetectorConfig, EmbedderConfig, HistoryConfig, Settings  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
-from edge_daemon.embedders.calibration import open_set_table  # noqa: E402
+from edge_daemon.evaluation.lfw import lfw_image_path  # noqa: E402
+from edge_daemon.evaluation.open_set import embed_lfw  # noqa: E402
 from edge_daemon.history.grouping import GroupingRule, Span, UnknownGroups  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.open_set import embed_lfw  # noqa: E402
-from edge_daemon.quality import face_quality  # noqa: E402
-from edge_daemon.thresholds import template  # noqa: E402
-from edge_daemon.verification import lfw_image_path  # noqa: E402
+from edge_daemon.recognition.quality import face_quality  # noqa: E402
+from edge_daemon.recognition.thresholds import (
+    open_set_table,  # noqa: E402
+    template,  # noqa: E402
+)
 
 LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 HAMILTON = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
@@ -128,7 +130,7 @@ def purity(tracks: list[dict], rule: GroupingRule) -> dict:
 
 def two_clip_run(seconds: float, group_fpir: float | None = None) -> dict:
     """The Hamilton and crowd clips as two looping cameras with the history on; their groups."""
-    from edge_daemon.daemon import Daemon
+    from edge_daemon.pipeline.daemon import Daemon
 
     work = Path(tempfile.mkdtemp(prefix="edge-two-clips-"))
     history = {"path": str(work / "history"), **({"group_fpir": group_fpir} if group_fpir is not None else {})}

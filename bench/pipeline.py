@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from edge_daemon.config import Settings  # noqa: E402
-from edge_daemon.daemon import Daemon  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
+from edge_daemon.pipeline.daemon import Daemon  # noqa: E402
 
 DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 IDLE_SIZE, IDLE_FPS, IDLE_SECONDS = (1280, 720), 25, 60
@@ -56,9 +56,9 @@ def write_idle_clip(path: Path) -> Path:
         return path
     import av
     import cv2
+    from walking import background
 
     from edge_daemon.demo import demo_people
-    from walking import background
 
     width, height = IDLE_SIZE
     scene = cv2.resize(background(), IDLE_SIZE).astype(np.float32)

@@ -34,13 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from pasted_faces import load_faces, paste  # noqa: E402
+
 from edge_daemon.config import DetectorConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.regions import RegionSettings, detect_in_regions, plan_regions, regions_cost  # noqa: E402
-from edge_daemon.scene_motion import DetectionPolicy, SceneMotion  # noqa: E402
-from edge_daemon.regions import iou  # noqa: E402
-from pasted_faces import load_faces, paste  # noqa: E402
+from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion  # noqa: E402
+from edge_daemon.pipeline.regions import (  # noqa: E402
+    RegionSettings,
+    detect_in_regions,
+    iou,  # noqa: E402
+    plan_regions,
+    regions_cost,
+)
 
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 WIDTHS = (16, 20, 24, 28, 32, 40, 60, 80, 120)
@@ -144,8 +150,8 @@ def batching(repeats: int) -> None:
     """Batch of N against N single calls of YuNet on ONNX Runtime, one thread (as the detector runs)."""
     import onnx
 
-    from edge_daemon.embedders.base import onnx_session
-    from edge_daemon.model_store import ModelStore
+    from edge_daemon.models.onnx import onnx_session
+    from edge_daemon.models.prepare.store import ModelStore
 
     model = onnx.load(str(ModelStore(None).path("yunet")))
     for value in [*model.graph.input, *model.graph.output]:

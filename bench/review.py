@@ -33,8 +33,8 @@ from edge_daemon.embedders.calibration import OPEN_SET  # noqa: E402
 from edge_daemon.history import FaceHistory, GroupingRule, HistoryGroups  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
 from edge_daemon.progress import Progress  # noqa: E402
-from edge_daemon.review import ReviewPages  # noqa: E402
-from edge_daemon.thresholds import OpenSetTable  # noqa: E402
+from edge_daemon.recognition.thresholds import OpenSetTable  # noqa: E402
+from edge_daemon.service.review_pages import ReviewPages  # noqa: E402
 
 DIM = 320  # the fused embedding
 VERSION = next(iter(OPEN_SET))[1]  # the default fused configuration's table

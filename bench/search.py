@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_daemon.gallery import Gallery  # noqa: E402
+from edge_daemon.recognition.gallery import Gallery  # noqa: E402
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

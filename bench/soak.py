@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_daemon.config import Settings  # noqa: E402
-from edge_daemon.daemon import Daemon  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
+from edge_daemon.pipeline.daemon import Daemon  # noqa: E402
 
 DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
 

@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from walking import Walk, choose_walks, truth, walk_at, write_clip  # noqa: E402
+
 from edge_daemon.config import DetectorConfig, EmbedderConfig, Settings  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
-from walking import Walk, choose_walks, truth, walk_at, write_clip  # noqa: E402
 
 LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 DECISIONS = ("recognized", "unknown", "updated")
@@ -73,7 +74,7 @@ def enrol(candidates: dict[str, list[str]], out: Path, detector: dict) -> tuple[
 def watch(clip: Path, gallery: Path, events: Path, detect_fps: float, detector: dict) -> tuple[float, dict]:
     """Runs the daemon on the clip until it ends. Returns the wall-clock time the clip started
     playing and the daemon's stats."""
-    from edge_daemon.daemon import Daemon
+    from edge_daemon.pipeline.daemon import Daemon
 
     settings = Settings(
         cameras=[{"name": "walk", "url": str(clip), "realtime": True, "detect_fps": detect_fps}],

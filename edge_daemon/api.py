@@ -12,7 +12,8 @@ import numpy as np
 
 from edge_daemon.detectors import Detector
 from edge_daemon.embedders import Embedder
-from edge_daemon.enrolment import (
+from edge_daemon.messages import BBox, Verdict
+from edge_daemon.recognition.enrolment import (
     Enrolment,
     Skipped,
     build_gallery,
@@ -22,11 +23,17 @@ from edge_daemon.enrolment import (
     iter_dataset,
     rebuild_gallery,
 )
-from edge_daemon.gallery import Gallery
-from edge_daemon.images import IMAGE_SUFFIXES, ImageError, embed_faces, face_nearest_centre, find_faces
-from edge_daemon.images import generous_crop, load_image
-from edge_daemon.messages import BBox, Verdict
-from edge_daemon.quality import face_features, face_quality
+from edge_daemon.recognition.gallery import Gallery
+from edge_daemon.recognition.images import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    embed_faces,
+    face_nearest_centre,
+    find_faces,
+    generous_crop,
+    load_image,
+)
+from edge_daemon.recognition.quality import face_features, face_quality
 
 __all__ = [
     "IMAGE_SUFFIXES",

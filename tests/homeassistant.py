@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 import websocket  # websocket-client, which the test extra's selenium depends on
-
 from conftest import Broker, _require_mosquitto, free_port, wait_until
 
 HA_VERSION = "2025.4.4"

@@ -13,12 +13,12 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
-
 from conftest import ROOT, FakeSystemd, free_port, wait_until
-from edge_daemon.capture import Camera
-from edge_daemon.config import CameraConfig, Settings
-from edge_daemon.daemon import Daemon
 from rtsp import CROWD_CLIP, HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
+
+from edge_daemon.config import CameraConfig, Settings
+from edge_daemon.pipeline.capture import Camera
+from edge_daemon.pipeline.daemon import Daemon
 
 pytestmark = pytest.mark.slow
 

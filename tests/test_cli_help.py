@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import structlog
-
 from conftest import ROOT
+
 from edge_daemon.cli import build_parser, main
 
 

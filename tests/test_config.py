@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge_daemon.config import ConfigError, load_settings, parse_camera_flag
 
 

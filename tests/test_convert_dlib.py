@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DATA, need
-from edge_daemon.converters import ConversionError
-from edge_daemon.converters.dlib_resnet import (
+
+from edge_daemon.models.onnx import onnx_session
+from edge_daemon.models.prepare.converters import ConversionError
+from edge_daemon.models.prepare.converters.dlib_resnet import (
     AddPrev,
     Affine,
     Conv,
@@ -24,7 +25,6 @@ from edge_daemon.converters.dlib_resnet import (
     convert,
     read_dlib_resnet,
 )
-from edge_daemon.embedders.base import onnx_session
 
 LFW = DATA / "eval" / "lfw"
 FACES = 20
@@ -54,10 +54,10 @@ def rgb_chips() -> np.ndarray:
     """150x150 RGB chips of real LFW faces, aligned the way the daemon aligns them for dlib."""
     import face_recognition_models
 
-    from edge_daemon.alignment import DlibChipAligner
     from edge_daemon.api import find_faces, load_image
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detectors import create_detector
+    from edge_daemon.embedders.alignment import DlibChipAligner
 
     people = sorted(path.name for path in need(LFW).iterdir())
     detector = create_detector(DetectorConfig(), separate_process=False)

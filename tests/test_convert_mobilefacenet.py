@@ -11,15 +11,15 @@ import numpy as np
 import onnx
 import pytest
 
-from edge_daemon.converters import ConversionError
-from edge_daemon.converters.tfjs_graph import (
+from edge_daemon.models.onnx import onnx_session
+from edge_daemon.models.prepare.converters import ConversionError
+from edge_daemon.models.prepare.converters.tfjs_graph import (
     build_onnx,
     convert_mobilefacenet,
     read_tfjs_graph,
     repair_mobilefacenet,
     run_numpy,
 )
-from edge_daemon.embedders.base import onnx_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "models" / "sources" / "mobilefacenet"
@@ -63,10 +63,10 @@ def faces() -> tuple[np.ndarray, np.ndarray]:
     """Two aligned RGB crops each of the first people in LFW with two images: (crops, person labels)."""
     if not LFW.exists():
         pytest.skip(f"LFW not found at {LFW} (expected ../shared beside the repository)")
-    from edge_daemon.alignment import TemplateAligner
     from edge_daemon.api import face_nearest_centre, find_faces, load_image
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detectors import create_detector
+    from edge_daemon.embedders.alignment import TemplateAligner
 
     detector = create_detector(DetectorConfig(), separate_process=False)
     aligner = TemplateAligner(112)

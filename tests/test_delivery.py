@@ -13,12 +13,12 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-
 from conftest import HAMILTON_CLIP, ROOT, need, wait_until
+
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
-from edge_daemon.events import Event, utc_iso
+from edge_daemon.messages import Event, utc_iso
 
 pytestmark = pytest.mark.slow
 PREFIX = "delivery"

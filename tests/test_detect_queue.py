@@ -13,11 +13,10 @@ import pytest
 from conftest import CROWD_CLIP, need
 from pasted_faces import load_faces, paste
 
-from edge_daemon.detect_queue import CameraDetection, DetectionQueue, DetectRequest
 from edge_daemon.messages import Frame
-from edge_daemon.regions import Region, RegionSettings, plan_regions
-from edge_daemon.scene_motion import DetectionPolicy, SceneMotion
-from edge_daemon.regions import iou
+from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue, DetectRequest
+from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion
+from edge_daemon.pipeline.regions import Region, RegionSettings, iou, plan_regions
 
 
 class Batched:

@@ -7,15 +7,15 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, YUNET_ONNX, need
-from edge_daemon.alignment import TEMPLATE_112, TemplateAligner, similarity_transform
+
 from edge_daemon.config import DetectorConfig
 from edge_daemon.detectors import DetectorError, create_detector
 from edge_daemon.detectors.yunet_onnx import YuNetOnnxDetector
-from edge_daemon.quality import QualityGate
+from edge_daemon.embedders.alignment import TEMPLATE_112, TemplateAligner, similarity_transform
 from edge_daemon.messages import Detection
-from edge_daemon.regions import iou
+from edge_daemon.pipeline.regions import iou
+from edge_daemon.recognition.quality import QualityGate
 
 
 def recall_precision(detector, xml_path, min_iou=0.4):

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, tiny_dataset
 
 keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow (pip install '.[train]')")
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-import edge_daemon.trainer as trainer
+import edge_daemon.training.trainer as trainer
 
 dataset, cache, out, weights = map(Path, sys.argv[1:])
 export = trainer.save_vgg16_artefact
@@ -128,7 +127,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
 def test_mirrored_trains_on_the_local_devices(tmp_path):
     import tensorflow as tf
 
-    from edge_daemon.trainer import TrainOptions, train
+    from edge_daemon.training.trainer import TrainOptions, train
 
     options = TrainOptions(
         dataset=tiny_dataset(tmp_path / "data"), out=tmp_path / "model", input_size=64, init="none",
@@ -156,7 +155,7 @@ def test_mirrored_trains_on_the_local_devices(tmp_path):
     ],
 )
 def test_multi_worker_needs_a_valid_tf_config_before_any_work(tmp_path, monkeypatch, tf_config, message):
-    from edge_daemon.trainer import TrainerError, TrainOptions, train
+    from edge_daemon.training.trainer import TrainerError, TrainOptions, train
 
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -169,7 +168,7 @@ def test_multi_worker_needs_a_valid_tf_config_before_any_work(tmp_path, monkeypa
 
 
 def test_unknown_distribute_is_refused(tmp_path):
-    from edge_daemon.trainer import TrainerError, TrainOptions, train
+    from edge_daemon.training.trainer import TrainerError, TrainOptions, train
 
     with pytest.raises(TrainerError, match="expected none, mirrored or multi-worker"):
         train(TrainOptions(dataset=tmp_path / "data", out=tmp_path / "model", distribute="horovod"))

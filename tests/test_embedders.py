@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DATA, HAMILTON, ROOT, need
+
 from edge_daemon.api import find_faces, load_image
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember
 from edge_daemon.embedders import EmbedderError, create_local_embedder
 from edge_daemon.embedders.base import l2_normalise
-from edge_daemon.gallery import Gallery, GalleryError
-from edge_daemon.model_store import ModelStore, file_sha256, onnx_embeddings, parity_check, verification_faces
+from edge_daemon.models.prepare.store import ModelStore, file_sha256, onnx_embeddings, parity_check, verification_faces
+from edge_daemon.recognition.gallery import Gallery, GalleryError
 
 
 def embedder(backend: str, **options):
@@ -175,8 +175,8 @@ def test_converted_file_that_does_not_match_the_manifest_is_rebuilt_never_used(t
 def test_the_check_refuses_mobilefacenet_as_shipped():
     """As shipped, MobileFaceNet maps every face to one vector: its own conversion, compared with its
     own graph, is faithful (parity passes) but different people are not kept apart, so it is refused."""
-    from edge_daemon.alignment import TemplateAligner
-    from edge_daemon.converters.tfjs_graph import build_onnx, read_tfjs_graph, run_numpy
+    from edge_daemon.embedders.alignment import TemplateAligner
+    from edge_daemon.models.prepare.converters.tfjs_graph import build_onnx, read_tfjs_graph, run_numpy
 
     graph_json = next(p for p in ModelStore().source_files("mobilefacenet").values() if p.suffix == ".json")
     shipped = read_tfjs_graph(graph_json)

@@ -8,7 +8,6 @@ import sys
 from collections import Counter
 
 import pytest
-
 from conftest import HAMILTON_CLIP, ROOT, need
 
 pytestmark = pytest.mark.slow
@@ -34,7 +33,7 @@ def hamilton_events(hamilton_gallery, tmp_path_factory):
 
 
 def test_hamilton_recognises_lin_manuel_miranda_and_no_other_known_name(hamilton_events, hamilton_gallery):
-    from edge_daemon.gallery import Gallery
+    from edge_daemon.recognition.gallery import Gallery
 
     named = {event["identity"] for event in hamilton_events if event["identity"] is not None}
     assert named == {"lin_manuel_miranda"}, named
@@ -92,7 +91,7 @@ def test_camera_that_never_opens_is_reported_not_fatal(tmp_path, hamilton_galler
 
 
 def test_gallery_from_another_embedder_is_refused(tmp_path, hamilton_gallery):
-    from edge_daemon.gallery import Gallery
+    from edge_daemon.recognition.gallery import Gallery
 
     other = Gallery.load(hamilton_gallery)
     other.embedder, other.embedder_version = "vgg16", "vgg16-0123456789abcdef"

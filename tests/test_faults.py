@@ -9,13 +9,14 @@ import sys
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import HAMILTON_CLIP, ROOT, need, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from conftest import HAMILTON_CLIP, ROOT, need, wait_until
 from edge_daemon.config import Settings
-from edge_daemon.daemon import Daemon
-from edge_daemon.events import Event
+from edge_daemon.messages import Event
+from edge_daemon.pipeline.daemon import Daemon
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-
 from conftest import HAMILTON, HAMILTON_CLIP, ROOT, need, wait_until
+
 from edge_daemon.comms.gallery_sync import (
     GallerySync,
     chunk_topic,
@@ -24,7 +24,7 @@ from edge_daemon.comms.gallery_sync import (
     publish_gallery,
 )
 from edge_daemon.config import MqttConfig, Settings
-from edge_daemon.gallery import Gallery
+from edge_daemon.recognition.gallery import Gallery
 
 pytestmark = pytest.mark.slow
 PREFIX = "fleet"
@@ -177,7 +177,7 @@ def daemon_settings(broker, directory, box: str) -> Settings:
 def test_daemons_adopt_a_revision_while_running_and_keep_it_across_a_restart_without_the_broker(
     persistent_broker, hamilton_gallery, tmp_path
 ):
-    from edge_daemon.daemon import Daemon
+    from edge_daemon.pipeline.daemon import Daemon
 
     persistent_broker.start()
     config = MqttConfig(url=persistent_broker.url)

@@ -368,7 +368,7 @@ def test_a_track_too_poor_to_group_stays_on_its_own(tmp_path):
 def test_the_grouping_threshold_follows_quality_and_template_size():
     """With the shipped table, a poor face or a template of many faces must score higher to join."""
     from edge_daemon.embedders.calibration import OPEN_SET
-    from edge_daemon.thresholds import OpenSetTable
+    from edge_daemon.recognition.thresholds import OpenSetTable
 
     table = OpenSetTable.from_dict(next(iter(OPEN_SET.values())))
     rule = GroupingRule(table, 0.01)

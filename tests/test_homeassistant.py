@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import HAMILTON_CLIP, ROOT, free_port, need, wait_until
-from edge_daemon.comms.homeassistant import HomeAssistantDiscovery, discovery_id, ha_event_type, sensor_state
 from homeassistant import HomeAssistant, StateChanges, home_assistant  # noqa: F401 - the fixture
+
+from edge_daemon.comms.homeassistant import HomeAssistantDiscovery, discovery_id, ha_event_type, sensor_state
 
 PREFIX = "edgeha"
 # HA's rule for a discovery topic below its prefix (homeassistant/components/mqtt/discovery.py).

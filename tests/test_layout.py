@@ -1,4 +1,8 @@
-"""The package's layout rules, read from its imports (lazy ones inside functions included)."""
+"""The package's layout rules, read from its imports (lazy ones inside functions included).
+
+Each part of ``edge_daemon`` sits on one floor of ``LAYERS``; a module may import its own part and
+any part on a lower floor, never one beside it or above it. docs/design/layout.md explains the floors.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,79 @@ from pathlib import Path
 from import_graph import cycles, import_graph
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_daemon"
-GROUND_FLOOR = {"edge_daemon.config", "edge_daemon.messages", "edge_daemon.logs"}
-TOP_FLOOR = "edge_daemon.api", "edge_daemon.cli"
+
+# Lowest floor first. A part is a package or module under edge_daemon; the longest part that
+# names a module is the one it belongs to (edge_daemon.models.prepare is not edge_daemon.models).
+LAYERS: list[tuple[str, set[str]]] = [
+    ("logging", {"logs"}),
+    ("ground floor", {"messages", "counters", "progress", "config"}),
+    ("model files and sample assets", {"models", "demo"}),
+    ("plugins", {"detectors", "embedders", "sources"}),
+    ("recognition", {"recognition"}),
+    ("history and transports", {"history", "comms"}),
+    ("pipeline", {"pipeline"}),
+    ("service", {"service"}),
+    ("offline tools", {"evaluation", "models.prepare"}),
+    ("training", {"training"}),
+    ("public API", {"api"}),
+    ("command line", {"cli"}),
+]
+
+
+def part_of(module: str) -> str | None:
+    """The part of ``LAYERS`` a module belongs to (None for the package's own ``__init__``)."""
+    parts = module.split(".")[1:]
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if any(name in members for _, members in LAYERS):
+            return name
+    return None
+
+
+def floor_of(part: str) -> int:
+    return next(floor for floor, (_, members) in enumerate(LAYERS) if part in members)
+
+
+def layering_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a part beside or above the importer's, as 'importer -> imported (why)'."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        part = part_of(module)
+        if part is None:
+            continue
+        for target in sorted(targets):
+            target_part = part_of(target)
+            if target_part is None or target_part == part:
+                continue
+            if floor_of(target_part) >= floor_of(part):
+                where = "beside" if floor_of(target_part) == floor_of(part) else "above"
+                found.append(f"{module} -> {target} ({target_part} is {where} {part})")
+    return found
 
 
 def test_no_import_cycle_in_the_package():
     assert cycles(import_graph(PACKAGE)) == []
+
+
+def test_every_module_has_a_floor():
+    unplaced = [module for module in import_graph(PACKAGE) if module != "edge_daemon" and part_of(module) is None]
+    assert unplaced == []
+
+
+def test_imports_go_down_the_floors():
+    assert layering_violations(import_graph(PACKAGE)) == []
+
+
+def test_the_layering_check_sees_an_upward_and_a_sideways_import():
+    graph = {
+        "edge_daemon.recognition.matcher": {"edge_daemon.pipeline.daemon", "edge_daemon.messages"},
+        "edge_daemon.comms.mqtt": {"edge_daemon.history.store"},
+        "edge_daemon.models.prepare.store": {"edge_daemon.models.files", "edge_daemon.detectors.yunet"},
+    }
+    assert layering_violations(graph) == [
+        "edge_daemon.comms.mqtt -> edge_daemon.history.store (history is beside comms)",
+        "edge_daemon.recognition.matcher -> edge_daemon.pipeline.daemon (pipeline is above recognition)",
+    ]
 
 
 def test_the_checker_sees_a_cycle_closed_by_a_lazy_import(tmp_path):
@@ -37,19 +108,3 @@ def test_the_checker_sees_a_cycle_through_a_package_initialised_on_the_way(tmp_p
     (package / "registry" / "backend.py").write_text("from pkg.registry.base import Base\nfrom pkg.store import load\n")
     (package / "store.py").write_text("from pkg.registry.base import Base\ndef load(): ...\n")
     assert cycles(import_graph(package)) == [["pkg.registry", "pkg.registry.backend", "pkg.store"]]
-
-
-def test_ground_floor_imports_nothing_of_the_package():
-    graph = import_graph(PACKAGE)
-    assert {module: graph[module] for module in GROUND_FLOOR} == {module: set() for module in GROUND_FLOOR}
-
-
-def test_nothing_below_the_top_floor_imports_it():
-    graph = import_graph(PACKAGE)
-    upward = {
-        (module, target)
-        for module, targets in graph.items()
-        for target in targets
-        if target.startswith(TOP_FLOOR) and not module.startswith("edge_daemon.cli")
-    }
-    assert upward == set()

@@ -12,7 +12,6 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-
 from conftest import HAMILTON_CLIP, ROOT, need, wait_until
 
 pytestmark = pytest.mark.slow

@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import structlog
-
 from conftest import HAMILTON_CLIP, ROOT, Broker, FakeSystemd, _require_mosquitto, free_port, need, wait_until
+from test_mqtt import Subscriber
+
 from edge_daemon.comms.broker import worth_logging
 from edge_daemon.comms.gallery_sync import GallerySync
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import ConfigError, MqttConfig, load_settings
-from edge_daemon.events import Event, utc_iso
-from edge_daemon.gallery import Gallery
-from test_mqtt import Subscriber
+from edge_daemon.messages import Event, utc_iso
+from edge_daemon.recognition.gallery import Gallery
 
 pytestmark = pytest.mark.slow
 PREFIX = "tlstest"

@@ -17,16 +17,14 @@ from conftest import DATA, ROOT, need
 from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.comms.jsonl import JsonLinesTransport
 from edge_daemon.config import DecisionConfig, EmbedderConfig, GalleryConfig
-from edge_daemon.decisions import DecisionMaker
-from edge_daemon.embed_worker import Shutdown
-from edge_daemon.embedders.calibration import open_set_table
 from edge_daemon.embedders.fused import fusion_version
-from edge_daemon.gallery import Gallery
-from edge_daemon.matcher import Matcher, use_thresholds
-from edge_daemon.messages import FaceSample, Identification, TrackEnded
-from edge_daemon.open_set import degrade
-from edge_daemon.quality import face_features, face_quality
-from edge_daemon.thresholds import OpenSetTable, template
+from edge_daemon.evaluation.open_set import degrade
+from edge_daemon.messages import FaceSample, Identification, Shutdown, TrackEnded
+from edge_daemon.pipeline.decisions import DecisionMaker
+from edge_daemon.recognition.gallery import Gallery
+from edge_daemon.recognition.matcher import Matcher, use_thresholds
+from edge_daemon.recognition.quality import face_features, face_quality
+from edge_daemon.recognition.thresholds import OpenSetTable, open_set_table, template
 
 LFW = DATA / "eval" / "lfw"
 MEMBERS = EmbedderConfig().members
@@ -85,7 +83,7 @@ def test_template_is_searched_through_faiss_like_a_face():
 def test_quality_ranks_smaller_and_blurred_copies_of_a_face_lower(default_detector):
     import skimage.data
 
-    from edge_daemon.images import face_nearest_centre, find_faces
+    from edge_daemon.recognition.images import face_nearest_centre, find_faces
 
     photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 
@@ -161,10 +159,10 @@ def edge_daemon(*args: str, env: dict | None = None) -> list[dict]:
 
 
 def test_calibrate_round_trips_its_table(tmp_path):
-    from edge_daemon import open_set
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detectors import create_detector
     from edge_daemon.embedders import create_local_embedder
+    from edge_daemon.evaluation import open_set
 
     need(LFW)
     # A small View-1-like set: three people with six images, two mismatched pairs.
@@ -315,9 +313,9 @@ STRANGER = ("Barry_Williams", 1)
 
 
 def test_degraded_stranger_named_by_voting_is_left_unnamed_by_the_template(tmp_path, default_detector, default_embedder):
-    from edge_daemon.images import face_nearest_centre, find_faces, load_image
-    from edge_daemon.open_set import degraded_subject
-    from edge_daemon.verification import lfw_image_path
+    from edge_daemon.evaluation.lfw import lfw_image_path
+    from edge_daemon.evaluation.open_set import degraded_subject
+    from edge_daemon.recognition.images import face_nearest_centre, find_faces, load_image
 
     need(LFW)
     gallery = Gallery.for_embedder(default_embedder)
@@ -352,7 +350,7 @@ def test_degraded_stranger_named_by_voting_is_left_unnamed_by_the_template(tmp_p
 
 def test_recognize_json_says_recognized_unknown_and_uncertain(tmp_path, default_detector):
     from edge_daemon.demo import demo_people, write_gallery_photos
-    from edge_daemon.images import find_faces
+    from edge_daemon.recognition.images import find_faces
 
     people = demo_people()
     write_gallery_photos(people, tmp_path / "photos")

@@ -10,9 +10,9 @@ from conftest import CROWD_CLIP, need
 from pasted_faces import load_faces, paste
 
 from edge_daemon.messages import Detection
-from edge_daemon.regions import (
-    FACE_DETECT_PX,
+from edge_daemon.pipeline.regions import (
     CALL_COST_PX,
+    FACE_DETECT_PX,
     MOSAIC_GAP_PX,
     SHRINK_COST_PER_PX,
     SIDE_STEP,
@@ -21,8 +21,8 @@ from edge_daemon.regions import (
     RegionSettings,
     call_cost,
     detect_in_regions,
-    face_scale,
     detector_pixels,
+    face_scale,
     iou,
     pack_mosaics,
     plan_regions,

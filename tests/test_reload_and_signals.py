@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HAMILTON_CLIP, ROOT, need, wait_until
-from edge_daemon.gallery import Gallery
+
+from edge_daemon.recognition.gallery import Gallery
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import HAMILTON_CLIP, free_port, need, wait_until
+
 from edge_daemon.config import Settings
-from edge_daemon.gallery import Gallery
+from edge_daemon.recognition.gallery import Gallery
 
 pytestmark = pytest.mark.slow
 TOKEN = "review-token-for-the-test-0123456789"
@@ -45,7 +45,7 @@ def status_of(url: str, data: bytes | None = None, cookie: str | None = None) ->
 def test_review_page_enrols_a_group_of_unknown_faces(tmp_path, default_embedder):
     from selenium.webdriver.common.by import By
 
-    from edge_daemon.daemon import Daemon
+    from edge_daemon.pipeline.daemon import Daemon
 
     (tmp_path / "token").write_text(TOKEN)
     Gallery.for_embedder(default_embedder).save(tmp_path / "gallery")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from rtsp import HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
 
 TESTS_DIR = Path(__file__).resolve().parent

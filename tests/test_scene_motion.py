@@ -16,10 +16,10 @@ from pasted_faces import load_faces, paste
 from walking import background
 
 from edge_daemon.config import Settings
-from edge_daemon.daemon import Daemon, motion_settings, region_settings
 from edge_daemon.messages import TrackedFace
-from edge_daemon.regions import FACE_DETECT_PX, RegionSettings, detect_in_regions, iou
-from edge_daemon.scene_motion import CLOCK_SLACK_S, DetectionPolicy, Motion, MotionSettings, SceneMotion
+from edge_daemon.pipeline.daemon import Daemon, motion_settings, region_settings
+from edge_daemon.pipeline.motion_gate import CLOCK_SLACK_S, DetectionPolicy, Motion, MotionSettings, SceneMotion
+from edge_daemon.pipeline.regions import FACE_DETECT_PX, RegionSettings, detect_in_regions, iou
 
 FPS = 5.0  # the default detect_fps
 IDLE_DETECT_S = 4.0

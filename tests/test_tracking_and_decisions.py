@@ -9,12 +9,11 @@ import numpy as np
 
 from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.config import DecisionConfig, GalleryConfig, TrackerConfig
-from edge_daemon.decisions import DecisionMaker
-from edge_daemon.embed_worker import Shutdown
-from edge_daemon.matcher import Matcher
-from edge_daemon.messages import Detection, FaceSample, Identification, TrackEnded
-from edge_daemon.regions import iou
-from edge_daemon.tracking import Tracker
+from edge_daemon.messages import Detection, FaceSample, Identification, Shutdown, TrackEnded
+from edge_daemon.pipeline.decisions import DecisionMaker
+from edge_daemon.pipeline.regions import iou
+from edge_daemon.pipeline.tracking import Tracker
+from edge_daemon.recognition.matcher import Matcher
 
 
 def detection(x, y, w=50, h=60):
@@ -106,14 +105,13 @@ def test_score_weighted_vote_resists_one_outlier():
 
 def test_full_embed_queue_defers_faces_without_charging_the_track(default_detector, default_embedder):
     import cv2
-
     from conftest import DATA, need
-    from edge_daemon.capture import StreamEnded
+
     from edge_daemon.config import DetectorConfig
-    from edge_daemon.detect_queue import CameraDetection, DetectionQueue
-    from edge_daemon.quality import QualityGate
-    from edge_daemon.messages import Frame
-    from edge_daemon.tracking import TrackingWorker
+    from edge_daemon.messages import Frame, StreamEnded
+    from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
+    from edge_daemon.pipeline.tracking import TrackingWorker
+    from edge_daemon.recognition.quality import QualityGate
 
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
     frames: queue.Queue = queue.Queue()
@@ -150,14 +148,13 @@ def test_faces_too_small_to_decide_on_give_uncertain_not_silence(default_detecto
     """Every face refused by the gates (here: all 'too small'): after uncertain_after detections each
     track is reported once as seen but unrecognisable, decided 'uncertain', and ends with 'ended'."""
     import cv2
-
     from conftest import DATA, need
-    from edge_daemon.capture import StreamEnded
+
     from edge_daemon.config import DetectorConfig
-    from edge_daemon.detect_queue import CameraDetection, DetectionQueue
-    from edge_daemon.messages import Frame, TrackUnseen
-    from edge_daemon.quality import QualityGate
-    from edge_daemon.tracking import TrackingWorker
+    from edge_daemon.messages import Frame, StreamEnded, TrackUnseen
+    from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
+    from edge_daemon.pipeline.tracking import TrackingWorker
+    from edge_daemon.recognition.quality import QualityGate
 
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
 

@@ -8,16 +8,16 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import DATA, ROOT, need, tiny_dataset
-from edge_daemon.faceset import FaceItem, stratified_split
+
+from edge_daemon.training.faceset import FaceItem, stratified_split
 
 keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow (pip install '.[train]')")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from edge_daemon.trainer import TrainOptions, train
+    from edge_daemon.training.trainer import TrainOptions, train
 
     work = tmp_path_factory.mktemp("train")
     options = TrainOptions(
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 def test_every_artefact_exists_and_loads(trained):
     from edge_daemon.embedders.vgg16 import Vgg16Embedder
-    from edge_daemon.gallery import Gallery
+    from edge_daemon.recognition.gallery import Gallery
 
     options, card = trained
     out = options.out
@@ -76,7 +76,7 @@ def test_daemon_serves_the_exported_model(trained, tmp_path):
     from edge_daemon.config import DetectorConfig, EmbedderConfig
     from edge_daemon.detectors import create_detector
     from edge_daemon.embedders import create_embedder
-    from edge_daemon.gallery import Gallery
+    from edge_daemon.recognition.gallery import Gallery
 
     options, _ = trained
     embedder = create_embedder(EmbedderConfig(backend="vgg16", model_dir=options.out), separate_process=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_daemon.verification import (
+from edge_daemon.evaluation.lfw import (
     best_accuracy_threshold,
     calibrate,
     read_pairs,

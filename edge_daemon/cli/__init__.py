@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from edge_daemon import __version__
-from edge_daemon.cli import config, demo, gallery, models, recognize, review, run, training
+from edge_daemon.cli import config, demo, gallery, history, models, recognize, run, training
 from edge_daemon.cli.common import RuntimeFailure, UsageError, make_parent_parsers
 from edge_daemon.config import ConfigError
 from edge_daemon.logs import configure_logging
@@ -25,11 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_commands(commands)
     gallery_actions = gallery.add_gallery_group(commands)
     gallery.add_build_list_remove_actions(gallery_actions, parents)
-    review.add_reject_action(gallery_actions, parents)
+    history.add_reject_action(gallery_actions, parents)
     gallery.add_publish_rebuild_actions(gallery_actions, parents)
     models.add_commands(commands, parents)
     gallery.add_enroll_command(commands, parents)
-    review.add_commands(commands, parents)
+    history.add_commands(commands, parents)
     recognize.add_commands(commands, parents)
     training.add_commands(commands, parents)
     demo.add_commands(commands, parents)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from edge_daemon.detectors import DetectorError
     from edge_daemon.embedders import EmbedderError
-    from edge_daemon.gallery import GalleryError
+    from edge_daemon.recognition.gallery import GalleryError
 
     try:
         return args.handler(args)

@@ -12,8 +12,8 @@ log = get_logger(__name__)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_daemon.daemon import Daemon
     from edge_daemon.demo import make_demo_assets
+    from edge_daemon.pipeline.daemon import Daemon
 
     photos, clip = make_demo_assets(args.out)
     settings = settings_from(args)

@@ -19,14 +19,14 @@ from edge_daemon.cli.common import (
     report_skipped,
     settings_from,
 )
-from edge_daemon.cli.review import history_selection
+from edge_daemon.cli.history import history_selection
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
 
 def cmd_gallery_build(args: argparse.Namespace) -> int:
-    from edge_daemon.gallery import META_FILE, locked
+    from edge_daemon.recognition.gallery import META_FILE, locked
 
     settings = settings_from(args)
     if (args.out / META_FILE).exists() and not args.force:
@@ -48,7 +48,7 @@ def cmd_gallery_build(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from edge_daemon.api import enrolment_embeddings, enrolment_from_history
-    from edge_daemon.gallery import META_FILE, Gallery, locked, validate_identity
+    from edge_daemon.recognition.gallery import META_FILE, Gallery, locked, validate_identity
 
     settings = settings_from(args, **mqtt_override(args))
     try:
@@ -88,7 +88,7 @@ def cmd_gallery_rebuild(args: argparse.Namespace) -> int:
     import shutil
 
     from edge_daemon.api import rebuild_gallery
-    from edge_daemon.gallery import FACES_DIR, Gallery, locked
+    from edge_daemon.recognition.gallery import FACES_DIR, Gallery, locked
 
     settings = settings_from(args)
     path = gallery_path(args, settings)
@@ -125,7 +125,7 @@ def cmd_gallery_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_list(args: argparse.Namespace) -> int:
-    from edge_daemon.gallery import Gallery
+    from edge_daemon.recognition.gallery import Gallery
 
     gallery = Gallery.load(gallery_path(args, settings_from(args)))
     if args.json:
@@ -138,7 +138,7 @@ def cmd_gallery_list(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_remove(args: argparse.Namespace) -> int:
-    from edge_daemon.gallery import Gallery, locked
+    from edge_daemon.recognition.gallery import Gallery, locked
 
     settings = settings_from(args, **mqtt_override(args))
     path = gallery_path(args, settings)

@@ -10,14 +10,14 @@ from edge_daemon.cli.common import ParentParsers, settings_from
 
 
 def _model_store(args: argparse.Namespace):
-    from edge_daemon.model_store import ModelStore
+    from edge_daemon.models.prepare.store import ModelStore
 
     settings = settings_from(args)
     return ModelStore(args.cache or settings.embedder.model_cache, detector=settings.detector)
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
-    from edge_daemon.model_store import read_check
+    from edge_daemon.models.prepare.store import read_check
 
     store = _model_store(args)
     if args.source is not None:
@@ -29,7 +29,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from edge_daemon.model_store import read_check
+    from edge_daemon.models.prepare.store import read_check
 
     store = _model_store(args)
     rows = []

@@ -11,8 +11,8 @@ from edge_daemon.cli.common import ParentParsers, gallery_override, in_process_m
 
 def cmd_recognize(args: argparse.Namespace) -> int:
     from edge_daemon.api import ImageError, load_image, recognize
-    from edge_daemon.gallery import Gallery
-    from edge_daemon.matcher import use_thresholds
+    from edge_daemon.recognition.gallery import Gallery
+    from edge_daemon.recognition.matcher import use_thresholds
 
     settings = settings_from(args, **gallery_override(args.gallery))
     detector, embedder = in_process_models(settings)

@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.mqtt is not None:
         overrides["mqtt"] = {"url": args.mqtt}
     settings = settings_from(args, **overrides)
-    from edge_daemon.daemon import Daemon
+    from edge_daemon.pipeline.daemon import Daemon
 
     try:
         daemon = Daemon(settings)

@@ -16,7 +16,7 @@ EMBEDDER_BACKENDS = EmbedderBackend.__args__
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from edge_daemon.trainer import TrainerError, TrainOptions, train
+    from edge_daemon.training.trainer import TrainerError, TrainOptions, train
 
     settings_from(args)
     options = TrainOptions(
@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_daemon.verification import pair_scores, read_pairs, verification_accuracy
+    from edge_daemon.evaluation.lfw import pair_scores, read_pairs, verification_accuracy
 
     embedder_overrides = {"backend": args.embedder} if args.embedder else {}
     if args.model:
@@ -95,12 +95,12 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 def cmd_export_tflite(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_daemon.alignment import TemplateAligner
     from edge_daemon.api import ImageError, find_faces, load_image
     from edge_daemon.detectors import create_detector
+    from edge_daemon.embedders.alignment import TemplateAligner
     from edge_daemon.embedders.vgg16 import Vgg16Embedder
-    from edge_daemon.gallery import Gallery
-    from edge_daemon.tflite_export import export_tflite
+    from edge_daemon.recognition.gallery import Gallery
+    from edge_daemon.training.tflite_export import export_tflite
 
     settings = settings_from(args)
     embedder = Vgg16Embedder(args.model_dir)
@@ -135,8 +135,8 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_daemon import open_set
-    from edge_daemon.verification import calibrate, pair_scores, read_pairs
+    from edge_daemon.evaluation import open_set
+    from edge_daemon.evaluation.lfw import calibrate, pair_scores, read_pairs
 
     settings = settings_from(args)
     detector, embedder = in_process_models(settings)
@@ -213,7 +213,7 @@ def add_calibrate_command(commands: argparse._SubParsersAction, parents: ParentP
         help="also measure the open-set table (degraded copies of the people in the pairs' people file, templates)",
     )
     calibrate.add_argument("--widths", default="native,48,32,24,20", help="face widths of the degraded copies, in pixels")
-    # The defaults live in edge_daemon.open_set, which is too heavy to import for --help.
+    # The defaults live in edge_daemon.evaluation.open_set, which is too heavy to import for --help.
     calibrate.add_argument("--people", type=int, help="people with six images or more to use as probes (default 50)")
     calibrate.add_argument(
         "--mismatched-pairs", type=int, help="mismatched pairs whose images join the gallery (default 1100)"

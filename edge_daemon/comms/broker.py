@@ -22,8 +22,8 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 
 from edge_daemon.config import ConfigError, MqttConfig
-from edge_daemon.events import utc_iso
 from edge_daemon.logs import get_logger
+from edge_daemon.messages import utc_iso
 
 log = get_logger(__name__)
 

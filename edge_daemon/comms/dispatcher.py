@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from edge_daemon.events import Event
+from edge_daemon.counters import StageCounters
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import StageCounters
+from edge_daemon.messages import Event
 
 log = get_logger(__name__)
 

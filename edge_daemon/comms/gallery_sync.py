@@ -32,9 +32,9 @@ from typing import Callable
 
 from edge_daemon.comms.broker import BrokerLink, new_client
 from edge_daemon.config import MqttConfig
-from edge_daemon.gallery import FACES_DIR, Gallery, GalleryError, locked
+from edge_daemon.counters import StageCounters
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import StageCounters
+from edge_daemon.recognition.gallery import FACES_DIR, Gallery, GalleryError, locked
 
 log = get_logger(__name__)
 

@@ -6,7 +6,7 @@ import sys
 import threading
 from pathlib import Path
 
-from edge_daemon.events import Event
+from edge_daemon.messages import Event
 
 
 class JsonLinesTransport:

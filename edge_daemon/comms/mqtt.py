@@ -24,8 +24,8 @@ from edge_daemon.comms.broker import BrokerLink, new_client
 from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
 from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
-from edge_daemon.events import Event
 from edge_daemon.logs import get_logger
+from edge_daemon.messages import Event
 
 log = get_logger(__name__)
 

@@ -7,7 +7,6 @@ acknowledged it, so neither a broker outage nor a daemon crash loses it. When th
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -17,14 +16,6 @@ from pathlib import Path
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
-
-
-def state_directory() -> Path:
-    """systemd's StateDirectory when it is set, else the user's state directory."""
-    state = os.environ.get("STATE_DIRECTORY")
-    if state:
-        return Path(state.split(":")[0])
-    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "edge-daemon"
 
 
 def default_spool_path() -> Path:

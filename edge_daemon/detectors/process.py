@@ -1,4 +1,4 @@
-"""A detector running in a child process (see ``edge_daemon.isolation``)."""
+"""A detector running in a child process (see ``edge_daemon.models.process``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 
 from edge_daemon.config import DetectorConfig
 from edge_daemon.detectors.base import Detector, DetectorError, as_bgr, downscale
-from edge_daemon.isolation import ChildProcess, IsolationError
 from edge_daemon.messages import Detection
+from edge_daemon.models.process import ChildProcess, IsolationError
 
 
 class ProcessDetector:

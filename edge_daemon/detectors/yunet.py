@@ -11,10 +11,10 @@ import numpy as np
 from edge_daemon.config import DetectorConfig
 from edge_daemon.detectors.base import DetectorError, as_bgr, downscale, rows_to_detections
 from edge_daemon.messages import Detection
-from edge_daemon.model_files import ModelFileError, prepared_model
+from edge_daemon.models.files import ModelFileError, prepared_model
 
 MODEL = "yunet"  # its name in models/manifest.json
-# The converted graph (edge_daemon.converters.libfacedetection): its input, and per stride the raw
+# The converted graph (edge_daemon.models.prepare.converters.libfacedetection): its input, and per stride the raw
 # maps of each head with their channel counts.
 INPUT_NAME = "image"
 STRIDES = (8, 16, 32)
@@ -89,7 +89,7 @@ class YuNetDetector:
     name = "yunet"
 
     def __init__(self, model_path: Path, score_threshold: float = 0.7, max_side: int = 640):
-        from edge_daemon.embedders.base import onnx_session
+        from edge_daemon.models.onnx import onnx_session
 
         model_path = Path(model_path)
         if not model_path.is_file():

@@ -7,7 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_daemon.alignment import AlignedFace, Aligner
+from edge_daemon.embedders.alignment import AlignedFace, Aligner
+from edge_daemon.models.onnx import onnx_session
 
 
 class EmbedderError(RuntimeError):
@@ -48,22 +49,9 @@ def fold_mirrors(vectors: np.ndarray) -> np.ndarray:
     return l2_normalise(l2_normalise(vectors[:half]) + l2_normalise(vectors[half:]))
 
 
-def onnx_session(model: Path | bytes, threads: int = 1):
-    """An ONNX Runtime CPU session with ``threads`` compute threads and no thread pool beyond them."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    source = model if isinstance(model, bytes) else str(model)
-    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
 class OnnxEmbedder:
     """A face model converted to ONNX, run by ONNX Runtime on batches. Its graph takes RGB NHWC
-    float32 pixels (0..255) and does its own normalisation (see ``edge_daemon.converters``)."""
+    float32 pixels (0..255) and does its own normalisation (see ``edge_daemon.models.prepare.converters``)."""
 
     name: str
     model_version: str

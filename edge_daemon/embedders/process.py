@@ -1,15 +1,15 @@
-"""An embedder running in a child process (see ``edge_daemon.isolation``)."""
+"""An embedder running in a child process (see ``edge_daemon.models.process``)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Callable
 
-from edge_daemon.alignment import AlignedFace, create_aligner
+import numpy as np
+
 from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.alignment import AlignedFace, create_aligner
 from edge_daemon.embedders.base import Embedder, EmbedderError
-from edge_daemon.isolation import ChildProcess, IsolationError
+from edge_daemon.models.process import ChildProcess, IsolationError
 
 LocalFactory = Callable[[EmbedderConfig, int], Embedder]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_daemon.alignment import create_aligner
 from edge_daemon.config import EmbedderConfig
+from edge_daemon.embedders.alignment import create_aligner
 from edge_daemon.embedders.base import EmbedderError, fold_mirrors, l2_normalise, with_mirrors
-from edge_daemon.model_files import file_sha256
+from edge_daemon.models.files import file_sha256
 
 VGG16_FORMAT = "edge-daemon-vgg16-embedding"
 VGG16_MODEL_FILE = "embedding.keras"
@@ -77,7 +77,7 @@ class Vgg16Embedder:
                 )
             self._run = lambda batch: model(batch, training=False).numpy()
         else:
-            from edge_daemon.tflite import TFLITE_FILES, TfliteRunner, read_checks
+            from edge_daemon.models.tflite import TFLITE_FILES, TfliteRunner, read_checks
 
             check = read_checks(model_dir).get(runtime)
             if not check or not check.get("passed"):

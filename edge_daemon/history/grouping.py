@@ -41,8 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_daemon.config import GalleryConfig, HistoryConfig
 from edge_daemon.history.store import Cluster, FaceHistory, TrackRow
-from edge_daemon.thresholds import OpenSetTable, per_comparison_far
+from edge_daemon.recognition.thresholds import OpenSetTable, open_set_table, per_comparison_far
 
 INITIAL_CAPACITY = 256
 
@@ -195,3 +196,14 @@ class HistoryGroups:
                 limit: int | None = None) -> list[Cluster]:
         """The stored groups of this embedder's unknown, not enrolled faces (``FaceHistory.unknown_groups``)."""
         return self.history.unknown_groups(self.embedder_version, since, camera, min_faces, limit)
+
+
+def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig) -> GroupingRule:
+    """How unknown tracks are grouped into people (``history.grouping``): at the embedder's open-set
+    table for ``history.group_fpir``, else (no table) at the single unknown-threshold
+    (``gallery.threshold`` or the calibrated one)."""
+    table = open_set_table(embedder.name, embedder.version)
+    fixed = None
+    if table is None:
+        fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
+    return GroupingRule(table, history.group_fpir, fixed, history.group_min_quality)

@@ -39,8 +39,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_daemon.gallery import validate_identity
+from edge_daemon.config.paths import state_directory
 from edge_daemon.logs import get_logger
+from edge_daemon.recognition.gallery import validate_identity
 
 log = get_logger(__name__)
 
@@ -213,8 +214,6 @@ class Cluster:
 
 def history_directory(config) -> Path:
     """Where the history lives: ``history.path``, else the state directory's ``history``."""
-    from edge_daemon.comms.spool import state_directory
-
     return Path(config.path) if config.path is not None else state_directory() / "history"
 
 

@@ -1,0 +1,96 @@
+"""Where converted face models are kept and which of them may be used: the manifest, the model
+directories, and a converted file's sha256 and recorded check. It sits low in the package, so the
+detectors and embedders that load a model find it here; ``model_store`` (above them) fetches,
+converts and verifies models, and may itself use a detector to do so."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from edge_daemon.logs import get_logger
+
+log = get_logger(__name__)
+
+CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"
+MANIFEST_FILE = CHECKOUT_MODELS / "manifest.json"
+
+
+class ModelFileError(RuntimeError):
+    """The model manifest cannot be read."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(path: Path = MANIFEST_FILE) -> dict:
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+        models = manifest["models"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"cannot read the model manifest {path}: {exc}") from None
+    return models
+
+
+def default_directories() -> list[Path]:
+    """Where converted models are looked for, the first being where new ones are written."""
+    directories = []
+    if os.environ.get("CACHE_DIRECTORY"):  # systemd's CacheDirectory=
+        directories.append(Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) / "models")
+    if MANIFEST_FILE.is_file() and os.access(CHECKOUT_MODELS, os.W_OK):
+        directories.append(CHECKOUT_MODELS)
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directories.append(xdg / "edge-daemon" / "models")
+    if MANIFEST_FILE.is_file() and CHECKOUT_MODELS not in directories:
+        directories.append(CHECKOUT_MODELS)  # read-only install: files prepared there by root
+    return directories
+
+
+def read_check(converted: Path) -> dict:
+    """The verification recorded beside a converted file ({} if there is none)."""
+    try:
+        return json.loads(converted.with_suffix(".check.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def find_converted(model: str, entry: dict, directories: list[Path]) -> Path | None:
+    """The first converted file of ``model`` in ``directories`` with the manifest ``entry``'s hash
+    and a passed check for exactly that file, or None."""
+    for directory in directories:
+        candidate = Path(directory) / entry["converted"]["file"]
+        if not candidate.is_file():
+            continue
+        digest = file_sha256(candidate)
+        if digest != entry["converted"]["sha256"]:
+            log.warning("converted model does not match the manifest: not used", model=model, file=str(candidate))
+            continue
+        check = read_check(candidate)
+        if check.get("passed") and check.get("sha256") == digest:
+            return candidate
+    return None
+
+
+def prepared_model(model: str, cache: Path | None) -> Path:
+    """The verified converted file of ``model`` from ``cache`` (or the default directories). Never
+    converted here: a model that is not prepared is a ``ModelFileError`` naming the command that
+    prepares it."""
+    directories = [Path(cache)] if cache is not None else default_directories()
+    try:
+        entry = read_manifest()[model]
+    except KeyError:
+        raise ModelFileError(f"no {model} model in the model manifest {MANIFEST_FILE}") from None
+    path = find_converted(model, entry, directories)
+    if path is None:
+        raise ModelFileError(
+            f"the {model} model is not prepared in {', '.join(str(d) for d in directories)}: "
+            "run 'edge-daemon models prepare'"
+        )
+    return path

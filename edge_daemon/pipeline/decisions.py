@@ -1,0 +1,276 @@
+"""Decisions: turns the embedded faces of each track into one event per track (and one more when the
+answer changes).
+
+``template`` mode (the default): a track's faces combine into one template, the normalised mean of
+their embeddings weighted by face quality (``thresholds.template``); after each face the template is
+looked up in the gallery through FAISS with the open-set threshold for its quality and effective
+number of faces, so the answer firms up as better faces arrive. A poor face still adds, with a low
+weight; only a face below ``decisions.min_quality`` is dropped (counted as faces_dropped_useless).
+A track whose every face was useless is ``uncertain``: someone was there, we could not see who; so
+is a track whose faces the quality gates all refused (``TrackUnseen`` from tracking).
+
+``vote`` mode (for benchmarks): each face is matched alone and votes for its identity (or for
+"unknown") with its cosine score; the identity with the highest total wins.
+
+With the face history on, each decision's face is recorded, and at its end the track itself: its
+template, decision and time span, tying its recorded faces together; an unknown track joins an
+unknown group then (``history.grouping``).
+
+The first decision is published as ``recognized`` or ``unknown`` (``verdict`` says whether an
+unnamed track is unknown or uncertain), a later change of identity or verdict as ``updated``, and
+the track's end as ``ended``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_daemon.comms.dispatcher import EventDispatcher
+from edge_daemon.config import DecisionConfig
+from edge_daemon.counters import Histogram, StageCounters
+from edge_daemon.embedders.alignment import first_crop
+from edge_daemon.history import FaceHistory, HistoryGroups
+from edge_daemon.logs import get_logger
+from edge_daemon.messages import Event, Identification, Shutdown, TrackEnded, TrackUnseen, Verdict, utc_iso
+from edge_daemon.recognition.matcher import Matcher
+from edge_daemon.recognition.thresholds import template
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    identity: str | None
+    verdict: Verdict
+    score: float
+    quality: float
+
+
+@dataclass
+class TrackState:
+    """What one track has shown so far, and what was last published for it."""
+
+    vectors: list[np.ndarray] = field(default_factory=list)  # the faces of the template
+    qualities: list[float] = field(default_factory=list)
+    totals: dict[str | None, float] = field(default_factory=dict)  # vote mode: score totals
+    scores: dict[str | None, list[float]] = field(default_factory=dict)  # vote mode: scores
+    verdicts: dict[str | None, list[Verdict]] = field(default_factory=dict)  # vote mode: per-face verdicts
+    attempts: int = 0
+    decision: Decision | None = None  # the last one published
+    last_captured_at: float = 0.0  # capture time of the latest face behind its decision
+    gallery_version: str | None = None  # the gallery that decided it last
+    first_seen: float | None = None  # capture time of its first face embedded
+    face_ids: list[int] = field(default_factory=list)  # its faces recorded in the history
+
+    def vote(self, identification: Identification) -> Decision:
+        """Add one face's vote; the identity with the highest score total (then most votes)."""
+        identity = identification.identity
+        self.totals[identity] = self.totals.get(identity, 0.0) + max(identification.score, 0.0)
+        self.scores.setdefault(identity, []).append(identification.score)
+        self.verdicts.setdefault(identity, []).append(identification.verdict)
+        winner = max(self.totals, key=lambda name: (self.totals[name], len(self.scores[name])))
+        scores = self.scores[winner]
+        if winner is not None:
+            verdict: Verdict = "recognized"
+        else:  # unnamed: uncertain only when no vote for "nobody" was cast from a face good enough
+            verdict = "uncertain" if all(v == "uncertain" for v in self.verdicts[None]) else "unknown"
+        return Decision(winner, verdict, sum(scores) / len(scores), identification.sample.quality)
+
+
+class DecisionMaker(threading.Thread):
+    def __init__(
+        self,
+        identifications: queue.Queue,
+        dispatcher: EventDispatcher,
+        embedder_name: str,
+        embedder_version: str,
+        box: str,
+        matcher: Matcher,
+        config: DecisionConfig | None = None,
+        crops_dir: Path | None = None,
+        history: FaceHistory | None = None,
+        groups: HistoryGroups | None = None,
+    ):
+        super().__init__(name="decisions", daemon=True)
+        self.counters = StageCounters()  # events made, by type
+        self.drops = StageCounters()  # faces left out of templates, by reason
+        self.latencies: deque[float] = deque(maxlen=10_000)  # capture -> event seconds, latest first decisions
+        self.latency_histogram = Histogram((0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
+        self._input = identifications
+        self._dispatcher = dispatcher
+        self._embedder = (embedder_name, embedder_version)
+        self._box = box
+        self._matcher = matcher
+        self._config = config or DecisionConfig()
+        self._history = history
+        self._groups = groups
+        self._crops_dir = crops_dir
+        self._tracks: dict[tuple[str, int], TrackState] = {}
+
+    def run(self) -> None:
+        while True:
+            message = self._input.get()
+            if isinstance(message, Shutdown):
+                return
+            try:
+                if isinstance(message, Identification):
+                    self._identified(message)
+                elif isinstance(message, TrackUnseen):
+                    self._unseen(message)
+                elif isinstance(message, TrackEnded):
+                    self._ended(message)
+            except Exception:
+                log.exception("decision failed", message=type(message).__name__)
+
+    def _identified(self, identification: Identification) -> None:
+        sample = identification.sample
+        track = self._tracks.setdefault((sample.camera, sample.track_id), TrackState())
+        track.attempts += 1
+        track.last_captured_at, track.gallery_version = sample.captured_at, identification.gallery_version
+        if track.first_seen is None:
+            track.first_seen = sample.captured_at
+        self._add_to_template(track, identification)
+        if self._config.mode == "vote":
+            decision = track.vote(identification)
+        else:
+            decision = self._template_decision(track, identification)
+        self._decided(track, decision, sample.camera, sample.track_id, sample.bbox, sample.captured_at, identification)
+
+    def _unseen(self, unseen: TrackUnseen) -> None:
+        """A track the gates refused every face of: uncertain, unless a face of it was decided already."""
+        track = self._tracks.setdefault((unseen.camera, unseen.track_id), TrackState())
+        if track.decision is not None:
+            return
+        track.last_captured_at = unseen.captured_at
+        track.gallery_version = self._matcher.gallery.version if self._matcher.gallery is not None else None
+        decision = Decision(None, "uncertain", 0.0, unseen.quality)
+        self._decided(track, decision, unseen.camera, unseen.track_id, unseen.bbox, unseen.captured_at)
+
+    def _decided(self, track: TrackState, decision: Decision, camera: str, track_id: int, bbox, captured_at: float,
+                 identification: Identification | None = None) -> None:
+        """Publish ``decision`` for the track if it is its first or a change."""
+        previous, track.decision = track.decision, decision
+        if previous is not None and (decision.identity, decision.verdict) == (previous.identity, previous.verdict):
+            return  # the same answer: its score and quality follow the template without an event
+        if previous is not None:
+            event_type = "updated"
+        else:
+            event_type = "recognized" if decision.identity is not None else "unknown"
+        event = self._event(event_type, camera, track_id, track, bbox)
+        if event_type != "updated":
+            latency = time.time() - captured_at
+            self.latencies.append(latency)
+            self.latency_histogram.observe(latency)
+        self._publish(event, identification)
+
+    def _add_to_template(self, track: TrackState, identification: Identification) -> None:
+        """The face joins the track's template unless it is useless (then it is counted)."""
+        if identification.sample.quality < self._config.min_quality or identification.embedding is None:
+            self.drops.add("faces_dropped_useless")
+        else:
+            track.vectors.append(identification.embedding)
+            track.qualities.append(identification.sample.quality)
+
+    def _template_decision(self, track: TrackState, identification: Identification) -> Decision:
+        """Look the track's template up."""
+        if not track.vectors:
+            return track.decision or Decision(None, "uncertain", 0.0, identification.sample.quality)
+        vector, quality, faces = template(np.stack(track.vectors), track.qualities)
+        match = self._matcher.match(vector[None, :], [quality], [faces])[0][0]
+        return Decision(match.identity, match.verdict, match.score, quality)
+
+    def _ended(self, ended: TrackEnded) -> None:
+        track = self._tracks.pop((ended.camera, ended.track_id), None)
+        if track is None or track.decision is None:
+            return
+        self._publish(self._event("ended", ended.camera, ended.track_id, track, ended.bbox))
+        if self._groups is not None and track.vectors:
+            self._remember_track(ended, track)
+
+    def _remember_track(self, ended: TrackEnded, track: TrackState) -> None:
+        vector, quality, faces = template(np.stack(track.vectors), track.qualities)
+        self._groups.record_track(
+            # When the faces of its template were seen: two tracks whose faces were seen at the same
+            # time are two people. (Not the whole time it was tracked: a track that took over someone
+            # else's face for its last second would then keep its own person's next track apart.)
+            first_ts=track.first_seen,
+            last_ts=track.last_captured_at,
+            camera=ended.camera,
+            box=self._box,
+            track_id=ended.track_id,
+            identity=track.decision.identity,
+            verdict=track.decision.verdict,
+            quality=quality,
+            faces=faces,
+            embedding=vector,
+            face_ids=track.face_ids,
+        )
+
+    def _event(self, event_type, camera, track_id, track: TrackState, bbox) -> Event:
+        decision = track.decision
+        return Event(
+            type=event_type,
+            box=self._box,
+            camera=camera,
+            track_id=track_id,
+            identity=decision.identity,
+            score=round(decision.score, 4),
+            verdict=decision.verdict,
+            quality=round(decision.quality, 4),
+            bbox=tuple(round(v, 1) for v in bbox),
+            ts=utc_iso(time.time()),
+            frame_ts=utc_iso(track.last_captured_at),
+            attempts=track.attempts,
+            embedder=self._embedder[0],
+            embedder_version=self._embedder[1],
+            gallery_version=track.gallery_version,
+        )
+
+    def _publish(self, event: Event, identification: Identification | None = None) -> None:
+        if identification is not None and self._crops_dir is not None:
+            event = event.model_copy(update={"crop_path": self._save_crop(event, identification)})
+        if identification is not None and self._history is not None and identification.embedding is not None:
+            face_id = self._remember(event, identification)
+            track = self._tracks.get((event.camera, event.track_id))
+            if face_id is not None and track is not None:
+                track.face_ids.append(face_id)
+        self.counters.add(f"events_{event.type}")
+        self._dispatcher.publish(event)
+
+    def _remember(self, event: Event, identification: Identification) -> int | None:
+        """The face behind a decision, into the history (which never raises: recognition goes on)."""
+        sample = identification.sample
+        return self._history.record(
+            ts=sample.captured_at,
+            camera=event.camera,
+            box=event.box,
+            track_id=event.track_id,
+            event_type=event.type,
+            identity=identification.identity,
+            score=identification.score,
+            embedder=event.embedder,
+            embedder_version=event.embedder_version,
+            gallery_version=identification.gallery_version,
+            embedding=identification.embedding,
+            crop=sample.face_image if sample.face_image is not None else first_crop(sample.crop),
+            quality=sample.quality,
+        )
+
+    def _save_crop(self, event: Event, identification: Identification) -> str | None:
+        path = self._crops_dir / event.camera / f"{event.event_id}.jpg"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(path), first_crop(identification.sample.crop)):
+                raise OSError("imwrite failed")
+        except (OSError, cv2.error) as exc:
+            log.warning("cannot save face crop", path=str(path), error=str(exc))
+            return None
+        return str(path)
