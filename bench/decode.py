@@ -11,7 +11,7 @@ thread each:
 
 File mode reads the clip as fast as possible (several passes): video frames/s, the share of frames
 decoded, frames handed on, and CPU milliseconds per handed frame. ``--rtsp`` serves the clip live
-from the test suite's GStreamer RTSP server (tests/rtsp.py) and measures the share of a core each
+from the test suite's GStreamer RTSP server (tests/support/rtsp.py) and measures the share of a core each
 mode costs per live stream.
 
   .venv/bin/python bench/decode.py                 # the 1080p crowd clip, file and live

@@ -26,13 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import Broker  # noqa: E402
-
 from edge_daemon.comms.gallery_sync import GallerySync, publish_gallery  # noqa: E402
 from edge_daemon.config import EmbedderConfig, MqttConfig  # noqa: E402
 from edge_daemon.embedders.fused import fusion_version  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
 from edge_daemon.recognition.gallery import Gallery  # noqa: E402
+from tests.support.broker import Broker  # noqa: E402
 
 PREFIX = "bench"
 DIM = 128 + 192  # the default fused embedder

@@ -13,7 +13,7 @@ use (in all, and cores of the main process, the detector process and the embedde
   .venv/bin/python bench/pipeline.py --clip ../shared/data/video/hamilton/short_hamilton_clip.mp4 --streams 4
   .venv/bin/python bench/pipeline.py --streams 2 --variants default library-threads no-tracking
   .venv/bin/python bench/pipeline.py --rtsp --streams 2 4 6 --variants default decode-all
-      # cameras read the clip live from the test suite's GStreamer RTSP server (tests/rtsp.py)
+      # cameras read the clip live from the test suite's GStreamer RTSP server (tests/support/rtsp.py)
   .venv/bin/python bench/pipeline.py --clip idle --cost --variants default regions-full-size
       # what detection costs, free of this box's noise: one camera reads the clip once, as fast as
       # the pipeline takes it (nothing dropped or stale); detector seconds per video second, frames

@@ -1,6 +1,6 @@
 """Detection recall by face width, whole frame against regions, on 1080p crowd-clip frames.
 
-Each sample is a real face (celeb24's aligned crops, ``tests/pasted_faces.py``) with a plain body
+Each sample is a real face (celeb24's aligned crops, ``tests/support/pasted_faces.py``) with a plain body
 below it, pasted into a crowd-clip frame at a random place, having stepped one face width since
 the previous frame (a slow walk at 5 detect-fps: a brisk one is nearer two). ``SceneMotion`` sees the previous and the current frame (the same background:
 only this person moves), so the regions are where motion puts them. Per face width it prints:
@@ -34,8 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pasted_faces import load_faces, paste  # noqa: E402
-
 from edge_daemon.config import DetectorConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
@@ -47,6 +45,7 @@ from edge_daemon.pipeline.regions import (  # noqa: E402
     plan_regions,
     regions_cost,
 )
+from tests.support.pasted_faces import load_faces, paste  # noqa: E402
 
 CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 WIDTHS = (16, 20, 24, 28, 32, 40, 60, 80, 120)

@@ -1,4 +1,4 @@
-"""Walking past: people cross a 720p scene one after another (tests/walking.py makes the clip); the
+"""Walking past: people cross a 720p scene one after another (tests/support/walking_clip.py makes the clip); the
 daemon watches it as a camera and this prints how many tracks each walk became and, with a gallery
 of the enrolled walkers, how many walks were named right or wrong and how many strangers were named.
 
@@ -30,10 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from walking import Walk, choose_walks, truth, walk_at, write_clip  # noqa: E402
-
 from edge_daemon.config import DetectorConfig, EmbedderConfig, Settings  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
+from tests.support.walking_clip import Walk, choose_walks, truth, walk_at, write_clip  # noqa: E402
 
 LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 DECISIONS = ("recognized", "unknown", "updated")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from conftest import DATA, need
 
 from edge_daemon.embedders.alignment import DlibChipAligner
+from tests.support.paths import DATA, need
 
 
 def whole_frame_chip(aligner: DlibChipAligner, image: np.ndarray, detection) -> np.ndarray:

@@ -8,13 +8,13 @@ import time
 
 import cv2
 import pytest
-from conftest import DATA, HAMILTON_CLIP, need
 
 from edge_daemon.config import GalleryConfig, Settings
 from edge_daemon.messages import FaceSample, Identification, Shutdown, TrackEnded
 from edge_daemon.pipeline.daemon import Daemon
 from edge_daemon.pipeline.embedding import EmbeddingWorker
 from edge_daemon.recognition.matcher import Matcher
+from tests.support.paths import DATA, HAMILTON_CLIP, need
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Cameras against a real RTSP server (GStreamer, see tests/rtsp.py): a stall with the connection
+"""Cameras against a real RTSP server (GStreamer, see tests/support/rtsp.py): a stall with the connection
 open, a server killed and restarted, another resolution after a restart, credentials that never
 leak, and clear errors for a wrong path or refused credentials."""
 
@@ -13,12 +13,14 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import ROOT, FakeSystemd, free_port, wait_until
-from rtsp import CROWD_CLIP, HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
 
 from edge_daemon.config import CameraConfig, Settings
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.daemon import Daemon
+from tests.support.paths import ROOT
+from tests.support.rtsp import CROWD_CLIP, HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
+from tests.support.systemd import FakeSystemd
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import structlog
-from conftest import ROOT
 
 from edge_daemon.cli import build_parser, main
+from tests.support.paths import ROOT
 
 
 def command_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_daemon.config import ConfigError, load_settings, parse_camera_flag
+from tests.support.paths import ROOT
 
 
 def test_toml_env_and_overrides_precedence(tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, need
 
 from edge_daemon.models.onnx import onnx_session
 from edge_daemon.models.prepare.converters import ConversionError
@@ -25,6 +24,7 @@ from edge_daemon.models.prepare.converters.dlib_resnet import (
     convert,
     read_dlib_resnet,
 )
+from tests.support.paths import DATA, need
 
 LFW = DATA / "eval" / "lfw"
 FACES = 20

@@ -13,12 +13,13 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, need, wait_until
 
 from edge_daemon.comms.mqtt import MqttTransport
 from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
 from edge_daemon.messages import Event, utc_iso
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 PREFIX = "delivery"

@@ -8,7 +8,8 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT
+
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -10,13 +10,13 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import CROWD_CLIP, need
-from pasted_faces import load_faces, paste
 
 from edge_daemon.messages import Frame
 from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue, DetectRequest
 from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion
 from edge_daemon.pipeline.regions import Region, RegionSettings, iou, plan_regions
+from tests.support.pasted_faces import load_faces, paste
+from tests.support.paths import CROWD_CLIP, need
 
 
 class Batched:

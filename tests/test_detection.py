@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, YUNET_ONNX, need
 
 from edge_daemon.config import DetectorConfig
 from edge_daemon.detectors import DetectorError, create_detector
@@ -16,6 +15,7 @@ from edge_daemon.embedders.alignment import TEMPLATE_112, TemplateAligner, simil
 from edge_daemon.messages import Detection
 from edge_daemon.pipeline.regions import iou
 from edge_daemon.recognition.quality import QualityGate
+from tests.support.paths import DATA, YUNET_ONNX, need
 
 
 def recall_precision(detector, xml_path, min_iou=0.4):

@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, ROOT, need
 
 from edge_daemon.config import DetectorConfig
 from edge_daemon.detectors import DetectorError, create_local_detector
@@ -23,6 +22,7 @@ from edge_daemon.detectors.yunet import MODEL, YuNetDetector
 from edge_daemon.embedders import EmbedderError
 from edge_daemon.models.prepare.converters.libfacedetection import build_onnx, read_yunet
 from edge_daemon.models.prepare.store import MANIFEST_FILE, VERIFIERS, ModelStore, file_sha256, read_check, verification_images
+from tests.support.paths import DATA, ROOT, need
 
 EDGE_DAEMON = Path(sys.executable).with_name("edge-daemon")
 

@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_dataset
+
+from tests.support.paths import ROOT, tiny_dataset
 
 keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow (pip install '.[train]')")
 

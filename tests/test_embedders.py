@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, HAMILTON, ROOT, need
 
 from edge_daemon.api import find_faces, load_image
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember
@@ -19,6 +18,7 @@ from edge_daemon.embedders import EmbedderError, create_local_embedder
 from edge_daemon.embedders.base import l2_normalise
 from edge_daemon.models.prepare.store import ModelStore, file_sha256, onnx_embeddings, parity_check, verification_faces
 from edge_daemon.recognition.gallery import Gallery, GalleryError
+from tests.support.paths import DATA, HAMILTON, ROOT, need
 
 
 def embedder(backend: str, **options):

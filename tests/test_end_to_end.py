@@ -8,7 +8,8 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, need
+
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, need, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -17,6 +16,8 @@ from pydantic import ValidationError
 from edge_daemon.config import Settings
 from edge_daemon.messages import Event
 from edge_daemon.pipeline.daemon import Daemon
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.slow

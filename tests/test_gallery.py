@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DATA, HAMILTON, ROOT, need
 
 from edge_daemon.api import identity_from_folder
 from edge_daemon.recognition.gallery import EMBEDDINGS_FILE, LABELS_FILE, META_FILE, Gallery, GalleryError, validate_identity
+from tests.support.paths import DATA, HAMILTON, ROOT, need
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

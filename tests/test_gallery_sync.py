@@ -12,7 +12,6 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HAMILTON, HAMILTON_CLIP, ROOT, need, wait_until
 
 from edge_daemon.comms.gallery_sync import (
     GallerySync,
@@ -25,6 +24,8 @@ from edge_daemon.comms.gallery_sync import (
 )
 from edge_daemon.config import MqttConfig, Settings
 from edge_daemon.recognition.gallery import Gallery
+from tests.support.paths import HAMILTON, HAMILTON_CLIP, ROOT, need
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 PREFIX = "fleet"

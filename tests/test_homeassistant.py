@@ -1,5 +1,5 @@
 """Home Assistant discovery: what the daemon announces, and then Home Assistant itself (core 2025.4.4
-and its MQTT integration, tests/homeassistant.py) reading it: entities and device, a recognition on
+and its MQTT integration, tests/support/ha_core.py) reading it: entities and device, a recognition on
 the Hamilton clip from a camera whose name has a dot, availability after a clean stop and a kill -9,
 entities back after HA restarts, a removed camera's entities gone, two boxes whose names sanitise
 alike kept apart, and no warning in HA's log about any of it."""
@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, free_port, need, wait_until
-from homeassistant import HomeAssistant, StateChanges, home_assistant  # noqa: F401 - the fixture
 
 from edge_daemon.comms.homeassistant import HomeAssistantDiscovery, discovery_id, ha_event_type, sensor_state
+from tests.support.ha_core import HomeAssistant, StateChanges
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.waiting import free_port, wait_until
 
 PREFIX = "edgeha"
 # HA's rule for a discovery topic below its prefix (homeassistant/components/mqtt/discovery.py).

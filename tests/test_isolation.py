@@ -8,12 +8,12 @@ import signal
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, need
 
 from edge_daemon.config import DetectorConfig, EmbedderConfig
 from edge_daemon.detectors import create_detector, create_local_detector
 from edge_daemon.embedders import EmbedderError, create_embedder
 from edge_daemon.recognition.images import find_faces
+from tests.support.paths import DATA, need
 
 
 def test_process_detector_matches_in_process_and_survives_a_killed_child(default_detector):

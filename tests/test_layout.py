@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from import_graph import cycles, import_graph
+from tests.support.import_graph import cycles, import_graph
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_daemon"
 

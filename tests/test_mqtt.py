@@ -8,38 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
-import paho.mqtt.client as mqtt
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, need, wait_until
+
+from tests.support.broker import Subscriber
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 PREFIX = "edgetest"
 BOX = "stagebox"
-
-
-class Subscriber:
-    def __init__(self, port: int, topic: str = f"{PREFIX}/#"):
-        self.messages: list[mqtt.MQTTMessage] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, message):
-        with self.lock:
-            self.messages.append(message)
-
-    def on(self, topic: str) -> list[mqtt.MQTTMessage]:
-        with self.lock:
-            return [m for m in self.messages if m.topic == topic]
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def write_config(path, clip, gallery, port, loop: bool, box: str = BOX):
@@ -73,7 +51,7 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
     clip = need(HAMILTON_CLIP)
     config = tmp_path / "config.toml"
     write_config(config, clip, hamilton_gallery, broker.port, loop=False)
-    subscriber = Subscriber(broker.port)
+    subscriber = Subscriber(broker.port, f"{PREFIX}/#")
     try:
         result = subprocess.run(
             [sys.executable, "-m", "edge_daemon.cli", "run", "--config", str(config)],
@@ -94,7 +72,7 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
         subscriber.close()
 
     # A late subscriber sees the retained availability, never a retained event.
-    late = Subscriber(broker.port)
+    late = Subscriber(broker.port, f"{PREFIX}/#")
     try:
         assert wait_until(lambda: late.on(f"{PREFIX}/{BOX}/availability"), 5)
         assert late.on(f"{PREFIX}/{BOX}/availability")[0].retain
@@ -107,7 +85,7 @@ def test_events_availability_and_qos(broker, hamilton_gallery, tmp_path):
 def test_last_will_is_offline_when_the_daemon_is_killed(broker, hamilton_gallery, tmp_path):
     config = tmp_path / "config.toml"
     write_config(config, need(HAMILTON_CLIP), hamilton_gallery, broker.port, loop=True)
-    subscriber = Subscriber(broker.port)
+    subscriber = Subscriber(broker.port, f"{PREFIX}/#")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "edge_daemon.cli", "run", "--config", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,

@@ -19,8 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import structlog
-from conftest import HAMILTON_CLIP, ROOT, Broker, FakeSystemd, _require_mosquitto, free_port, need, wait_until
-from test_mqtt import Subscriber
 
 from edge_daemon.comms.broker import worth_logging
 from edge_daemon.comms.gallery_sync import GallerySync
@@ -29,6 +27,10 @@ from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import ConfigError, MqttConfig, load_settings
 from edge_daemon.messages import Event, utc_iso
 from edge_daemon.recognition.gallery import Gallery
+from tests.support.broker import Broker, Subscriber, require_mosquitto
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.systemd import FakeSystemd
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 PREFIX = "tlstest"
@@ -80,7 +82,7 @@ def tls_broker(tmp_path, pki):
     """mosquitto with a plain listener (``port``, for the tests' own subscribers), a TLS listener
     that requires a client certificate signed by the test CA (``tls_port``), and one whose
     certificate names another host (``elsewhere_port``)."""
-    _require_mosquitto()
+    require_mosquitto()
     tls_port, elsewhere_port = free_port(), free_port()
     server = Broker(tmp_path, listeners="".join(
         f"listener {port} 127.0.0.1\ncafile {pki['ca.crt']}\ncertfile {pki[name + '.crt']}\n"
@@ -216,7 +218,7 @@ def test_a_certificate_for_another_host_is_named(tls_broker, pki, tmp_path):
 
 
 def test_wrong_password_is_logged_as_not_authorised(pki, tmp_path):
-    _require_mosquitto()
+    require_mosquitto()
     passwords = pki["passwd"]  # beside the certificates: user mosquitto must read it
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "box", "right"], check=True, capture_output=True)
     passwords.chmod(0o644)

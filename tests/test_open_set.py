@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from conftest import DATA, ROOT, need
 
 from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.comms.jsonl import JsonLinesTransport
@@ -25,6 +24,7 @@ from edge_daemon.recognition.gallery import Gallery
 from edge_daemon.recognition.matcher import Matcher, use_thresholds
 from edge_daemon.recognition.quality import face_features, face_quality
 from edge_daemon.recognition.thresholds import OpenSetTable, open_set_table, template
+from tests.support.paths import DATA, ROOT, need
 
 LFW = DATA / "eval" / "lfw"
 MEMBERS = EmbedderConfig().members

@@ -6,8 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import CROWD_CLIP, need
-from pasted_faces import load_faces, paste
 
 from edge_daemon.messages import Detection
 from edge_daemon.pipeline.regions import (
@@ -29,6 +27,8 @@ from edge_daemon.pipeline.regions import (
     region_around,
     regions_cost,
 )
+from tests.support.pasted_faces import load_faces, paste
+from tests.support.paths import CROWD_CLIP, need
 
 FULL_HD = (1920, 1080)
 SETTINGS = RegionSettings()

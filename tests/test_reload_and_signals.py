@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, need, wait_until
 
 from edge_daemon.recognition.gallery import Gallery
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import DATA, HAMILTON, HAMILTON_CLIP, ROOT, need
 
 from edge_daemon.recognition.gallery import Gallery
+from tests.support.paths import DATA, HAMILTON, HAMILTON_CLIP, ROOT, need
 
 pytestmark = pytest.mark.slow
 LIN = "lin_manuel_miranda"

@@ -8,10 +8,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import HAMILTON_CLIP, free_port, need, wait_until
 
 from edge_daemon.config import Settings
 from edge_daemon.recognition.gallery import Gallery
+from tests.support.paths import HAMILTON_CLIP, need
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 TOKEN = "review-token-for-the-test-0123456789"

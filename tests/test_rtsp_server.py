@@ -2,7 +2,7 @@
 
 OpenCV's FFmpeg backend asks for RTSP over TCP unless OPENCV_FFMPEG_CAPTURE_OPTIONS says
 otherwise, so these tests exercise the interleaved-TCP path, where a paused feed leaves the
-connection open and silent. The ``rtsp_server`` fixture comes from tests/rtsp.py, which
+connection open and silent. The ``rtsp_server`` fixture comes from tests/support/rtsp.py, which
 conftest.py registers as a plugin.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from rtsp import HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
+
+from tests.support.rtsp import HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLIP_SHAPE = (360, 640, 3)

@@ -11,15 +11,15 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from conftest import free_port, wait_until
-from pasted_faces import load_faces, paste
-from walking import background
 
 from edge_daemon.config import Settings
 from edge_daemon.messages import TrackedFace
 from edge_daemon.pipeline.daemon import Daemon, motion_settings, region_settings
 from edge_daemon.pipeline.motion_gate import CLOCK_SLACK_S, DetectionPolicy, Motion, MotionSettings, SceneMotion
 from edge_daemon.pipeline.regions import FACE_DETECT_PX, RegionSettings, detect_in_regions, iou
+from tests.support.pasted_faces import load_faces, paste
+from tests.support.waiting import free_port, wait_until
+from tests.support.walking_clip import background
 
 FPS = 5.0  # the default detect_fps
 IDLE_DETECT_S = 4.0

@@ -12,12 +12,14 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HAMILTON_CLIP, ROOT, FakeSystemd, free_port, need, wait_until
 
 from edge_daemon.comms.homeassistant import discovery_id
 from edge_daemon.config import Settings
 from edge_daemon.pipeline.daemon import Daemon
 from edge_daemon.service.monitor import SystemdNotifier
+from tests.support.paths import HAMILTON_CLIP, ROOT, need
+from tests.support.systemd import FakeSystemd
+from tests.support.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, need
 
 from edge_daemon.config import ConfigError, TrackerConfig, load_settings
 from edge_daemon.messages import Detection
 from edge_daemon.pipeline.tracking import Tracker
+from tests.support.paths import DATA, need
 
 WIDTH = 48  # a face a few metres from a 720p camera
 

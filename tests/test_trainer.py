@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DATA, ROOT, need, tiny_dataset
 
 from edge_daemon.training.faceset import FaceItem, stratified_split
+from tests.support.paths import DATA, ROOT, need, tiny_dataset
 
 keras = pytest.importorskip("keras", reason="the trainer needs TensorFlow (pip install '.[train]')")
 

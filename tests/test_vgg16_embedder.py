@@ -7,11 +7,11 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, need
 
 from edge_daemon.api import embed_faces
 from edge_daemon.embedders import EmbedderError
 from edge_daemon.embedders.vgg16 import VGG16_META_FILE, VGG16_MODEL_FILE, Vgg16Embedder, save_vgg16_artefact
+from tests.support.paths import DATA, need
 
 keras = pytest.importorskip("keras", reason="the vgg16 backend needs TensorFlow (pip install '.[train]')")
 

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 import websocket  # websocket-client, which the test extra's selenium depends on
-from conftest import Broker, _require_mosquitto, free_port, wait_until
+
+from tests.support.broker import Broker, require_mosquitto
+from tests.support.waiting import free_port, wait_until
 
 HA_VERSION = "2025.4.4"
 HA_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-daemon" / f"homeassistant-{HA_VERSION}"
@@ -225,7 +227,7 @@ class StateChanges:
 def home_assistant(tmp_path_factory):
     """One HA start per test module (it takes seconds), with a mosquitto of its own; stopped afterwards."""
     need_home_assistant()
-    _require_mosquitto()
+    require_mosquitto()
     broker = Broker(tmp_path_factory.mktemp("ha-broker"))
     broker.start()
     ha = HomeAssistant(tmp_path_factory.mktemp("ha-config"), broker)

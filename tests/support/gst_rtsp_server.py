@@ -2,7 +2,7 @@
 
 Run with the system Python, where Debian's ``gi`` bindings live (not the project's venv)::
 
-    /usr/bin/python3 tests/rtsp_server.py --clip CLIP.mp4 --port 0 [--path /stream]
+    /usr/bin/python3 tests/support/gst_rtsp_server.py --clip CLIP.mp4 --port 0 [--path /stream]
         [--user U --password P] [--parent-pid PID]
 
 When it accepts connections it prints one line, ``READY <port>``, to stdout.

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from edge_daemon.messages import BBox
+from tests.support.paths import DATA
 
-CELEB24 = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "celeb24"
+CELEB24 = DATA / "train" / "celeb24"
 MEASURE_SCALE = 3  # crops are measured at 336 px, where the detector finds every face whole
 
 

@@ -1,9 +1,9 @@
-"""A real RTSP server for tests: ``RtspServer`` runs ``rtsp_server.py`` (GStreamer) on a loopback port.
+"""A real RTSP server for tests: ``RtspServer`` runs ``gst_rtsp_server.py`` (GStreamer) on a loopback port.
 
 The server streams a clip as live H.264, looping forever. Tests can pause it (the connection
 stays open but no frames come), kill it, and restart it on the same port. Use the ``rtsp_server``
 fixture (the Hamilton clip) or ``crowd_rtsp_server`` (1080p, for benchmarks) after naming this
-module in ``pytest_plugins = ["rtsp"]``, or build an ``RtspServer`` directly for credentials
+module in ``pytest_plugins (the root conftest does)``, or build an ``RtspServer`` directly for credentials
 or another clip (and stop it yourself).
 """
 
@@ -18,11 +18,10 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.paths import CROWD_CLIP, HAMILTON_CLIP
+
 SYSTEM_PYTHON = "/usr/bin/python3"  # GStreamer's bindings (gi) are Debian packages, not in the venv
-SERVER_SCRIPT = Path(__file__).resolve().with_name("rtsp_server.py")
-VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
-HAMILTON_CLIP = VIDEO / "hamilton" / "short_hamilton_clip.mp4"
-CROWD_CLIP = VIDEO / "crowd" / "crowd_1080p.mp4"
+SERVER_SCRIPT = Path(__file__).resolve().with_name("gst_rtsp_server.py")
 APT_INSTALL = (
     "apt-get install -y --no-install-recommends python3-gi gir1.2-gst-rtsp-server-1.0"
     " gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"

@@ -1,7 +1,7 @@
 """Reads the imports of every module in a package, lazy ones inside functions included (they are
 dependencies too), and finds the cycles among them.
 
-    python tests/import_graph.py edge_daemon     # prints each cycle; exit 1 if there is one
+    python -m tests.support.import_graph edge_daemon     # prints each cycle; exit 1 if there is one
 """
 
 from __future__ import annotations

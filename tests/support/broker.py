@@ -1,0 +1,108 @@
+"""A real mosquitto broker on a free loopback port, and its fixtures."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.support.waiting import free_port, wait_until
+
+
+class Broker:
+    """A real mosquitto on a free loopback port; can be killed and restarted on the same port.
+    ``listeners`` adds configuration after the plain listener (e.g. a TLS listener on another port)."""
+
+    def __init__(self, directory: Path, persistent: bool = False, listeners: str = ""):
+        self.port = free_port()
+        self.config = directory / "mosquitto.conf"
+        settings = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        if persistent:  # sessions and queued QoS 1 messages survive a restart (saved every second)
+            settings += f"persistence true\npersistence_location {directory}/\nautosave_interval 1\n"
+        else:
+            settings += "persistence false\n"
+        self.config.write_text(settings + listeners)
+        self.log = directory / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.config)], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
+        )
+
+        def accepting() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        if not wait_until(accepting, 10):
+            raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+class Subscriber:
+    """A QoS 1 subscriber to ``topic`` that keeps every message it gets."""
+
+    def __init__(self, port: int, topic: str):
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message):
+        with self.lock:
+            self.messages.append(message)
+
+    def on(self, topic: str) -> list[mqtt.MQTTMessage]:
+        with self.lock:
+            return [m for m in self.messages if m.topic == topic]
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def require_mosquitto() -> None:
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        pytest.fail("mosquitto is not installed: apt-get install mosquitto (.ci/run does)")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    require_mosquitto()
+    server = Broker(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def persistent_broker(tmp_path):
+    """Not started: the test decides when it is up."""
+    require_mosquitto()
+    server = Broker(tmp_path, persistent=True)
+    yield server
+    server.stop()
