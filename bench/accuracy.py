@@ -13,32 +13,27 @@ the same faces:
 Fusion weights are z-normalising: 1 / (std of the member's DevTrain impostor scores), normalised
 and rounded to 2 decimals (the default weights in the configuration).
 
-  .venv/bin/python bench/accuracy.py            # about 5 minutes here
-  .venv/bin/python bench/accuracy.py --json
+  .venv/bin/python -m bench.accuracy            # about 5 minutes here
+  .venv/bin/python -m bench.accuracy --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import LFW, argument_parser
+from edge_daemon.config import DetectorConfig, EmbedderConfig
+from edge_daemon.detectors import create_detector
+from edge_daemon.embedders import create_local_embedder
+from edge_daemon.embedders.base import l2_normalise
+from edge_daemon.embedders.fused import fusion_scales, fusion_version
+from edge_daemon.evaluation.lfw import PairsFile, calibrate, lfw_subject, read_pairs, verification_accuracy
+from edge_daemon.logs import configure_logging
+from edge_daemon.progress import Progress
 
-from edge_daemon.config import DetectorConfig, EmbedderConfig  # noqa: E402
-from edge_daemon.detectors import create_detector  # noqa: E402
-from edge_daemon.embedders import create_local_embedder  # noqa: E402
-from edge_daemon.embedders.base import l2_normalise  # noqa: E402
-from edge_daemon.embedders.fused import fusion_scales, fusion_version  # noqa: E402
-from edge_daemon.evaluation.lfw import PairsFile, calibrate, lfw_subject, read_pairs, verification_accuracy  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.progress import Progress  # noqa: E402
-
-LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 MEMBERS = ("dlib_onnx", "mobilefacenet")
 
 
@@ -99,9 +94,7 @@ def evaluate(train, test, train_scores, test_scores) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = argument_parser(__doc__).parse_args()
     configure_logging("info")  # progress of the long embedding pass
     if not LFW.is_dir():
         raise SystemExit(f"LFW not found at {LFW}")

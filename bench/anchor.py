@@ -10,13 +10,12 @@ Printed per configuration: video frames per second processed, faces found per fr
 embedded. A speed figure only counts next to the faces it found: the comparison is made against
 the loop configuration that finds at least as many faces per frame as edge-daemon, or the most.
 
-  .venv/bin/python bench/anchor.py                 # crowd clip, 40 frames for the loop
-  .venv/bin/python bench/anchor.py --quick --json
+  .venv/bin/python -m bench.anchor                 # crowd clip, 40 frames for the loop
+  .venv/bin/python -m bench.anchor --quick --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,14 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge_daemon.config import Settings  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.pipeline.daemon import Daemon  # noqa: E402
-
-DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
+from bench.common import CROWD_CLIP, argument_parser, clip_facts
+from edge_daemon.config import Settings
+from edge_daemon.logs import configure_logging
+from edge_daemon.pipeline.daemon import Daemon
 
 
 def face_recognition_loop(clip: Path, scale: float, frames: int) -> dict:
@@ -96,17 +91,16 @@ def edge_daemon_run(clip: Path, fps: float, frames: int, track: bool) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser = argument_parser(__doc__)
+    parser.add_argument("--clip", type=Path, default=CROWD_CLIP)
     parser.add_argument("--loop-frames", type=int, default=40, help="frames the (slow) loop configurations process")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--quick", action="store_true", help="10 loop frames, scales 0.25 and 0.5")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not args.clip.exists():
         parser.error(f"clip not found: {args.clip}")
     configure_logging("warning")
-    native_fps = cv2.VideoCapture(str(args.clip)).get(cv2.CAP_PROP_FPS) or 25.0
+    native_fps = clip_facts(args.clip)[1]
     loop_frames, scales = (10, [0.25, 0.5]) if args.quick else (args.loop_frames, args.scales)
     rows = [face_recognition_loop(args.clip, scale, loop_frames) for scale in scales]
     ours = edge_daemon_run(args.clip, native_fps, 10**9, track=True)

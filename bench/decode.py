@@ -14,37 +14,24 @@ decoded, frames handed on, and CPU milliseconds per handed frame. ``--rtsp`` ser
 from the test suite's GStreamer RTSP server (tests/support/rtsp.py) and measures the share of a core each
 mode costs per live stream.
 
-  .venv/bin/python bench/decode.py                 # the 1080p crowd clip, file and live
-  .venv/bin/python bench/decode.py --no-rtsp --json
+  .venv/bin/python -m bench.decode                 # the 1080p crowd clip, file and live
+  .venv/bin/python -m bench.decode --no-rtsp --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from edge_daemon.config import CameraConfig  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.sources.opencv import OpenCvSource  # noqa: E402
-from edge_daemon.sources.pyav import PyAvSource  # noqa: E402
-
-DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from bench.common import CROWD_CLIP, argument_parser, clip_facts, cpu_seconds, print_table, served_over_rtsp
+from edge_daemon.config import CameraConfig
+from edge_daemon.logs import configure_logging
+from edge_daemon.sources.opencv import OpenCvSource
+from edge_daemon.sources.pyav import PyAvSource
 
 
 def source(mode: str, url: str, detect_fps: float):
@@ -74,13 +61,6 @@ def handed_on(reader, convert_all: bool, detect_fps: float, clock):
             handed += 1
             next_due = max((now if next_due is None else next_due) + 1 / detect_fps, now)
         yield decoded, handed
-
-
-def clip_facts(clip: Path) -> tuple[int, float]:
-    capture = cv2.VideoCapture(str(clip))
-    frames, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS) or 25.0
-    capture.release()
-    return frames, fps
 
 
 def file_run(mode: str, clip: Path, passes: int, detect_fps: float) -> dict:
@@ -126,13 +106,12 @@ def live_run(mode: str, url: str, seconds: float, detect_fps: float) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser = argument_parser(__doc__)
+    parser.add_argument("--clip", type=Path, default=CROWD_CLIP)
     parser.add_argument("--detect-fps", type=float, default=5.0)
     parser.add_argument("--passes", type=int, default=5, help="file mode: passes over the clip per mode")
     parser.add_argument("--seconds", type=float, default=15.0, help="live mode: seconds per mode")
     parser.add_argument("--no-rtsp", action="store_true", help="file mode only")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not args.clip.exists():
         parser.error(f"clip not found: {args.clip}")
@@ -140,34 +119,19 @@ def main() -> int:
     cv2.setNumThreads(1)
     files = [file_run(mode, args.clip, args.passes, args.detect_fps) for mode in MODES]
     print(f"file {args.clip.name}, {args.passes} passes per mode, one thread, detection at {args.detect_fps:g} fps")
-    _table(files)
+    print_table(files, 24, cut=True)
     live = []
     if not args.no_rtsp:
-        from rtsp import RtspServer, require_gstreamer
-
-        require_gstreamer()
-        with tempfile.TemporaryDirectory() as scratch:
-            server = RtspServer(args.clip, Path(scratch))
-            server.start()
-            try:
-                live = [live_run(mode, server.url, args.seconds, args.detect_fps) for mode in MODES]
-            finally:
-                server.stop()
+        with served_over_rtsp(args.clip) as url:
+            live = [live_run(mode, url, args.seconds, args.detect_fps) for mode in MODES]
         print(f"\nlive RTSP (GStreamer server on loopback, looping the clip), {args.seconds:g} s per mode")
-        _table(live)
+        print_table(live, 24, cut=True)
         base = next(row for row in live if row["mode"] == "opencv read")["core_share"]
         auto = next(row for row in live if row["mode"] == "pyav auto")["core_share"]
         print(f"pyav auto / opencv read, share of a core per live stream: {auto / base:.2f}")
     if args.json:
         print(json.dumps({"clip": str(args.clip), "file": files, "live": live}))
     return 0
-
-
-def _table(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    print("  ".join(f"{column:>24.24}" for column in columns))
-    for row in rows:
-        print("  ".join(f"{str(row[column]):>24.24}" for column in columns))
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ on all alike:
 ``yunet`` is also run at max_side 960 and 1280, to show what a larger detection size buys. Needs
 yuface (x86_64, CPython 3.10-3.11) and ../shared/data.
 
-  .venv/bin/python bench/detect.py
-  .venv/bin/python bench/detect.py --quick --json
-  .venv/bin/python bench/detect.py --lfw
-  .venv/bin/python bench/detect.py --regions-only     # section 6 alone (no yuface needed)
-  .venv/bin/python bench/detect.py --cost-model       # section 7 alone (no yuface needed)
+  .venv/bin/python -m bench.detect
+  .venv/bin/python -m bench.detect --quick --json
+  .venv/bin/python -m bench.detect --lfw
+  .venv/bin/python -m bench.detect --regions-only     # section 6 alone (no yuface needed)
+  .venv/bin/python -m bench.detect --cost-model       # section 7 alone (no yuface needed)
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # yuface's OpenMP pool, as in the daemon's processes
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -46,22 +45,15 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+from bench.common import CROWD_CLIP, DATA, HAMILTON_CLIP, LFW, YUNET_ONNX, argument_parser, read_frames  # noqa: E402
 from edge_daemon.config import DetectorConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.evaluation.lfw import lfw_image_path, read_pairs  # noqa: E402
 from edge_daemon.pipeline.regions import iou  # noqa: E402
 from edge_daemon.recognition.images import load_image  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
-CROWD = DATA / "video" / "crowd" / "crowd_1080p.mp4"
-HAMILTON = DATA / "video" / "hamilton" / "short_hamilton_clip.mp4"
 DLIB_BOXES = DATA / "photos" / "dlib_boxes"
 FACES = DATA / "train" / "celeb24"
-YUNET_ZOO = ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx"
-LFW = DATA / "eval" / "lfw"
 
 REFERENCE = "yuface@640"
 VARIANTS = {
@@ -79,20 +71,6 @@ FACE_IN_CROP = (0.15, 0.09, 0.71, 0.93)
 CELLS = (4, 3)  # faces per distance frame: one in each cell of this grid
 MATCH_IOU = 0.4
 AGREE_IOU = 0.5
-
-
-def read_frames(clip: Path, count: int | None = None, step: int = 1) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(clip))
-    frames, index = [], 0
-    while count is None or len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            frames.append(frame)
-        index += 1
-    capture.release()
-    return frames
 
 
 def greedy_matches(truth: list, found: list, min_iou: float) -> list[tuple[int, int]]:
@@ -165,7 +143,7 @@ def distance_set(backgrounds: list[np.ndarray], frames_per_width: int, seed: int
 
 
 def distance_recall(detectors: dict, frames_per_width: int, seed: int) -> dict:
-    made = distance_set(read_frames(CROWD), frames_per_width, seed)
+    made = distance_set(read_frames(CROWD_CLIP), frames_per_width, seed)
     found, _ = in_turn(detectors, [frame for _, frame, _, _ in made])
     result = {}
     for name in detectors:
@@ -193,7 +171,7 @@ def distance_regions(detector, full_size, max_side: int, frames_per_width: int, 
 
     kinds = ("whole", "whole_full", "regions", "policy")
     rows = {width: {**{kind: [0, 0.0] for kind in kinds}, "faces": 0, "full": 0} for width in WIDTHS}
-    for width, frame, boxes, before in distance_set(read_frames(CROWD), frames_per_width, seed):
+    for width, frame, boxes, before in distance_set(read_frames(CROWD_CLIP), frames_per_width, seed):
         size = frame.shape[1], frame.shape[0]
         motion, policy = SceneMotion(), DetectionPolicy(3600.0, max_side)
         policy.plan(0.0, size, motion.update(before), [])  # the first frame: whole
@@ -267,8 +245,8 @@ def frame_cost(detectors: dict, frames: list[np.ndarray]) -> dict:
 
 def sized_cost(frames: list[np.ndarray]) -> list[dict]:
     backends = {"yuface": DetectorConfig(backend="yuface"), "yunet": DetectorConfig(backend="yunet")}
-    if YUNET_ZOO.exists():
-        backends["yunet_onnx"] = DetectorConfig(backend="yunet_onnx", model_path=YUNET_ZOO)
+    if YUNET_ONNX.exists():
+        backends["yunet_onnx"] = DetectorConfig(backend="yunet_onnx", model_path=YUNET_ONNX)
     rows = []
     for width, height in ((640, 480), (1280, 720)):
         sized = [cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA) for frame in frames]
@@ -366,7 +344,7 @@ def cost_model(repeats: int = 40) -> dict:
     config = VARIANTS["yunet@640"]
     detector = create_detector(config)
     try:
-        frame = read_frames(CROWD, 1)[0]
+        frame = read_frames(CROWD_CLIP, 1)[0]
         crops = {size: np.ascontiguousarray(frame[:size[1], :size[0]]) for size in COST_MODEL_SIZES}
         times: dict = {size: [] for size in crops}
         for _ in range(repeats + 2):  # the first two rounds warm the detector up
@@ -425,7 +403,7 @@ def report_distance_regions(regions: dict) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--frames", type=int, default=40, help="crowd frames for the cost figures")
     parser.add_argument("--distance-frames", type=int, default=6, help="distance-set frames per face width")
     parser.add_argument("--seed", type=int, default=16)
@@ -433,9 +411,8 @@ def main() -> int:
     parser.add_argument("--lfw", action="store_true", help="also compare detections on the LFW View 1 dev images")
     parser.add_argument("--regions-only", action="store_true", help="only section 6 (no yuface needed)")
     parser.add_argument("--cost-model", action="store_true", help="only section 7 (no yuface needed)")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    for path in (CROWD, HAMILTON, DLIB_BOXES, FACES, *([LFW] if args.lfw else [])):
+    for path in (CROWD_CLIP, HAMILTON_CLIP, DLIB_BOXES, FACES, *([LFW] if args.lfw else [])):
         if not path.exists():
             parser.error(f"shared data not found: {path}")
     cv2.setNumThreads(1)  # as in the daemon's processes: one compute thread each
@@ -452,7 +429,7 @@ def main() -> int:
             parser.error("the reference, yuface, is not installed (its wheels are for x86_64 CPython 3.10-3.11)")
     cost_frames = 10 if args.quick else args.frames
     distance_frames = 2 if args.quick else args.distance_frames
-    full_size = create_detector(DetectorConfig(backend="yunet", max_side=max(read_frames(CROWD, 1)[0].shape[:2])),
+    full_size = create_detector(DetectorConfig(backend="yunet", max_side=max(read_frames(CROWD_CLIP, 1)[0].shape[:2])),
                                 separate_process=False)
     if args.regions_only:
         detector = create_detector(VARIANTS["yunet@640"], separate_process=False)
@@ -463,14 +440,14 @@ def main() -> int:
             print(json.dumps(results))
         return 0
     detectors = {name: create_detector(config, separate_process=False) for name, config in VARIANTS.items()}
-    crowd = read_frames(CROWD, cost_frames)
+    crowd = read_frames(CROWD_CLIP, cost_frames)
     step = 4 if args.quick else 1
     results = {
         "cost_frames": len(crowd),
         "cost_1080p": frame_cost(detectors, crowd),
         "dlib_boxes": dlib_boxes(detectors),
         "distance": distance_recall(detectors, 2 if args.quick else args.distance_frames, args.seed),
-        "agreement": {"hamilton": agreement(detectors, HAMILTON, step), "crowd": agreement(detectors, CROWD, step)},
+        "agreement": {"hamilton": agreement(detectors, HAMILTON_CLIP, step), "crowd": agreement(detectors, CROWD_CLIP, step)},
         "sized": sized_cost(crowd),
         "distance_regions": distance_regions(
             detectors["yunet@640"], full_size, VARIANTS["yunet@640"].max_side, distance_frames, args.seed

@@ -19,38 +19,31 @@ Finally ``api.recognize`` itself is run on a sample of the degraded stills to ch
 cached path decides as it does, and the unknown groups of a two-camera history run are counted
 (``bench/grouping.py``): how many, and how many hold faces of both clips.
 
-  .venv/bin/python bench/distance.py                  # embeddings cached in /tmp/edge-lfw/cache
-  .venv/bin/python bench/distance.py --json
+  .venv/bin/python -m bench.distance                  # embeddings cached in /tmp/edge-lfw/cache
+  .venv/bin/python -m bench.distance --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import LFW, LFW_CACHE, argument_parser
+from edge_daemon.api import load_image, recognize
+from edge_daemon.config import DetectorConfig, EmbedderConfig, GalleryConfig
+from edge_daemon.detectors import create_detector
+from edge_daemon.embedders import create_local_embedder
+from edge_daemon.evaluation.lfw import lfw_image_path
+from edge_daemon.evaluation.open_set import FaceSet, degrade, embed_lfw, width_name
+from edge_daemon.logs import configure_logging
+from edge_daemon.recognition.gallery import Gallery
+from edge_daemon.recognition.matcher import use_thresholds
+from edge_daemon.recognition.quality import face_quality
+from edge_daemon.recognition.thresholds import open_set_table, template
 
-from edge_daemon.api import load_image, recognize  # noqa: E402
-from edge_daemon.config import DetectorConfig, EmbedderConfig, GalleryConfig  # noqa: E402
-from edge_daemon.detectors import create_detector  # noqa: E402
-from edge_daemon.embedders import create_local_embedder  # noqa: E402
-from edge_daemon.evaluation.lfw import lfw_image_path  # noqa: E402
-from edge_daemon.evaluation.open_set import FaceSet, degrade, embed_lfw, width_name  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.recognition.gallery import Gallery  # noqa: E402
-from edge_daemon.recognition.matcher import use_thresholds  # noqa: E402
-from edge_daemon.recognition.quality import face_quality  # noqa: E402
-from edge_daemon.recognition.thresholds import (
-    open_set_table,  # noqa: E402
-    template,  # noqa: E402
-)
-
-LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 WIDTHS = (None, 48, 32, 28, 24, 20)
 PEOPLE, WIDER, STRANGERS = 30, 100, 150  # people with six images; people in the wide gallery; strangers
 NATIVE_STRANGERS = 600  # at native size only, where embedding is cheap enough for a finer rate
@@ -189,11 +182,10 @@ def recognize_check(detector, embedder, gallery_people: list[str], clean: Faces,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/edge-lfw/cache"))
+    parser = argument_parser(__doc__)
+    parser.add_argument("--cache", type=Path, default=LFW_CACHE)
     parser.add_argument("--two-clips", type=float, default=120.0, metavar="SECONDS",
                         help="then the two-camera history run of bench/grouping.py for this long (0: skip it)")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")
     if not LFW.is_dir():
@@ -260,7 +252,7 @@ def main() -> int:
                 f"{row['recognize_agreement']:.0%}"
             )
     if args.two_clips:
-        from grouping import two_clip_run  # bench/grouping.py, beside this script
+        from bench.grouping import two_clip_run
 
         run = two_clip_run(args.two_clips)
         print()

@@ -11,13 +11,12 @@ against Keras on real faces (min cosine shown) as the daemon requires.
 It also runs the daemon's EmbeddingWorker fed from a queue against the raw backend in a tight
 loop at the same batch size (target: worker / raw >= 0.9).
 
-  .venv/bin/python bench/embed.py              # batches 1, 8, 32; 1 and 2 threads; VGG16 at 64 px
-  .venv/bin/python bench/embed.py --quick --json
+  .venv/bin/python -m bench.embed              # batches 1, 8, 32; 1 and 2 threads; VGG16 at 64 px
+  .venv/bin/python -m bench.embed --quick --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import queue
@@ -30,24 +29,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+from bench.common import DATA, argument_parser, timed  # noqa: E402
 from edge_daemon.api import find_faces, load_image  # noqa: E402
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember, GalleryConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
 from edge_daemon.embedders import create_local_embedder  # noqa: E402
 from edge_daemon.embedders.vgg16 import Vgg16Embedder, save_vgg16_artefact  # noqa: E402
 from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.messages import (
-    FaceSample,  # noqa: E402
-    Shutdown,  # noqa: E402
-)
+from edge_daemon.messages import FaceSample, Shutdown  # noqa: E402
 from edge_daemon.models.prepare.store import ModelStore  # noqa: E402
-from edge_daemon.pipeline.embedding import EmbeddingWorker
+from edge_daemon.pipeline.embedding import EmbeddingWorker  # noqa: E402
 from edge_daemon.recognition.matcher import Matcher  # noqa: E402
 
-PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "group"
+PHOTOS = DATA / "photos" / "group"
 # label -> configuration; the GFLOPs of each come from its ONNX graphs.
 BACKENDS = {
     "dlib_bin": EmbedderConfig(backend="dlib_bin"),
@@ -99,14 +93,8 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     b = a.T.copy()
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
     return 2 * size**3 / best / 1e9
-
-
-def _timed(function) -> float:
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
 
 
 def real_faces(aligner, count: int) -> list[np.ndarray]:
@@ -131,13 +119,13 @@ def faces_per_second(embedder, crops: list[np.ndarray], batch: int, min_seconds:
 
 
 def worker_vs_raw(embedder, crops: list[np.ndarray], batch: int, total: int) -> dict:
-    raw_seconds = _timed(lambda: [embedder.embed(crops[i : i + batch]) for i in range(0, total, batch)])
+    raw_seconds, _ = timed(lambda: [embedder.embed(crops[i : i + batch]) for i in range(0, total, batch)])
     faces, output = queue.Queue(), queue.Queue()
     for i in range(total):
         faces.put(FaceSample("bench", i, (0, 0, 1, 1), 1.0, crops[i % len(crops)], None, time.time(), time.time()))
     faces.put(Shutdown())
     worker = EmbeddingWorker(embedder, Matcher(GalleryConfig(), embedder), faces, output, batch, 50)
-    worker_seconds = _timed(lambda: (worker.start(), worker.join()))
+    worker_seconds, _ = timed(lambda: (worker.start(), worker.join()))
     return {
         "backend": f"{embedder.name}",
         "batch": batch,
@@ -163,13 +151,12 @@ def vgg16_model_dir(size: int, directory: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[64], help="VGG16 input sizes ('--sizes' alone: none)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ONNX Runtime / TFLite threads")
     parser.add_argument("--seconds", type=float, default=3.0, help="least time per measurement")
     parser.add_argument("--quick", action="store_true", help="batches 1 and 8, 1 thread, 1 s each")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")
     quick = ([1, 8], [1], 1.0)

@@ -7,13 +7,12 @@ dimension (random unit vectors; no face crops). Prints, per size: the revision's
 messages, the time to publish it, the time until both boxes use it, and the broker's resident
 memory with the revision retained.
 
-  .venv/bin/python bench/gallery_sync.py
-  .venv/bin/python bench/gallery_sync.py --rows 100 10000 --json
+  .venv/bin/python -m bench.gallery_sync
+  .venv/bin/python -m bench.gallery_sync --rows 100 10000 --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -22,19 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from edge_daemon.comms.gallery_sync import GallerySync, publish_gallery  # noqa: E402
-from edge_daemon.config import EmbedderConfig, MqttConfig  # noqa: E402
-from edge_daemon.embedders.fused import fusion_version  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.recognition.gallery import Gallery  # noqa: E402
-from tests.support.broker import Broker  # noqa: E402
+from bench.common import FUSED_DIM, argument_parser, print_table, rss_kib
+from edge_daemon.comms.gallery_sync import GallerySync, publish_gallery
+from edge_daemon.config import EmbedderConfig, MqttConfig
+from edge_daemon.embedders.fused import fusion_version
+from edge_daemon.logs import configure_logging
+from edge_daemon.recognition.gallery import Gallery
+from tests.support.broker import Broker
 
 PREFIX = "bench"
-DIM = 128 + 192  # the default fused embedder
 
 
 def synthetic_gallery(rows: int, revision: int) -> Gallery:
@@ -42,17 +37,11 @@ def synthetic_gallery(rows: int, revision: int) -> Gallery:
     version = fusion_version(
         [(m.backend, "synthetic") for m in config.members], [m.weight for m in config.members]
     )
-    vectors = np.random.default_rng(rows).standard_normal((rows, DIM)).astype(np.float32)
+    vectors = np.random.default_rng(rows).standard_normal((rows, FUSED_DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     labels = [f"person_{i // 4}" for i in range(rows)]
-    return Gallery("fused", version, DIM, 0.79, "synthetic", labels, [f"{label}.jpg" for label in labels], vectors, revision)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    sources = [f"{label}.jpg" for label in labels]
+    return Gallery("fused", version, FUSED_DIM, 0.79, "synthetic", labels, sources, vectors, revision)
 
 
 def run(rows: int, revision: int, broker: Broker, scratch: Path, chunk_bytes: int) -> dict:
@@ -90,10 +79,9 @@ def run(rows: int, revision: int, broker: Broker, scratch: Path, chunk_bytes: in
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[100, 10_000, 100_000])
     parser.add_argument("--chunk-bytes", type=int, default=1 << 20)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")
     with tempfile.TemporaryDirectory() as scratch:
@@ -104,10 +92,7 @@ def main() -> int:
         finally:
             broker.stop()
     print(f"mosquitto on loopback, 2 subscribing boxes, chunks of {args.chunk_bytes} bytes; each revision replaces the last")
-    columns = list(results[0])
-    print("  ".join(f"{column:>20}" for column in columns))
-    for row in results:
-        print("  ".join(f"{row[column]:>20}" for column in columns))
+    print_table(results, 20)
     if args.json:
         print(json.dumps(results))
     return 0

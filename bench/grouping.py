@@ -19,13 +19,12 @@ history on and no gallery (every track unknown), for ``--seconds``; then the gro
 review page lists them: how many, how many tracks and faces, and how many hold tracks of both
 cameras (people of two different clips cannot be one person).
 
-  .venv/bin/python bench/grouping.py --split train            # choose group_fpir
-  .venv/bin/python bench/grouping.py --split test --two-clips # report
+  .venv/bin/python -m bench.grouping --split train            # choose group_fpir
+  .venv/bin/python -m bench.grouping --split test --two-clips # report
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -35,25 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import CROWD_CLIP, HAMILTON_CLIP, LFW, LFW_CACHE, argument_parser
+from edge_daemon.config import DetectorConfig, EmbedderConfig, HistoryConfig, Settings
+from edge_daemon.detectors import create_detector
+from edge_daemon.embedders import create_local_embedder
+from edge_daemon.evaluation.lfw import lfw_image_path
+from edge_daemon.evaluation.open_set import embed_lfw
+from edge_daemon.history.grouping import GroupingRule, Span, UnknownGroups
+from edge_daemon.logs import configure_logging
+from edge_daemon.recognition.quality import face_quality
+from edge_daemon.recognition.thresholds import open_set_table, template
 
-from edge_daemon.config import DetectorConfig, EmbedderConfig, HistoryConfig, Settings  # noqa: E402
-from edge_daemon.detectors import create_detector  # noqa: E402
-from edge_daemon.embedders import create_local_embedder  # noqa: E402
-from edge_daemon.evaluation.lfw import lfw_image_path  # noqa: E402
-from edge_daemon.evaluation.open_set import embed_lfw  # noqa: E402
-from edge_daemon.history.grouping import GroupingRule, Span, UnknownGroups  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.recognition.quality import face_quality  # noqa: E402
-from edge_daemon.recognition.thresholds import (
-    open_set_table,  # noqa: E402
-    template,  # noqa: E402
-)
-
-LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
-HAMILTON = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
-CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 FPIRS = (0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 MIN_QUALITIES = (0.0, 0.2, 0.5)
 DEGRADED_WIDTH = 32
@@ -135,7 +126,10 @@ def two_clip_run(seconds: float, group_fpir: float | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="edge-two-clips-"))
     history = {"path": str(work / "history"), **({"group_fpir": group_fpir} if group_fpir is not None else {})}
     settings = Settings(
-        cameras=[{"name": "stage", "url": str(HAMILTON), "loop": True}, {"name": "crowd", "url": str(CROWD), "loop": True}],
+        cameras=[
+            {"name": "stage", "url": str(HAMILTON_CLIP), "loop": True},
+            {"name": "crowd", "url": str(CROWD_CLIP), "loop": True},
+        ],
         history=history,
         events={"jsonl": ""},
     )
@@ -166,14 +160,13 @@ def two_clip_run(seconds: float, group_fpir: float | None = None) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--split", choices=["train", "test"], default="test")
     parser.add_argument("--images", type=int, default=8, help="most images used per person")
     parser.add_argument("--strangers", type=int, default=300, help="people with one image, as singletons")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/edge-lfw/cache"))
+    parser.add_argument("--cache", type=Path, default=LFW_CACHE)
     parser.add_argument("--two-clips", action="store_true", help="also the two-camera history run")
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the two-camera run")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")
     result: dict = {"split": args.split}

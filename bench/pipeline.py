@@ -6,15 +6,15 @@ busy time, p50/p95 capture->event latency of first decisions (and a steady-state
 decisions of the first ``--start-s`` seconds, while every camera opens its stream at once), and CPU
 use (in all, and cores of the main process, the detector process and the embedder process).
 
-  .venv/bin/python bench/pipeline.py                       # crowd clip, N = 1, 2, 4, 30 s each
-  .venv/bin/python bench/pipeline.py --clip idle --streams 16 24 --seconds 60
+  .venv/bin/python -m bench.pipeline                       # crowd clip, N = 1, 2, 4, 30 s each
+  .venv/bin/python -m bench.pipeline --clip idle --streams 16 24 --seconds 60
       # the idle scene: 720p25 H.264, a static view with sensor noise, a person crossing every 20 s
-  .venv/bin/python bench/pipeline.py --quick --json        # 10 s each; last line is JSON
-  .venv/bin/python bench/pipeline.py --clip ../shared/data/video/hamilton/short_hamilton_clip.mp4 --streams 4
-  .venv/bin/python bench/pipeline.py --streams 2 --variants default library-threads no-tracking
-  .venv/bin/python bench/pipeline.py --rtsp --streams 2 4 6 --variants default decode-all
+  .venv/bin/python -m bench.pipeline --quick --json        # 10 s each; last line is JSON
+  .venv/bin/python -m bench.pipeline --clip ../shared/data/video/hamilton/short_hamilton_clip.mp4 --streams 4
+  .venv/bin/python -m bench.pipeline --streams 2 --variants default library-threads no-tracking
+  .venv/bin/python -m bench.pipeline --rtsp --streams 2 4 6 --variants default decode-all
       # cameras read the clip live from the test suite's GStreamer RTSP server (tests/support/rtsp.py)
-  .venv/bin/python bench/pipeline.py --clip idle --cost --variants default regions-full-size
+  .venv/bin/python -m bench.pipeline --clip idle --cost --variants default regions-full-size
       # what detection costs, free of this box's noise: one camera reads the clip once, as fast as
       # the pipeline takes it (nothing dropped or stale); detector seconds per video second, frames
       # by what was detected, faces, tracks and decisions
@@ -22,27 +22,22 @@ use (in all, and cores of the main process, the detector process and the embedde
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from bench.common import CROWD_CLIP, YUNET_ONNX, argument_parser, cpu_seconds, print_table, served_over_rtsp
+from edge_daemon.config import Settings
+from edge_daemon.logs import configure_logging
+from edge_daemon.pipeline.daemon import Daemon
 
-from edge_daemon.config import Settings  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.pipeline.daemon import Daemon  # noqa: E402
-
-DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 IDLE_SIZE, IDLE_FPS, IDLE_SECONDS = (1280, 720), 25, 60
 IDLE_CROSSING_EVERY_S, IDLE_CROSSING_S = 20.0, 4.0  # a person crosses the whole view in 4 s, every 20 s
 IDLE_NOISE_SD = 4.0  # grey levels of sensor noise per pixel and frame
@@ -56,9 +51,9 @@ def write_idle_clip(path: Path) -> Path:
         return path
     import av
     import cv2
-    from walking import background
 
     from edge_daemon.demo import demo_people
+    from tests.support.walking_clip import background
 
     width, height = IDLE_SIZE
     scene = cv2.resize(background(), IDLE_SIZE).astype(np.float32)
@@ -89,11 +84,10 @@ def write_idle_clip(path: Path) -> Path:
     return path
 
 
-def cpu_seconds() -> dict[str, float]:
+def cpu_seconds_by_process() -> dict[str, float]:
     """CPU time of this process ("main": capture, decoding, motion, tracking, alignment) and of each
     live child (the model processes, by kind: "detector", "embedder")."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    times = {"main": usage.ru_utime + usage.ru_stime}
+    times = {"main": cpu_seconds()}
     ticks = os.sysconf("SC_CLK_TCK")
     for child in multiprocessing.active_children():
         try:
@@ -155,13 +149,13 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
     a person already in view) are also left out of a second, steady-state latency figure."""
     settings = variant_settings(variant, {"url": url, "loop": True, "detect_fps": fps}, streams, detector, gallery)
     daemon = Daemon(settings)
-    cpu_before, started = cpu_seconds(), time.monotonic()
+    cpu_before, started = cpu_seconds_by_process(), time.monotonic()
     daemon.start()
     start_s = min(start_s, seconds)
     time.sleep(start_s)
     decided_at_start = len(daemon.decisions.latencies)
     time.sleep(seconds - start_s)
-    cpu_after = cpu_seconds()  # before shutdown ends the model processes
+    cpu_after = cpu_seconds_by_process()  # before shutdown ends the model processes
     cpu = {kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after}
     daemon.request_stop()
     daemon.shutdown()
@@ -237,16 +231,9 @@ def cost(clip: str, fps: float, detector: dict, variant: str) -> dict:
     }
 
 
-def print_table(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    print("  ".join(f"{c:>12.12}" for c in columns))
-    for row in rows:
-        print("  ".join(f"{str(row[c]):>12.12}" for c in columns))
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
+    parser = argument_parser(__doc__)
+    parser.add_argument("--clip", type=Path, default=CROWD_CLIP,
                         help="a video file, or 'idle' for the generated idle scene (written once to the temp directory)")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--fps", type=float, default=5.0)
@@ -254,13 +241,12 @@ def main() -> int:
     parser.add_argument("--start-s", type=float, default=5.0,
                         help="steady_p95_ms leaves out the decisions made in these first seconds")
     parser.add_argument("--detector", choices=["yunet", "yuface", "yunet_onnx"], default="yunet")
-    parser.add_argument("--model-path", type=Path, default=ROOT.parent / "shared" / "models" / "face_detection_yunet.onnx")
+    parser.add_argument("--model-path", type=Path, default=YUNET_ONNX)
     parser.add_argument("--gallery", help="gallery directory (default: none, every face unknown)")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"],
                         help="also run with library-default threads or without tracking, side by side")
     parser.add_argument("--quick", action="store_true", help="10 s per configuration")
     parser.add_argument("--rtsp", action="store_true", help="serve the clip live over RTSP instead of as files")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--cost", action="store_true", help="one camera, the clip once as fast as it goes: detection's cost")
     args = parser.parse_args()
     if str(args.clip) == "idle":
@@ -274,7 +260,7 @@ def main() -> int:
     if args.cost:
         rows = [cost(str(args.clip), args.fps, detector, variant) for variant in args.variants]
         print(f"clip {args.clip.name}, one camera read once as fast as the pipeline takes it, detector {args.detector}")
-        print_table(rows)
+        print_table(rows, 12, cut=True)
         for row in rows[1:]:
             print(f"{row['variant']} / {rows[0]['variant']}: detector time "
                   f"{row['detector_s_per_video_s'] / max(rows[0]['detector_s_per_video_s'], 1e-9):.2f}x, faces detected "
@@ -283,26 +269,15 @@ def main() -> int:
             print(json.dumps({"clip": str(args.clip), "detector": args.detector, "cost": rows}))
         return 0
     seconds = 10.0 if args.quick else args.seconds
-    server = None
-    if args.rtsp:
-        from rtsp import RtspServer, require_gstreamer
-
-        require_gstreamer()
-        server = RtspServer(args.clip, Path(tempfile.mkdtemp()))
-        server.start()
-    try:
-        url = server.url if server else str(args.clip)
+    with served_over_rtsp(args.clip) if args.rtsp else nullcontext(str(args.clip)) as url:
         rows = [
             run(url, n, args.fps, seconds, detector, args.gallery, variant, args.start_s)
             for variant in args.variants
             for n in args.streams
         ]
-    finally:
-        if server:
-            server.stop()
 
     print(f"clip {args.clip.name} {'live over RTSP' if args.rtsp else 'as files'}, detector {args.detector}, {seconds:.0f} s per run")
-    print_table(rows)
+    print_table(rows, 12, cut=True)
     for variant in args.variants[1:]:
         for n in args.streams:
             base = next(r for r in rows if r["variant"] == args.variants[0] and r["streams"] == n)

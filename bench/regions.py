@@ -16,38 +16,25 @@ Then whether batching helps the shared detection worker on this box: YuNet on ON
 dynamic batch dimension (the converted model with its batch dimension freed, in memory) running a
 batch of N images against N single calls.
 
-  .venv/bin/python bench/regions.py                 # default detector (yunet), in this process
-  .venv/bin/python bench/regions.py --faces 12 --widths 20 24 28
+  .venv/bin/python -m bench.regions                 # default detector (yunet), in this process
+  .venv/bin/python -m bench.regions --faces 12 --widths 20 24 28
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from bench.common import CROWD_CLIP, argument_parser, read_frames, timed
+from edge_daemon.config import DetectorConfig
+from edge_daemon.detectors import create_detector
+from edge_daemon.logs import configure_logging
+from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion
+from edge_daemon.pipeline.regions import RegionSettings, detect_in_regions, iou, plan_regions, regions_cost
+from tests.support.pasted_faces import load_faces, paste
 
-from edge_daemon.config import DetectorConfig  # noqa: E402
-from edge_daemon.detectors import create_detector  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion  # noqa: E402
-from edge_daemon.pipeline.regions import (  # noqa: E402
-    RegionSettings,
-    detect_in_regions,
-    iou,  # noqa: E402
-    plan_regions,
-    regions_cost,
-)
-from tests.support.pasted_faces import load_faces, paste  # noqa: E402
-
-CROWD = ROOT.parent / "shared" / "data" / "video" / "crowd" / "crowd_1080p.mp4"
 WIDTHS = (16, 20, 24, 28, 32, 40, 60, 80, 120)
 HIT_IOU = 0.4
 FPS = 5.0  # the default detect_fps
@@ -56,15 +43,9 @@ BODY_COLOUR = (70, 60, 55)  # a dark coat
 
 
 def crowd_frames(count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(CROWD))
-    frames = []
-    ok, frame = capture.read()
-    while ok:
-        frames.append(frame)
-        ok, frame = capture.read()
-    capture.release()
+    frames = read_frames(CROWD_CLIP)
     if not frames:
-        raise SystemExit(f"cannot read {CROWD}")
+        raise SystemExit(f"cannot read {CROWD_CLIP}")
     return [frames[i * len(frames) // count] for i in range(count)]
 
 
@@ -74,12 +55,6 @@ def person(background: np.ndarray, face, width: int, centre: tuple[float, float]
     x, y = centre
     cv2.rectangle(frame, (round(x - 1.1 * width), round(y + 0.5 * width)), (round(x + 1.1 * width), round(y + 6.5 * width)), BODY_COLOUR, -1)
     return frame, paste(frame, face, width, centre)
-
-
-def timed(call) -> tuple[list, float]:
-    started = time.perf_counter()
-    found = call()
-    return found, (time.perf_counter() - started) * 1000
 
 
 def recall_by_width(detector, max_side: int, faces, backgrounds, widths, rng) -> list[dict]:
@@ -101,8 +76,9 @@ def recall_by_width(detector, max_side: int, faces, backgrounds, widths, rng) ->
                 moved = motion.update(frame)
                 plan = policy.plan(1 / FPS, (frame_width, height), moved, [])
                 regions = plan_regions(moved.boxes, (frame_width, height), settings)
-                whole, ms_whole = timed(lambda: detector.detect(frame))
-                in_regions, ms_regions = timed(lambda: detect_in_regions(detector, frame, regions, mosaic_side=max_side))
+                seconds_whole, whole = timed(lambda: detector.detect(frame))
+                seconds_regions, in_regions = timed(lambda: detect_in_regions(detector, frame, regions, mosaic_side=max_side))
+                ms_whole, ms_regions = seconds_whole * 1000, seconds_regions * 1000
                 share = regions_cost(regions, (frame_width, height), max_side)
                 fallback = plan.kind == "full"
                 # 'skip' (motion missed the person) finds nothing: the idle full detection comes later.
@@ -165,15 +141,15 @@ def batching(repeats: int) -> None:
         images = rng.uniform(0, 255, (count, height, width, 3)).astype(np.float32)
         batch, single = [], []
         for _ in range(repeats):
-            _, ms = timed(lambda: session.run(outputs, {input_name: images}))
-            batch.append(ms)
-            _, ms = timed(lambda: [session.run(outputs, {input_name: images[i : i + 1]}) for i in range(count)])
-            single.append(ms)
+            seconds, _ = timed(lambda: session.run(outputs, {input_name: images}))
+            batch.append(seconds * 1000)
+            seconds, _ = timed(lambda: [session.run(outputs, {input_name: images[i : i + 1]}) for i in range(count)])
+            single.append(seconds * 1000)
         print(f"{width:>4}x{height:<4} {count:>2} | {min(batch):>9.1f} {min(single):>9.1f} | {min(batch) / min(single):>13.2f}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__, json=False)
     parser.add_argument("--faces", type=int, default=24, help="people (celeb24 has 24)")
     parser.add_argument("--frames", type=int, default=2, help="crowd-clip frames; every face is pasted once into each")
     parser.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))

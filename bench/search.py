@@ -5,23 +5,20 @@ VGG16): build time, memory, search latency p50/p99 for one query and for a batch
 recall@1 against the exact answer (queries are gallery vectors plus noise, like a new photo of an
 enrolled face). FAISS runs with one OpenMP thread, as in the daemon (threads.faiss).
 
-  .venv/bin/python bench/search.py            # 1k, 100k, 1M
-  .venv/bin/python bench/search.py --quick    # 1k, 100k
+  .venv/bin/python -m bench.search            # 1k, 100k, 1M
+  .venv/bin/python -m bench.search --quick    # 1k, 100k
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from edge_daemon.recognition.gallery import Gallery  # noqa: E402
+from bench.common import argument_parser, print_table
+from edge_daemon.recognition.gallery import Gallery
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -80,14 +77,13 @@ def measure(size: int, dim: int, repeats: int, rng: np.random.Generator, approxi
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=500)
     parser.add_argument("--approximate-up-to", type=int, default=200_000,
                         help="build HNSW only up to this size (1M vectors take over 10 minutes to insert on 2 cores)")
     parser.add_argument("--quick", action="store_true", help="1k and 100k, fewer repeats")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     sizes = [1_000, 100_000] if args.quick else args.sizes
     repeats = 200 if args.quick else args.repeats
@@ -96,10 +92,7 @@ def main() -> int:
     faiss.omp_set_num_threads(1)
     rng = np.random.default_rng(0)
     rows = [row for size in sizes for dim in args.dims for row in measure(size, dim, repeats, rng, args.approximate_up_to)]
-    columns = list(rows[0])
-    print("  ".join(f"{c:>14}" for c in columns))
-    for row in rows:
-        print("  ".join(f"{str(row[c]):>14}" for c in columns))
+    print_table(rows, 14)
     for size in sizes:
         for dim in args.dims:
             pair = {r["index"]: r for r in rows if r["size"] == size and r["dim"] == dim}

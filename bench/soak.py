@@ -3,13 +3,12 @@
 RSS is summed over the daemon's process and its model processes. The slope of a least-squares
 line through the samples after warm-up says whether memory is flat.
 
-  .venv/bin/python bench/soak.py --minutes 30                 # Hamilton clip, 2 cameras
-  .venv/bin/python bench/soak.py --minutes 1 --json           # quick look; last line is JSON
+  .venv/bin/python -m bench.soak --minutes 30                 # Hamilton clip, 2 cameras
+  .venv/bin/python -m bench.soak --minutes 1 --json           # quick look; last line is JSON
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -19,42 +18,30 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edge_daemon.config import Settings  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.pipeline.daemon import Daemon  # noqa: E402
-
-DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "hamilton" / "short_hamilton_clip.mp4"
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from bench.common import HAMILTON_CLIP, argument_parser, rss_kib
+from edge_daemon.config import Settings
+from edge_daemon.logs import configure_logging
+from edge_daemon.pipeline.daemon import Daemon
 
 
 def tree_rss_mib() -> float:
-    total = rss_mib(os.getpid())
+    total = rss_kib(os.getpid()) / 1024
     for child in multiprocessing.active_children():
         try:
-            total += rss_mib(child.pid)
+            total += rss_kib(child.pid) / 1024
         except OSError:
             pass
     return total
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser = argument_parser(__doc__)
+    parser.add_argument("--clip", type=Path, default=HAMILTON_CLIP)
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds left out of the slope")
     parser.add_argument("--gallery", help="gallery directory (optional)")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not args.clip.exists():
         parser.error(f"clip not found: {args.clip}")

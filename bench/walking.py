@@ -2,9 +2,9 @@
 daemon watches it as a camera and this prints how many tracks each walk became and, with a gallery
 of the enrolled walkers, how many walks were named right or wrong and how many strangers were named.
 
-    .venv/bin/python bench/walking.py                  # 60 walks: 10 enrolled people twice, 40 strangers; 48 px faces
-    .venv/bin/python bench/walking.py --face-px 28     # the same people further away
-    .venv/bin/python bench/walking.py --enrolled 2 --strangers 4 --json   # a quick one; last line is JSON
+    .venv/bin/python -m bench.walking                  # 60 walks: 10 enrolled people twice, 40 strangers; 48 px faces
+    .venv/bin/python -m bench.walking --face-px 28     # the same people further away
+    .venv/bin/python -m bench.walking --enrolled 2 --strangers 4 --json   # a quick one; last line is JSON
 
 The clip plays in real time (``realtime = true``), as a live camera would: frames are dropped when
 detection is behind, and each frame's time is when it was read, which is the clock the tracker
@@ -17,24 +17,18 @@ seen well enough to say so, else ``uncertain`` (every face too small or too poor
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from bench.common import LFW, ROOT, argument_parser
+from edge_daemon.config import DetectorConfig, EmbedderConfig, Settings
+from edge_daemon.logs import configure_logging
+from tests.support.walking_clip import Walk, choose_walks, truth, walk_at, write_clip
 
-from edge_daemon.config import DetectorConfig, EmbedderConfig, Settings  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from tests.support.walking_clip import Walk, choose_walks, truth, walk_at, write_clip  # noqa: E402
-
-LFW = ROOT.parent / "shared" / "data" / "eval" / "lfw"
 DECISIONS = ("recognized", "unknown", "updated")
 
 
@@ -133,7 +127,7 @@ def score(walks: list[Walk], events: list[dict], started_at: float) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--enrolled", type=int, default=10, help="enrolled people, each walks past twice")
     parser.add_argument("--strangers", type=int, default=40, help="people not enrolled, each walks past once")
     parser.add_argument("--face-px", type=int, default=48, help="face width in the clip (48; 28 for further away)")
@@ -141,7 +135,6 @@ def main() -> int:
     parser.add_argument("--detector", choices=["yunet", "yuface"], help="detector backend (default: the daemon's)")
     parser.add_argument("--seed", type=int, default=0, help="who walks, in which order")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "walking")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     if not LFW.is_dir():
         parser.error(f"LFW not found at {LFW}")

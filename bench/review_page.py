@@ -9,15 +9,13 @@ embedder's 320 dimensions) who come back again and again, each face their direct
 the page through ``ReviewPages`` as the HTTP server does, cold (the first load) and warm, and
 times the listing of the groups alone (all of them, as ``edge-daemon unknowns`` lists them).
 
-    .venv/bin/python bench/review.py                   # 100,000 faces, 2,000 people
-    .venv/bin/python bench/review.py --faces 20000 --json
+    .venv/bin/python -m bench.review_page                   # 100,000 faces, 2,000 people
+    .venv/bin/python -m bench.review_page --faces 20000 --json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -25,18 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import FUSED_DIM, argument_parser, timed
+from edge_daemon.config import HistoryConfig
+from edge_daemon.embedders.calibration import OPEN_SET
+from edge_daemon.history import FaceHistory, GroupingRule, HistoryGroups
+from edge_daemon.logs import configure_logging
+from edge_daemon.progress import Progress
+from edge_daemon.recognition.thresholds import OpenSetTable
+from edge_daemon.service.review_pages import ReviewPages
 
-from edge_daemon.config import HistoryConfig  # noqa: E402
-from edge_daemon.embedders.calibration import OPEN_SET  # noqa: E402
-from edge_daemon.history import FaceHistory, GroupingRule, HistoryGroups  # noqa: E402
-from edge_daemon.logs import configure_logging  # noqa: E402
-from edge_daemon.progress import Progress  # noqa: E402
-from edge_daemon.recognition.thresholds import OpenSetTable  # noqa: E402
-from edge_daemon.service.review_pages import ReviewPages  # noqa: E402
-
-DIM = 320  # the fused embedding
 VERSION = next(iter(OPEN_SET))[1]  # the default fused configuration's table
 DAY_S = 24 * 3600
 
@@ -54,9 +49,9 @@ class FakeDaemon:
 
 def fill(history: FaceHistory, groups: HistoryGroups, faces: int, people: int, rng: np.random.Generator) -> dict:
     """A day of tracks, oldest first; returns what was written."""
-    directions = rng.normal(size=(people, DIM))
+    directions = rng.normal(size=(people, FUSED_DIM))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    noise = np.sqrt((1 / 0.95**2 - 1) / DIM)
+    noise = np.sqrt((1 / 0.95**2 - 1) / FUSED_DIM)
     crop = rng.integers(0, 256, size=(96, 96, 3), dtype=np.uint8)
     start, written, tracks = time.time() - DAY_S + 60, 0, 0
     mean_faces = 2.0
@@ -69,7 +64,7 @@ def fill(history: FaceHistory, groups: HistoryGroups, faces: int, people: int, r
         face_ids = []
         vectors = []
         for offset in range(min(int(rng.integers(1, 4)), faces - written)):
-            vector = directions[person] + noise * rng.normal(size=DIM)
+            vector = directions[person] + noise * rng.normal(size=FUSED_DIM)
             vector /= np.linalg.norm(vector)
             vectors.append(vector)
             face_ids.append(history.record(
@@ -89,20 +84,10 @@ def fill(history: FaceHistory, groups: HistoryGroups, faces: int, people: int, r
     return {"faces": written, "tracks": tracks}
 
 
-def timed(function, repeats: int = 1) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--people", type=int, default=2_000)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     configure_logging("warning")
     work = Path(tempfile.mkdtemp(prefix="edge-review-bench-"))
