@@ -8,30 +8,31 @@ above the grouping threshold for the track's quality and effective number of fac
 (``GroupingRule``), else it starts a group. Against the average, a track that looks a little like
 two people cannot chain them together the way single linkage would; and unlike the cosine to a
 group's *normalised* mean, the average does not grow as a group grows (the normalised mean of many
-different faces is close to every face, and such a group swallowed everyone on LFW). Only tracks decided ``unknown`` are grouped: an
-``uncertain`` track is one whose faces were too poor to say who it was, and it stays on its own.
+different faces is close to every face, so such a group would swallow everyone). Only tracks
+decided ``unknown`` are grouped: an ``uncertain`` track is one whose faces were too poor to say who
+it was, and it stays on its own.
 
 Two tracks seen by one camera at the same time are two people: a track never joins a group that
 holds a track of the same box and camera whose time span overlaps its own. (A face of a history
 from before tracks were kept is a track of one face, so this is also "two faces of one frame are
 never grouped together".)
 
-The grouping threshold is found as recognition finds its own: the groups are a gallery a new track
-is identified against, so the threshold holds a target rate of strangers joining someone else's
-group (``history.group_fpir``) for the number of groups there are, read off the open-set table
-(``thresholds``: calibrated on LFW View 1 DevTrain and its degraded copies) for the track's quality
-and size. A fixed per-comparison rate would not do: a new track meets every group, so with a
-thousand groups a one-in-ten-thousand false accept per comparison mixed one track in ten on LFW.
-A track of quality below ``history.group_min_quality`` is too poor to group and stays on its own:
-poor faces look alike -- small, blurred faces of the crowd clip (quality 0.12) scored 0.86 on
-average against a stage face of the Hamilton clip (0.31), more than the table's impostor tail,
-measured on LFW faces degraded to 20-48 px, expects -- and a group is only worth showing if it is
-one person.
+The grouping threshold is found as recognition finds its own (``grouping_rule``, from the
+settings): the groups are a gallery a new track is identified against, so the threshold holds a
+target rate of strangers joining someone else's group (``history.group_fpir``) for the number of
+groups there are, read off the embedder's open-set table (``recognition.thresholds``: calibrated on
+LFW View 1 DevTrain and its degraded copies) for the track's quality and size. A fixed
+per-comparison rate would not do: a new track meets every group, so the more groups there are, the
+likelier one of them takes a stranger. A track of quality below ``history.group_min_quality`` is too
+poor to group and stays on its own: poor faces look more alike than the table's impostors, and a
+group is only worth showing if it is one person. The measurements behind these choices are in
+docs/guide/review.md.
 
 Adding a track costs one matrix-vector product over the groups' sums; listing the groups
-(``FaceHistory.unknown_groups``) is one query over the stored faces and their tracks' groups, so the review page
-never regroups the history when it loads. The groups' sums are rebuilt from the stored tracks when
-the history is opened; a track dropped by the history's bounds stays in its group's sum until then.
+(``FaceHistory.unknown_groups``) is one query over the stored faces and their tracks' groups, so the
+review page never regroups the history when it loads. The groups' sums are rebuilt from the stored
+tracks when the history is opened; a track dropped by the history's bounds stays in its group's sum
+until then.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_daemon.config import GalleryConfig, HistoryConfig
-from edge_daemon.history.store import Cluster, FaceHistory, TrackRow
+from edge_daemon.history.queries import Cluster, TrackRow
+from edge_daemon.history.store import FaceHistory
 from edge_daemon.recognition.thresholds import OpenSetTable, open_set_table, per_comparison_far
 
 INITIAL_CAPACITY = 256
@@ -68,6 +70,17 @@ class GroupingRule:
                 raise ValueError("no threshold to group with: the embedder has no open-set table and none was given")
             return self.fixed
         return self.table.threshold(per_comparison_far(self.fpir, groups), quality, faces)[0]
+
+
+def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig) -> GroupingRule:
+    """The rule the settings give for this embedder's tracks: its open-set table at
+    ``history.group_fpir``, else (no table) the single unknown-threshold (``gallery.threshold``, or
+    the embedder's calibrated one); tracks below ``history.group_min_quality`` stay on their own."""
+    table = open_set_table(embedder.name, embedder.version)
+    fixed = None
+    if table is None:
+        fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
+    return GroupingRule(table, history.group_fpir, fixed, history.group_min_quality)
 
 
 @dataclass(frozen=True)
@@ -196,14 +209,3 @@ class HistoryGroups:
                 limit: int | None = None) -> list[Cluster]:
         """The stored groups of this embedder's unknown, not enrolled faces (``FaceHistory.unknown_groups``)."""
         return self.history.unknown_groups(self.embedder_version, since, camera, min_faces, limit)
-
-
-def grouping_rule(embedder, history: HistoryConfig, gallery: GalleryConfig) -> GroupingRule:
-    """How unknown tracks are grouped into people (``history.grouping``): at the embedder's open-set
-    table for ``history.group_fpir``, else (no table) at the single unknown-threshold
-    (``gallery.threshold`` or the calibrated one)."""
-    table = open_set_table(embedder.name, embedder.version)
-    fixed = None
-    if table is None:
-        fixed = gallery.threshold if gallery.threshold is not None else embedder.default_threshold
-    return GroupingRule(table, history.group_fpir, fixed, history.group_min_quality)

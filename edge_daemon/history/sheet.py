@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_daemon.history.store import Cluster
+from edge_daemon.history.queries import Cluster
 
 LABEL_HEIGHT = 24  # pixels above each contact-sheet row for its label
 

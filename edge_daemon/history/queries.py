@@ -1,0 +1,212 @@
+"""Reading the face history: its faces, its ended tracks and its unknown groups, filtered.
+
+``HistoryQueries`` is the reading half of ``store.FaceHistory``: every query takes the history's
+lock, so reads see whole writes. ``FaceRow``, ``TrackRow`` and ``Cluster`` are what they return.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_daemon.history.schema import crop_name, stored_embedding
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: numpy arrays have no single truth value; rows compare by identity
+class FaceRow:
+    face_id: int
+    ts: float
+    camera: str
+    box: str  # the box (service.box) whose camera saw the face, as in events
+    track_id: int
+    event_type: str
+    identity: str | None  # None: unknown
+    score: float
+    embedder: str
+    embedder_version: str
+    gallery_version: str | None
+    embedding: np.ndarray  # float32 (dim,), L2-normalised, read-only
+    crop_path: Path
+    enrolled_as: str | None
+    quality: float | None = None  # face-quality score (quality.face_quality); None for faces from before it
+    track_ref: int | None = None  # its track's row in ``tracks``; None while the track is live
+
+
+@dataclass(frozen=True, eq=False)
+class TrackRow:
+    """One ended track: its template and decision, and the unknown group it joined (None: none yet)."""
+
+    track_ref: int
+    first_ts: float
+    last_ts: float
+    camera: str
+    box: str
+    track_id: int
+    identity: str | None
+    verdict: str
+    quality: float
+    faces: float  # the template's effective number of faces (thresholds.template)
+    embedder_version: str
+    embedding: np.ndarray  # float32 (dim,), L2-normalised, read-only
+    group_id: int | None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One group of unknown faces (``FaceHistory.unknown_groups``): a person, or a face on its own."""
+
+    cluster_id: int  # 1-based, largest cluster first (then earliest seen), stable within one listing
+    face_ids: tuple[int, ...]  # best quality first (then newest)
+    size: int  # faces
+    tracks: int
+    cameras: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+    representative: int  # the face of the best quality
+    crops_dir: Path
+
+    def crop_paths(self, limit: int | None = None) -> list[Path]:
+        """The crops of its faces, best first."""
+        return [self.crops_dir / crop_name(face_id) for face_id in self.face_ids[:limit]]
+
+    @property
+    def representative_crop(self) -> Path:
+        return self.crops_dir / crop_name(self.representative)
+
+
+class HistoryQueries:
+    """The queries over one history database (``db``, guarded by ``lock``; crops in ``crops_dir``)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, crops_dir: Path):
+        self._db = db
+        self._lock = lock
+        self.crops_dir = crops_dir
+
+    def faces(
+        self,
+        since: float | None = None,
+        camera: str | None = None,
+        unknown_only: bool = False,
+        embedder_version: str | None = None,
+        not_enrolled: bool = False,
+        limit: int | None = None,
+    ) -> list[FaceRow]:
+        """Stored faces matching every filter given, newest first (at most ``limit``)."""
+        conditions, parameters = _filters("ts", since, camera, embedder_version, unknown_only)
+        if not_enrolled:
+            conditions.append("enrolled_as IS NULL")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self._lock:
+            records = self._db.execute(
+                f"{_SELECT} {where} ORDER BY ts DESC, face_id DESC LIMIT ?", [*parameters, -1 if limit is None else limit]
+            ).fetchall()
+        return [self._row(record) for record in records]
+
+    def face(self, face_id: int) -> FaceRow | None:
+        with self._lock:
+            record = self._db.execute(f"{_SELECT} WHERE face_id = ?", (face_id,)).fetchone()
+        return None if record is None else self._row(record)
+
+    def _row(self, record: tuple) -> FaceRow:
+        face_id, *fields, dim, blob, enrolled_as, quality, track_ref = record
+        embedding = stored_embedding(blob, dim, f"face {face_id}")
+        return FaceRow(face_id, *fields, embedding, self.crops_dir / crop_name(face_id), enrolled_as, quality, track_ref)
+
+    def tracks(
+        self,
+        embedder_version: str,
+        since: float | None = None,
+        camera: str | None = None,
+        unknown_only: bool = False,
+        grouped: bool | None = None,
+    ) -> list[TrackRow]:
+        """Ended tracks of one embedder version matching every filter given (``since``: last seen
+        then or later; ``grouped``: with or without a group), oldest first."""
+        conditions, parameters = _filters("last_ts", since, camera, embedder_version, unknown_only)
+        if grouped is not None:
+            conditions.append("group_id IS NOT NULL" if grouped else "group_id IS NULL")
+        with self._lock:
+            records = self._db.execute(
+                f"{_SELECT_TRACKS} WHERE {' AND '.join(conditions)} ORDER BY first_ts, track_ref", parameters
+            ).fetchall()
+        rows = []
+        for track_ref, *fields, dim, blob, group_id in records:
+            rows.append(TrackRow(track_ref, *fields, stored_embedding(blob, dim, f"track {track_ref}"), group_id))
+        return rows
+
+    def largest_group_id(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(group_id), 0) FROM tracks").fetchone()[0]
+
+    def unknown_groups(
+        self,
+        embedder_version: str,
+        since: float | None = None,
+        camera: str | None = None,
+        min_faces: int = 1,
+        limit: int | None = None,
+    ) -> list[Cluster]:
+        """The unknown, not enrolled faces of one embedder version seen since ``since``, gathered by
+        their track's group (a face whose track has none is a group of its own): groups of at least
+        ``min_faces`` faces, largest first (then earliest seen), at most ``limit``, numbered from 1.
+        Aggregated in SQLite, without decoding a single embedding: the review page's query."""
+        where, parameters = _unknown_faces_where(since, camera, embedder_version)
+        with self._lock:
+            summaries = self._db.execute(
+                f"SELECT {_GROUP_KEY} AS g, COUNT(*) AS size, COUNT(DISTINCT COALESCE(f.track_ref, -f.face_id)), "
+                f"MIN(f.ts) AS first, MAX(f.ts), GROUP_CONCAT(DISTINCT f.camera) {_UNKNOWN_FACES} WHERE {where} "
+                "GROUP BY g HAVING size >= ? ORDER BY size DESC, first, g LIMIT ?",
+                [*parameters, min_faces, -1 if limit is None else limit],
+            ).fetchall()
+            wanted = {summary[0] for summary in summaries}
+            members: dict[int, list[tuple[float, float, int]]] = {key: [] for key in wanted}
+            for key, face_id, quality, ts in self._db.execute(
+                f"SELECT {_GROUP_KEY}, f.face_id, f.quality, f.ts {_UNKNOWN_FACES} WHERE {where}", parameters
+            ):
+                if key in wanted:
+                    members[key].append((-1.0 if quality is None else quality, ts, face_id))
+        groups = []
+        for number, (key, size, tracks, first, last, cameras) in enumerate(summaries, start=1):
+            best_first = tuple(face_id for _, _, face_id in sorted(members[key], reverse=True))
+            cameras = tuple(sorted(cameras.split(",")))
+            groups.append(Cluster(number, best_first, size, tracks, cameras, first, last, best_first[0], self.crops_dir))
+        return groups
+
+
+_SELECT = (
+    "SELECT face_id, ts, camera, box, track_id, event_type, identity, score, embedder, embedder_version, "
+    "gallery_version, dim, embedding, enrolled_as, quality, track_ref FROM faces"
+)
+_SELECT_TRACKS = (
+    "SELECT track_ref, first_ts, last_ts, camera, box, track_id, identity, verdict, quality, faces, embedder_version, "
+    "dim, embedding, group_id FROM tracks"
+)
+
+# The faces unknown groups are listed from, each with its group's key: the group's id, or minus
+# the face id of a face that is a group of its own.
+_UNKNOWN_FACES = "FROM faces f LEFT JOIN tracks t ON t.track_ref = f.track_ref"
+_GROUP_KEY = "COALESCE(t.group_id, -f.face_id)"
+
+
+def _unknown_faces_where(since: float | None, camera: str | None, embedder_version: str) -> tuple[str, list]:
+    conditions, parameters = _filters("f.ts", since, camera, embedder_version, unknown_only=True, table="f.")
+    return " AND ".join([*conditions, "f.enrolled_as IS NULL"]), parameters
+
+
+def _filters(time_column: str, since: float | None, camera: str | None, embedder_version: str | None,
+             unknown_only: bool, table: str = "") -> tuple[list[str], list]:
+    """SQL conditions and their parameters for the filters faces and tracks share (``table``: the
+    prefix of their columns in a join)."""
+    conditions, parameters = [], []
+    filters = ((f"{time_column} >= ?", since), (f"{table}camera = ?", camera), (f"{table}embedder_version = ?", embedder_version))
+    for condition, value in filters:
+        if value is not None:
+            conditions.append(condition)
+            parameters.append(value)
+    if unknown_only:
+        conditions.append(f"{table}identity IS NULL")
+    return conditions, parameters
