@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_daemon.config import ConfigError, load_settings, parse_camera_flag
+from edge_daemon.cli.run import parse_camera_flag
+from edge_daemon.config import ConfigError, load_settings
 from tests.support.paths import ROOT
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from edge_daemon.config import Settings, load_settings
+from edge_daemon.config.example import example_toml
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -16,8 +17,6 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_example(args: argparse.Namespace) -> int:
-    from edge_daemon.config import example_toml
-
     print(example_toml(), end="")
     return 0
 

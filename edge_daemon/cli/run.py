@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from edge_daemon.cli.common import ParentParsers, UsageError, gallery_override, settings_from
-from edge_daemon.config import parse_camera_flag
+from edge_daemon.config import ConfigError
+from edge_daemon.config.base import CAMERA_NAME_PATTERN
+
+
+def parse_camera_flag(flag: str) -> dict[str, str]:
+    """``NAME=URL`` from ``--camera`` into a camera entry (validated with the rest of the config)."""
+    name, sep, url = flag.partition("=")
+    if not sep or not name or not url:
+        raise ConfigError(f"--camera expects NAME=URL, got {flag!r}")
+    if not re.match(CAMERA_NAME_PATTERN, name):
+        raise ConfigError(f"--camera name {name!r}: use letters, digits, '_', '-', '.'")
+    return {"name": name, "url": url}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
