@@ -267,14 +267,14 @@ def test_poor_face_below_the_threshold_is_uncertain_not_unknown(tmp_path):
 def test_history_keeps_each_faces_quality_and_upgrades_an_older_database(tmp_path):
     import sqlite3
 
-    from edge_daemon.history import store
+    from edge_daemon.history import schema, store
 
     # A history written before face quality existed (schema 1: no quality column, no tracks).
-    old_schema = store.FACES_SCHEMA.replace(",\n    quality REAL,\n    track_ref INTEGER\n", "\n").replace(
+    old_schema = schema.FACES_SCHEMA.replace(",\n    quality REAL,\n    track_ref INTEGER\n", "\n").replace(
         "CREATE INDEX faces_by_track ON faces (track_ref);\n", ""
     )
     assert "quality" not in old_schema and "track_ref" not in old_schema
-    db = sqlite3.connect(tmp_path / store.DB_FILE, isolation_level=None)
+    db = sqlite3.connect(tmp_path / schema.DB_FILE, isolation_level=None)
     db.executescript(f"BEGIN; {old_schema} PRAGMA user_version = 1; COMMIT;")
     db.execute(
         "INSERT INTO faces (ts, camera, box, track_id, event_type, identity, score, embedder, embedder_version, "
