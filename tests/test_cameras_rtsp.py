@@ -17,8 +17,8 @@ import pytest
 from edge_daemon.config import CameraConfig, Settings
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.daemon import Daemon
-from tests.support.paths import ROOT
-from tests.support.rtsp import CROWD_CLIP, HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
+from tests.support.paths import CROWD_CLIP, HAMILTON_CLIP, ROOT
+from tests.support.rtsp import RtspServer, require_clip, require_gstreamer
 from tests.support.systemd import FakeSystemd
 from tests.support.waiting import free_port, wait_until
 

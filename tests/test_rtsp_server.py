@@ -12,14 +12,13 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import cv2
 import pytest
 
-from tests.support.rtsp import HAMILTON_CLIP, RtspServer, require_clip, require_gstreamer
+from tests.support.paths import HAMILTON_CLIP, ROOT
+from tests.support.rtsp import RtspServer, require_clip, require_gstreamer
 
-TESTS_DIR = Path(__file__).resolve().parent
 CLIP_SHAPE = (360, 640, 3)
 CLIP_FRAMES = 275
 TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 3000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000]
@@ -115,13 +114,13 @@ def test_the_server_exits_when_the_process_that_started_it_dies(tmp_path):
     require_clip(HAMILTON_CLIP)
     # A stand-in for a test run that crashes without stopping its server.
     parent_script = (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from rtsp import RtspServer\n"
-        "server = RtspServer(sys.argv[2], sys.argv[3]); server.start()\n"
+        "import sys, time; from tests.support.rtsp import RtspServer\n"
+        "server = RtspServer(sys.argv[1], sys.argv[2]); server.start()\n"
         "print(server.process.pid, flush=True); time.sleep(60)\n"
     )
     parent = subprocess.Popen(
-        [sys.executable, "-c", parent_script, str(TESTS_DIR), str(HAMILTON_CLIP), str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", parent_script, str(HAMILTON_CLIP), str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )
     server_pid = int(parent.stdout.readline())
     parent.kill()
