@@ -14,7 +14,7 @@ threads) serves all cameras instead of one per camera.
 - Batching: a detector with ``detect_batch(images) -> [detections per image]`` (ONNX Runtime with
   a dynamic batch dimension) gets up to ``max_batch`` requests a turn, one per camera, all their
   images in one call. Any other detector gets one request a turn. YuNet on ONNX Runtime with one
-  thread gains nothing from batches on a small box (bench/regions.py measures it;
+  thread gains nothing from batches on a small box (``python -m bench.regions`` measures it;
   docs/design/detection-cost.md), so the shipped detectors have no ``detect_batch`` and are
   served one at a time.
 

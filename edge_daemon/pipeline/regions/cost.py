@@ -13,8 +13,8 @@ STRIDE = 32  # YuNet pads its input to a multiple of its coarsest stride
 # What a detector call costs besides its network's pixels, in the network's pixels: a call's fixed
 # cost (the pipe to the detector process, ONNX Runtime's own, decoding and NMS), and shrinking an
 # image for the detector, per source pixel (a 1080p frame's shrinking is a large share of its
-# detection). bench/detect.py --cost-model measures both; docs/design/detection-cost.md has the
-# measurements these values stand for.
+# detection). ``python -m bench.detect --cost-model`` measures both; docs/design/detection-cost.md
+# has the measurements these values stand for.
 CALL_COST_PX = 30_000
 SHRINK_COST_PER_PX = 0.05
 
