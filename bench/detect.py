@@ -166,8 +166,9 @@ def distance_regions(detector, full_size, max_side: int, frames_per_width: int, 
     between each frame and the one before plans, all of them, packed into mosaics as the daemon
     packs them; and what ``DetectionPolicy`` does (those regions, or the whole frame where they
     would cost more than it). Recall and detector ms per frame, by width."""
+    from edge_daemon.pipeline.detection import DetectRequest, detect_requests
     from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion
-    from edge_daemon.pipeline.regions import RegionSettings, detect_in_regions, plan_regions
+    from edge_daemon.pipeline.regions import RegionSettings, plan_regions
 
     kinds = ("whole", "whole_full", "regions", "policy")
     rows = {width: {**{kind: [0, 0.0] for kind in kinds}, "faces": 0, "full": 0} for width in WIDTHS}
@@ -178,10 +179,11 @@ def distance_regions(detector, full_size, max_side: int, frames_per_width: int, 
         moved = motion.update(frame)
         plan = policy.plan(0.2, size, moved, [])
         regions = plan_regions(moved.boxes, size, RegionSettings())
+        request = DetectRequest("bench", 0, 0.0, frame, tuple(regions), mosaic_side=max_side)  # its mosaics packed when timed
         found = {}
         for kind, call in (("whole", lambda: detector.detect(frame)),
                            ("whole_full", lambda: full_size.detect(frame)),
-                           ("regions", lambda: detect_in_regions(detector, frame, regions, mosaic_side=max_side) if regions else [])):
+                           ("regions", lambda: detect_requests(detector, [request])[0] if regions else [])):
             started = time.perf_counter()
             found[kind] = (call(), (time.perf_counter() - started) * 1000)
         found["policy"] = found["whole"] if plan.kind == "full" else found["regions"]

@@ -1,11 +1,15 @@
 """Typed messages passed forward between pipeline stages through bounded queues.
 
-capture --Frame--> detection+tracking --FaceSample / TrackEnded--> embedding
-  --Identification / TrackEnded--> decisions --Event--> sinks
+capture --Frame--> detection+tracking --FaceSample / TrackUnseen / TrackEnded--> embedding
+  --Identification / TrackUnseen / TrackEnded--> decisions --Event--> sinks
+
+``FrameQueue``, ``FaceQueue`` and ``IdentificationQueue`` are the queues between them, typed by
+what each carries.
 """
 
 from __future__ import annotations
 
+import queue
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -103,6 +107,16 @@ class StreamEnded:
 
 class Shutdown:
     """Sentinel sent down the pipeline once every producer has stopped."""
+
+
+FrameQueue = queue.Queue[Frame | StreamEnded]
+"""A camera's frames, capture -> tracking; ``StreamEnded`` last."""
+
+FaceQueue = queue.Queue[FaceSample | TrackUnseen | TrackEnded | Shutdown]
+"""Every camera's faces worth embedding and its tracks' news, tracking -> embedding."""
+
+IdentificationQueue = queue.Queue[Identification | TrackUnseen | TrackEnded | Shutdown]
+"""The gallery's answers, in order with the tracks' news, embedding -> decisions."""
 
 
 EventType = Literal["recognized", "unknown", "updated", "ended"]

@@ -20,6 +20,7 @@ from edge_daemon.embedders.fused import fusion_version
 from edge_daemon.evaluation.open_set import degrade
 from edge_daemon.messages import FaceSample, Identification, Shutdown, TrackEnded
 from edge_daemon.pipeline.decisions import DecisionMaker
+from edge_daemon.pipeline.sinks import decision_sinks
 from edge_daemon.recognition.gallery import Gallery
 from edge_daemon.recognition.matcher import Matcher, use_thresholds
 from edge_daemon.recognition.quality import face_features, face_quality
@@ -197,7 +198,7 @@ def run_decisions(matcher, identifications, path: Path, mode="template"):
     """The events, as the JSON lines a consumer reads, and the decision counters."""
     inbox: queue.Queue = queue.Queue()
     dispatcher = EventDispatcher([JsonLinesTransport(str(path))])
-    maker = DecisionMaker(inbox, dispatcher, "fused", DEFAULT_VERSION, "box", matcher, DecisionConfig(mode=mode))
+    maker = DecisionMaker(inbox, decision_sinks(dispatcher), "fused", DEFAULT_VERSION, "box", matcher, DecisionConfig(mode=mode))
     maker.start()
     for message in [*identifications, Shutdown()]:
         inbox.put(message)
@@ -389,8 +390,8 @@ def test_tracks_seen_together_are_never_grouped_by_the_daemons_decisions(tmp_pat
     groups = HistoryGroups(history, DEFAULT_VERSION, GroupingRule(None, 0.0, 0.6))
     inbox: queue.Queue = queue.Queue()
     dispatcher = EventDispatcher([])
-    maker = DecisionMaker(inbox, dispatcher, "fused", DEFAULT_VERSION, "box", matcher, DecisionConfig(),
-                          history=history, groups=groups)
+    maker = DecisionMaker(inbox, decision_sinks(dispatcher, history=history, groups=groups), "fused", DEFAULT_VERSION, "box",
+                          matcher, DecisionConfig())
     maker.start()
     now = time.time()
     spans = {1: (now - 30, now - 20), 2: (now - 29, now - 21), 3: (now - 10, now - 5)}  # 1 and 2 together

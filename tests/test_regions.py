@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge_daemon.messages import Detection
+from edge_daemon.pipeline.detection import DetectRequest, detect_requests
 from edge_daemon.pipeline.regions import (
     CALL_COST_PX,
     FACE_DETECT_PX,
@@ -18,7 +19,6 @@ from edge_daemon.pipeline.regions import (
     Region,
     RegionSettings,
     call_cost,
-    detect_in_regions,
     detector_pixels,
     face_scale,
     iou,
@@ -32,6 +32,12 @@ from tests.support.paths import CROWD_CLIP, need
 
 FULL_HD = (1920, 1080)
 SETTINGS = RegionSettings()
+
+
+def detect_in_regions(detector, frame: np.ndarray, regions, mosaic_side: int = 0) -> list[Detection]:
+    """The faces in the regions of ``frame`` as the detection queue's worker finds them."""
+    (found,) = detect_requests(detector, [DetectRequest("test", 0, 0.0, frame, tuple(regions), mosaic_side=mosaic_side)])
+    return found
 
 
 def test_a_region_is_a_rectangle_of_its_boxs_shape_holding_it_with_padding():

@@ -15,8 +15,9 @@ import pytest
 from edge_daemon.config import Settings
 from edge_daemon.messages import TrackedFace
 from edge_daemon.pipeline.daemon import Daemon, motion_settings, region_settings
+from edge_daemon.pipeline.detection import DetectRequest, detect_requests
 from edge_daemon.pipeline.motion_gate import CLOCK_SLACK_S, DetectionPolicy, Motion, MotionSettings, SceneMotion
-from edge_daemon.pipeline.regions import FACE_DETECT_PX, RegionSettings, detect_in_regions, iou
+from edge_daemon.pipeline.regions import FACE_DETECT_PX, RegionSettings, iou
 from tests.support.pasted_faces import load_faces, paste
 from tests.support.waiting import free_port, wait_until
 from tests.support.walking_clip import background
@@ -41,7 +42,7 @@ def run(frames, policy: DetectionPolicy, motion: SceneMotion, detector=None) -> 
         if detector is not None and plan.kind == "full":
             found = detector.detect(frame)
         elif detector is not None and plan.kind == "regions":
-            found = detect_in_regions(detector, frame, plan.regions)
+            (found,) = detect_requests(detector, [DetectRequest("test", index, now, frame, plan.regions)])
         plans.append((now, plan, found))
     return plans
 

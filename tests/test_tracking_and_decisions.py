@@ -12,6 +12,7 @@ from edge_daemon.config import DecisionConfig, GalleryConfig, TrackerConfig
 from edge_daemon.messages import Detection, FaceSample, Identification, Shutdown, TrackEnded
 from edge_daemon.pipeline.decisions import DecisionMaker
 from edge_daemon.pipeline.regions import iou
+from edge_daemon.pipeline.sinks import decision_sinks
 from edge_daemon.pipeline.tracking import Tracker
 from edge_daemon.recognition.matcher import Matcher
 
@@ -60,7 +61,8 @@ def run_decisions(messages):
     sink = Collect()
     inbox: queue.Queue = queue.Queue()
     matcher = Matcher(GalleryConfig(), None)  # no gallery: the identifications below carry the answers
-    maker = DecisionMaker(inbox, EventDispatcher([sink]), "dlib_resnet", "v1", "box", matcher, DecisionConfig(mode="vote"))
+    sinks = decision_sinks(EventDispatcher([sink]))
+    maker = DecisionMaker(inbox, sinks, "dlib_resnet", "v1", "box", matcher, DecisionConfig(mode="vote"))
     maker.start()
     for message in [*messages, Shutdown()]:
         inbox.put(message)
@@ -105,13 +107,13 @@ def test_score_weighted_vote_resists_one_outlier():
 
 def test_full_embed_queue_defers_faces_without_charging_the_track(default_detector, default_embedder):
     import cv2
-    from conftest import DATA, need
 
     from edge_daemon.config import DetectorConfig
     from edge_daemon.messages import Frame, StreamEnded
     from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
     from edge_daemon.pipeline.tracking import TrackingWorker
     from edge_daemon.recognition.quality import QualityGate
+    from tests.support.paths import DATA, need
 
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
     frames: queue.Queue = queue.Queue()
@@ -148,13 +150,13 @@ def test_faces_too_small_to_decide_on_give_uncertain_not_silence(default_detecto
     """Every face refused by the gates (here: all 'too small'): after uncertain_after detections each
     track is reported once as seen but unrecognisable, decided 'uncertain', and ends with 'ended'."""
     import cv2
-    from conftest import DATA, need
 
     from edge_daemon.config import DetectorConfig
     from edge_daemon.messages import Frame, StreamEnded, TrackUnseen
     from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
     from edge_daemon.pipeline.tracking import TrackingWorker
     from edge_daemon.recognition.quality import QualityGate
+    from tests.support.paths import DATA, need
 
     image = cv2.imread(str(need(DATA / "photos" / "group" / "obama_and_biden.jpg")))
 
@@ -186,7 +188,7 @@ def test_faces_too_small_to_decide_on_give_uncertain_not_silence(default_detecto
 
     sink = Collect()
     inbox: queue.Queue = queue.Queue()
-    maker = DecisionMaker(inbox, EventDispatcher([sink]), "fused", "v1", "box", Matcher(GalleryConfig(), None))
+    maker = DecisionMaker(inbox, decision_sinks(EventDispatcher([sink])), "fused", "v1", "box", Matcher(GalleryConfig(), None))
     maker.start()
     for message in [*messages, Shutdown()]:
         inbox.put(message)

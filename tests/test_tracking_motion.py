@@ -165,7 +165,7 @@ def test_old_iou_options_are_refused_with_what_replaces_them(tmp_path):
 def test_people_walking_past_keep_one_track_each(default_detector):
     """The walking clip's frames (real LFW photos, a new pose every 0.6 s, 48 px faces) through the
     daemon's detector at 5 detections a second: one track per walk, no track holding two walkers."""
-    from walking import FRAME_SIZE, Painter, choose_walks, duration, walk_at
+    from tests.support.walking_clip import FRAME_SIZE, Painter, choose_walks, duration, walk_at
 
     walks, _ = choose_walks(need(DATA / "eval" / "lfw"), enrolled=2, strangers=2)
     painter = Painter(walks, face_px=48)

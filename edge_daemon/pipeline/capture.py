@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from edge_daemon.config import CameraConfig
 from edge_daemon.counters import StageCounters
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import Frame, StreamEnded
+from edge_daemon.messages import Frame, FrameQueue, StreamEnded
 from edge_daemon.sources import SourceError, VideoSource, is_network, open_source, read_timeout_s
 
 log = get_logger(__name__)
@@ -37,7 +37,7 @@ class Camera(threading.Thread):
     def __init__(self, config: CameraConfig, stop: threading.Event):
         super().__init__(name=f"capture-{config.name}", daemon=True)
         self.config = config
-        self.frames: queue.Queue[Frame | StreamEnded] = queue.Queue(maxsize=config.queue_size)
+        self.frames = FrameQueue(maxsize=config.queue_size)
         self.counters = StageCounters()
         self.state = "starting"
         self.streaming_since: float | None = None  # monotonic time of the last successful open

@@ -34,6 +34,7 @@ from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
 from edge_daemon.pipeline.embedding import EmbeddingWorker
 from edge_daemon.pipeline.motion_gate import DetectionPolicy, MotionSettings, SceneMotion
 from edge_daemon.pipeline.regions import RegionSettings
+from edge_daemon.pipeline.sinks import decision_sinks
 from edge_daemon.pipeline.tracking import TrackingWorker
 from edge_daemon.recognition.matcher import Matcher
 from edge_daemon.recognition.quality import QualityGate
@@ -191,15 +192,12 @@ class Daemon:
         self.groups = open_groups(self.history, settings, self.embedder)
         self.decisions = DecisionMaker(
             identifications,
-            self.dispatcher,
+            decision_sinks(self.dispatcher, settings.events.crops_dir, self.history, self.groups),
             self.embedder.name,
             self.embedder.version,
             settings.service.box_name,
             self.matcher,
             settings.decisions,
-            settings.events.crops_dir,
-            self.history,
-            self.groups,
         )
         self.monitor = ServiceMonitor(
             self, SystemdNotifier(), settings.service.stuck_after_s, settings.service.ready_timeout_s

@@ -12,34 +12,37 @@ is a track whose faces the quality gates all refused (``TrackUnseen`` from track
 ``vote`` mode (for benchmarks): each face is matched alone and votes for its identity (or for
 "unknown") with its cosine score; the identity with the highest total wins.
 
-With the face history on, each decision's face is recorded, and at its end the track itself: its
-template, decision and time span, tying its recorded faces together; an unknown track joins an
-unknown group then (``history.grouping``).
-
 The first decision is published as ``recognized`` or ``unknown`` (``verdict`` says whether an
 unnamed track is unknown or uncertain), a later change of identity or verdict as ``updated``, and
-the track's end as ``ended``.
+the track's end as ``ended``. Each event goes through the sinks (``pipeline.sinks``: its crop file,
+the face history, the transports), with the face behind it and, when the track ends, the track's
+template faces.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge_daemon.comms.dispatcher import EventDispatcher
 from edge_daemon.config import DecisionConfig
 from edge_daemon.counters import Histogram, StageCounters
-from edge_daemon.embedders.alignment import first_crop
-from edge_daemon.history import FaceHistory, HistoryGroups
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import Event, Identification, Shutdown, TrackEnded, TrackUnseen, Verdict, utc_iso
+from edge_daemon.messages import (
+    Event,
+    Identification,
+    IdentificationQueue,
+    Shutdown,
+    TrackEnded,
+    TrackUnseen,
+    Verdict,
+    utc_iso,
+)
+from edge_daemon.pipeline.sinks import Decided, DecisionSink, TrackFaces
 from edge_daemon.recognition.matcher import Matcher
 from edge_daemon.recognition.thresholds import template
 
@@ -68,7 +71,6 @@ class TrackState:
     last_captured_at: float = 0.0  # capture time of the latest face behind its decision
     gallery_version: str | None = None  # the gallery that decided it last
     first_seen: float | None = None  # capture time of its first face embedded
-    face_ids: list[int] = field(default_factory=list)  # its faces recorded in the history
 
     def vote(self, identification: Identification) -> Decision:
         """Add one face's vote; the identity with the highest score total (then most votes)."""
@@ -88,31 +90,26 @@ class TrackState:
 class DecisionMaker(threading.Thread):
     def __init__(
         self,
-        identifications: queue.Queue,
-        dispatcher: EventDispatcher,
+        identifications: IdentificationQueue,
+        sinks: Sequence[DecisionSink],
         embedder_name: str,
         embedder_version: str,
         box: str,
         matcher: Matcher,
         config: DecisionConfig | None = None,
-        crops_dir: Path | None = None,
-        history: FaceHistory | None = None,
-        groups: HistoryGroups | None = None,
     ):
+        """``sinks``: where each event goes, in order (``sinks.decision_sinks``)."""
         super().__init__(name="decisions", daemon=True)
         self.counters = StageCounters()  # events made, by type
         self.drops = StageCounters()  # faces left out of templates, by reason
         self.latencies: deque[float] = deque(maxlen=10_000)  # capture -> event seconds, latest first decisions
         self.latency_histogram = Histogram((0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
         self._input = identifications
-        self._dispatcher = dispatcher
+        self._sinks = list(sinks)
         self._embedder = (embedder_name, embedder_version)
         self._box = box
         self._matcher = matcher
         self._config = config or DecisionConfig()
-        self._history = history
-        self._groups = groups
-        self._crops_dir = crops_dir
         self._tracks: dict[tuple[str, int], TrackState] = {}
 
     def run(self) -> None:
@@ -169,7 +166,7 @@ class DecisionMaker(threading.Thread):
             latency = time.time() - captured_at
             self.latencies.append(latency)
             self.latency_histogram.observe(latency)
-        self._publish(event, identification)
+        self._publish(Decided(event, identification))
 
     def _add_to_template(self, track: TrackState, identification: Identification) -> None:
         """The face joins the track's template unless it is useless (then it is counted)."""
@@ -191,28 +188,8 @@ class DecisionMaker(threading.Thread):
         track = self._tracks.pop((ended.camera, ended.track_id), None)
         if track is None or track.decision is None:
             return
-        self._publish(self._event("ended", ended.camera, ended.track_id, track, ended.bbox))
-        if self._groups is not None and track.vectors:
-            self._remember_track(ended, track)
-
-    def _remember_track(self, ended: TrackEnded, track: TrackState) -> None:
-        vector, quality, faces = template(np.stack(track.vectors), track.qualities)
-        self._groups.record_track(
-            # When the faces of its template were seen: two tracks whose faces were seen at the same
-            # time are two people. (Not the whole time it was tracked: a track that took over someone
-            # else's face for its last second would then keep its own person's next track apart.)
-            first_ts=track.first_seen,
-            last_ts=track.last_captured_at,
-            camera=ended.camera,
-            box=self._box,
-            track_id=ended.track_id,
-            identity=track.decision.identity,
-            verdict=track.decision.verdict,
-            quality=quality,
-            faces=faces,
-            embedding=vector,
-            face_ids=track.face_ids,
-        )
+        faces = TrackFaces(tuple(track.vectors), tuple(track.qualities), track.first_seen, track.last_captured_at)
+        self._publish(Decided(self._event("ended", ended.camera, ended.track_id, track, ended.bbox), track=faces))
 
     def _event(self, event_type, camera, track_id, track: TrackState, bbox) -> Event:
         decision = track.decision
@@ -234,43 +211,7 @@ class DecisionMaker(threading.Thread):
             gallery_version=track.gallery_version,
         )
 
-    def _publish(self, event: Event, identification: Identification | None = None) -> None:
-        if identification is not None and self._crops_dir is not None:
-            event = event.model_copy(update={"crop_path": self._save_crop(event, identification)})
-        if identification is not None and self._history is not None and identification.embedding is not None:
-            face_id = self._remember(event, identification)
-            track = self._tracks.get((event.camera, event.track_id))
-            if face_id is not None and track is not None:
-                track.face_ids.append(face_id)
-        self.counters.add(f"events_{event.type}")
-        self._dispatcher.publish(event)
-
-    def _remember(self, event: Event, identification: Identification) -> int | None:
-        """The face behind a decision, into the history (which never raises: recognition goes on)."""
-        sample = identification.sample
-        return self._history.record(
-            ts=sample.captured_at,
-            camera=event.camera,
-            box=event.box,
-            track_id=event.track_id,
-            event_type=event.type,
-            identity=identification.identity,
-            score=identification.score,
-            embedder=event.embedder,
-            embedder_version=event.embedder_version,
-            gallery_version=identification.gallery_version,
-            embedding=identification.embedding,
-            crop=sample.face_image if sample.face_image is not None else first_crop(sample.crop),
-            quality=sample.quality,
-        )
-
-    def _save_crop(self, event: Event, identification: Identification) -> str | None:
-        path = self._crops_dir / event.camera / f"{event.event_id}.jpg"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(path), first_crop(identification.sample.crop)):
-                raise OSError("imwrite failed")
-        except (OSError, cv2.error) as exc:
-            log.warning("cannot save face crop", path=str(path), error=str(exc))
-            return None
-        return str(path)
+    def _publish(self, decided: Decided) -> None:
+        self.counters.add(f"events_{decided.event.type}")
+        for sink in self._sinks:
+            decided = sink.take(decided)

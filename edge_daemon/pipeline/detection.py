@@ -13,12 +13,16 @@ threads) serves all cameras instead of one per camera.
   ``dropped`` (counted). The oldest goes: the newest frame is the one worth detecting.
 - Batching: a detector with ``detect_batch(images) -> [detections per image]`` (ONNX Runtime with
   a dynamic batch dimension) gets up to ``max_batch`` requests a turn, one per camera, all their
-  images in one call. Any other detector gets one request a turn. On this 2-core box YuNet on
-  ONNX Runtime (one thread) gains nothing from it: a batch of four 320x320 crops took 0.90-1.02x
-  the time of four single calls, a batch of two or four 640x384 frames 1.2-1.6x (bench/regions.py
-  measures it), so the shipped detectors have no ``detect_batch`` and are served one at a time.
+  images in one call. Any other detector gets one request a turn. YuNet on ONNX Runtime with one
+  thread gains nothing from batches on a small box (``python -m bench.regions`` measures it;
+  docs/design/detection-cost.md), so the shipped detectors have no ``detect_batch`` and are
+  served one at a time.
 
-``CameraDetection`` is a camera's whole side of it: motion gating (``scene_motion``), the request,
+``detect_requests`` is what a worker does with its turn's requests: detect their images, map what
+the regions' mosaics found back to each frame. Tests and benchmarks that detect a frame's regions
+without a queue call it too.
+
+``CameraDetection`` is a camera's whole side of it: motion gating (``motion_gate``), the request,
 the wait for its answer.
 """
 
@@ -70,6 +74,40 @@ class DetectRequest:
         return [mosaic.image(self.image) for mosaic in self.mosaics]
 
 
+def detect_requests(
+    detector: Detector,
+    requests: Sequence[DetectRequest],
+    duplicate_iou: float = RegionSettings.duplicate_iou,
+    detector_time: Callable[[float], None] = lambda seconds: None,
+) -> list[list[Detection]]:
+    """Each request's faces, in frame coordinates, each face once: every request's images (its
+    frame, or its regions' mosaics) in one ``detect_batch`` call when the detector has one, else
+    one ``detect`` call an image; what a mosaic found mapped back to its frame
+    (``regions.merge_mosaic_detections``). ``detector_time`` is told the seconds spent in the
+    detector itself."""
+    images = [request.images for request in requests]
+    flat = [image for per_request in images for image in per_request]
+    started = time.perf_counter()
+    if callable(getattr(detector, "detect_batch", None)):
+        found = detector.detect_batch(flat)
+    else:
+        found = [detector.detect(image) for image in flat]
+    detector_time(time.perf_counter() - started)
+    if len(found) != len(flat):
+        raise RuntimeError(f"the detector answered {len(found)} images of {len(flat)}")
+    detections = []
+    start = 0
+    for request, per_request in zip(requests, images):
+        per_image = found[start : start + len(per_request)]
+        start += len(per_request)
+        if request.regions is None:
+            detections.append(list(per_image[0]))
+        else:
+            height, width = request.image.shape[:2]
+            detections.append(merge_mosaic_detections(request.mosaics, per_image, (width, height), duplicate_iou))
+    return detections
+
+
 @dataclass(frozen=True)
 class DetectResult:
     request: DetectRequest
@@ -117,8 +155,8 @@ class DetectionQueue(threading.Thread):
         ]
         self.max_age_s = max_age_s
         self.queue_size = queue_size
-        self._batches = callable(getattr(detector, "detect_batch", None))  # every worker's detector is of one kind
-        self.max_batch = max_batch if self._batches else 1
+        batches = callable(getattr(detector, "detect_batch", None))  # every worker's detector is of one kind
+        self.max_batch = max_batch if batches else 1
         self.duplicate_iou = duplicate_iou
         self.batch_sizes = StageCounters()  # requests per detector call -> calls
         self.busy_s = 0.0  # seconds spent in the detectors, all workers together
@@ -222,33 +260,19 @@ class DetectionQueue(threading.Thread):
 
     def _detect(self, batch: list[DetectRequest], detector: Detector) -> None:
         try:
-            images = [request.images for request in batch]
-            flat = [image for per_request in images for image in per_request]
-            started = time.perf_counter()
-            if self._batches:
-                found = detector.detect_batch(flat)
-            else:
-                found = [detector.detect(image) for image in flat]
-            with self._ready:
-                self.busy_s += time.perf_counter() - started
-            if len(found) != len(flat):
-                raise RuntimeError(f"the detector answered {len(found)} images of {len(flat)}")
+            detections = detect_requests(detector, batch, self.duplicate_iou, self._add_busy)
         except Exception:  # one bad batch must not stop detection for every camera
             log.exception("detection failed", cameras=[request.camera for request in batch])
             for request in batch:
                 self._answer(request, "failed")
             return
         self.batch_sizes.add(len(batch))
-        start = 0
-        for request, per_request in zip(batch, images):
-            per_image = found[start : start + len(per_request)]
-            start += len(per_request)
-            if request.regions is None:
-                detections = list(per_image[0])
-            else:
-                height, width = request.image.shape[:2]
-                detections = merge_mosaic_detections(request.mosaics, per_image, (width, height), self.duplicate_iou)
-            self._answer(request, "detected", detections)
+        for request, found in zip(batch, detections):
+            self._answer(request, "detected", found)
+
+    def _add_busy(self, seconds: float) -> None:
+        with self._ready:
+            self.busy_s += seconds
 
     def _answer(self, request: DetectRequest, status: Status, detections: Sequence[Detection] = ()) -> None:
         with self._ready:

@@ -13,7 +13,7 @@ import time
 
 from edge_daemon.counters import StageCounters
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import FaceSample, Identification, Shutdown
+from edge_daemon.messages import FaceQueue, FaceSample, Identification, IdentificationQueue, Shutdown
 from edge_daemon.recognition.matcher import Matcher
 
 log = get_logger(__name__)
@@ -24,8 +24,8 @@ class EmbeddingWorker(threading.Thread):
         self,
         embedder,
         matcher: Matcher,
-        faces: queue.Queue,
-        output: queue.Queue,
+        faces: FaceQueue,
+        output: IdentificationQueue,
         max_batch: int,
         max_wait_ms: float,
     ):

@@ -22,7 +22,7 @@ MEASUREMENT_SD = 0.1
 # crowd clip showed such swaps at 10); smaller lags behind a walker who turns.
 ACCELERATION_SD = 5.0
 # Faces grow or shrink slowly: walking at 1.4 m/s towards a camera 3 m away grows the face by under
-# half its width a second. Kept that small so the box's jitter (a small face's width varies by 15%
+# half its width a second. Kept that small so the box's jitter (a small face's width varies
 # between detections) is not taken for growth and extrapolated over a gap.
 SIZE_SPEED_SD = 0.5
 SIZE_ACCELERATION_SD = 0.5

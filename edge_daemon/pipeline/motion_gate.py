@@ -4,8 +4,8 @@ what is tracked, or nothing.
 ``SceneMotion`` keeps one camera's motion mask on a small grey copy of the frame (``width`` pixels
 wide): the frame differenced against a running background and thresholded; a dilation joins the
 changed pixels into blobs, and each blob of at least ``min_area`` is returned as the box of its
-changed pixels, in frame pixels. It costs about 2 ms for a 720p frame on the 2-core box, most of it
-making the small grey copy, against 6-10 ms for detecting the whole frame.
+changed pixels, in frame pixels. It costs a fraction of detecting the frame, most of it making the
+small grey copy (docs/design/detection-cost.md).
 
 - Sensor noise: shrinking with area averaging and a blur average each small pixel over many
   sensor pixels, so per-pixel noise falls far below ``threshold`` grey levels; a static noisy scene
@@ -13,8 +13,8 @@ making the small grey copy, against 6-10 ms for detecting the whole frame.
 - Light: when more than ``light_change`` of the frame changes at once (lights switched, the camera's
   day/night switch, auto exposure), nothing is reported as moving and the background is learnt
   again from that frame; the policy detects the whole frame once, since a person may be anywhere.
-- A person standing still fades into the background within seconds (``learning_rate``; about 7 s
-  for a face on a plain wall at 240 px, where sharper edges than at 160 px take longer to fade);
+- A person standing still fades into the background within seconds (``learning_rate``; a wider
+  small frame keeps sharper edges, which take longer to fade);
   their live track keeps a region on them, and ``idle_detect_s`` brings a whole-frame detection
   that finds them again after their track has ended.
 
@@ -38,7 +38,7 @@ BLUR_PX = 5  # on the small frame: smooths what the area averaging left of the s
 MIN_MAX_SIDE = 64  # the smallest detector.max_side the configuration allows
 CLOCK_SLACK_S = 1e-6  # a full detection due at a frame's time is not put off by float rounding
 # A moving blob no larger than this many face widths and heights around a live track's face is
-# that person moving. bench/pipeline.py's idle crossing (a head and shoulders) gives 2x2; a whole
+# that person moving. bench.pipeline's idle crossing (a head and shoulders) gives 2x2; a whole
 # walker is an estimate, not measured: shoulders about 3 face widths, a body about 7.5 face heights,
 # grown by the mask's dilation and the step since the frame before. Anyone else in such a blob
 # stands beside them, at about their distance, so their face is about as large: the blob is
@@ -113,9 +113,8 @@ class SceneMotion:
         """Boxes (small-frame pixels) of the blobs the dilated mask joins, at least ``min_area``
         dilated: each the bounds of its changed pixels, not of the dilation, which grows every side
         by ``dilate_px`` (16 frame pixels in 1080p at 240 px wide) that a region's padding would add
-        again. Twelve 20-30 px faces moving in 1080p, in rectangular regions: 0.61x the whole frame's
-        detector time with these boxes, 0.84x with the dilated ones (a one-off run on the distance
-        set of bench/detect.py)."""
+        again: small moving faces cost the detector clearly less in these boxes than in the dilated
+        ones (docs/design/detection-cost.md)."""
         joined = cv2.dilate(moving, self._kernel) if self.settings.dilate_px else moving
         count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
         ys, xs = np.nonzero(moving)
@@ -168,11 +167,9 @@ class DetectionPolicy:
         together: the first frame only teaches the motion mask its background (counted as skipped
         for no motion: there is nothing to compare it with), and the first whole-frame detection
         comes ``phase * idle_detect_s`` later, so the cameras do not all detect whole frames at
-        once on the one detection worker, at start or every ``idle_detect_s`` after. At the start
-        of 24 idle-scene cameras with a person crossing, the crossing's slowest decision came
-        0.62-0.93 s after capture with those 24 whole frames ahead of its regions and 0.51-0.96 s
-        without them (0.51-0.55 s in three of four 6 s runs each, interleaved, on the 2-core box;
-        bench/pipeline.py's p95 over 60 s: 0.51-0.84 s with them, 0.36-0.68 s without)."""
+        once on the one detection worker, at start or every ``idle_detect_s`` after: every camera's
+        whole frame queued at once ahead of the first person's regions delays the first decisions
+        (docs/design/detection-cost.md, ``idle_detect_s`` and its phases)."""
         if idle_detect_s <= 0:
             raise ValueError(f"idle_detect_s must be positive, got {idle_detect_s}")
         if max_side < MIN_MAX_SIDE or max_region_cost <= 0:

@@ -1,24 +1,16 @@
 """Per-camera detection and tracking: frames in, the faces worth embedding (and track ends) out.
 
-The detector itself is shared by every camera (``detect_queue``); this camera's side decides what
+The detector itself is shared by every camera (``detection``); this camera's side decides what
 of each frame needs detecting, from its motion and from where its live tracks are predicted to be.
 
 Detections join tracks by where each track's face is predicted to be at the frame's time
-(``motion.py``), so a face that moves more than its own width between detections keeps its track.
-
-A track's face is embedded only when it helps: the first good face of a new track, then only a
-clearly better one (larger and/or sharper by ``better_face_ratio``), at most ``max_attempts`` times.
-A track whose faces the quality gates keep refusing is not silent: after ``uncertain_after``
-detections it is reported as seen but unrecognisable (``TrackUnseen``, an ``uncertain`` decision).
-When the embedder's queue is full the face is deferred (counted) rather than queued to go stale;
-the track tries again on a later frame. When it is half full, only first faces of tracks go in:
-a track that has an embedded face already waits (``faces_deferred_busy``).
+(``kalman``), so a face that moves more than its own width between detections keeps its track.
+Which of a track's faces are worth embedding is ``face_selection``'s choice.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -30,15 +22,14 @@ from edge_daemon.config import TrackerConfig
 from edge_daemon.counters import StageCounters
 from edge_daemon.embedders.alignment import Aligner
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import BBox, Detection, FaceSample, Frame, StreamEnded, TrackedFace, TrackEnded, TrackUnseen
+from edge_daemon.messages import BBox, Detection, FaceQueue, Frame, FrameQueue, StreamEnded, TrackedFace
 from edge_daemon.pipeline.detection import CameraDetection
+from edge_daemon.pipeline.face_selection import FaceSelection
 from edge_daemon.pipeline.kalman import FaceMotion, centre_distance, centre_offset, size_ratio
-from edge_daemon.recognition.images import generous_crop
-from edge_daemon.recognition.quality import QualityGate, face_features, face_quality
+from edge_daemon.recognition.quality import QualityGate
 
 log = get_logger(__name__)
 
-FACE_IMAGE_SIDE = 192  # the face kept for people (history, review): enough to recognise, and to enrol from
 PREDICTION_SD = 2.0  # a live track's region covers its predicted centre +- this many standard deviations
 
 
@@ -51,10 +42,6 @@ class Track:
     embedding: np.ndarray | None = None  # its latest detection's that came with one
     hits: int = 1  # detections it has had
     missed: int = 0  # frames processed since its last detection
-    attempts: int = 0
-    best_quality: float = 0.0
-    refused: int = 0  # detections whose face the quality gates refused
-    reported_unseen: bool = False  # a TrackUnseen went forward for it
 
 
 class Tracker:
@@ -187,8 +174,8 @@ class TrackingWorker(threading.Thread):
     def __init__(
         self,
         camera: str,
-        frames: queue.Queue,
-        output: queue.Queue,
+        frames: FrameQueue,
+        output: FaceQueue,
         detection: CameraDetection,
         gate: QualityGate,
         aligner: Aligner,
@@ -199,11 +186,8 @@ class TrackingWorker(threading.Thread):
         self.counters = StageCounters()
         self.last_frame_at: float | None = None
         self._frames = frames
-        self._output = output
         self.detection = detection
-        self._gate = gate
-        self._aligner = aligner
-        self._config = config
+        self._selection = FaceSelection(camera, output, gate, aligner, config, self.counters)
         self._tracker = Tracker(config)
         self._geometry: tuple[int, int] | None = None
 
@@ -243,48 +227,9 @@ class TrackingWorker(threading.Thread):
         pairs, ended = self._tracker.update(detections, frame.stream_time, (width, height))
         self.counters.add("tracks_started", self._tracker.started - started)
         for track, detection in pairs:
-            self._consider(frame, track, detection)
+            self._selection.consider(frame, track.track_id, detection)
         self._end_tracks(ended)
-
-    def _consider(self, frame: Frame, track: Track, detection: Detection) -> None:
-        if track.attempts >= self._config.max_attempts:
-            return
-        verdict = self._gate.check(frame.image, detection)
-        if not verdict.passed:
-            self.counters.add(f"faces_dropped_{verdict.reason}")
-            track.refused += 1
-            if not track.attempts and not track.reported_unseen and track.refused == self._config.uncertain_after:
-                quality = face_quality(face_features(frame.image, detection))
-                self._output.put(
-                    TrackUnseen(self.camera, track.track_id, detection.bbox, quality, verdict.reason, frame.captured_at)
-                )
-                track.reported_unseen = True
-                self.counters.add("tracks_unseen")
-            return
-        quality = face_quality(face_features(frame.image, detection))
-        if track.attempts and quality < track.best_quality * self._config.better_face_ratio:
-            return
-        if self._output.full():
-            # The embedder is behind: do not queue a face that would be stale by its turn. The
-            # track is not charged an attempt, so a later frame of it is offered again.
-            self.counters.add("faces_deferred")
-            return
-        if track.attempts and 2 * self._output.qsize() >= self._output.maxsize:
-            # The embedder is busy: a new track's first face must not wait behind a better face of
-            # a track that has one already (6 crowd cameras asked more faces than it embeds).
-            self.counters.add("faces_deferred_busy")
-            return
-        crop = self._aligner.align(frame.image, detection)
-        face_image = generous_crop(frame.image, detection, max_side=FACE_IMAGE_SIDE)
-        sample = FaceSample(
-            self.camera, track.track_id, detection.bbox, quality, crop, face_image, frame.captured_at, time.time()
-        )
-        self._output.put(sample)  # only this thread and the other cameras' fill the queue: rarely waits
-        track.attempts += 1
-        track.best_quality = quality
-        self.counters.add("faces_sent")
 
     def _end_tracks(self, tracks: list[Track]) -> None:
         for track in tracks:
-            if track.attempts or track.reported_unseen:  # the others produced no decision, so no 'ended' either
-                self._output.put(TrackEnded(self.camera, track.track_id, track.bbox))
+            self._selection.track_ended(track.track_id, track.bbox)
