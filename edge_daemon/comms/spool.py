@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_daemon.config.paths import state_directory
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
