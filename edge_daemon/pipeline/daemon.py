@@ -30,6 +30,7 @@ from edge_daemon.pipeline.build import (
     open_groups,
     open_history,
 )
+from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.status import (
     CameraStatus,
     DaemonStatus,
@@ -41,6 +42,7 @@ from edge_daemon.pipeline.status import (
     MqttStatus,
     WorkerStatus,
 )
+from edge_daemon.pipeline.tracking import TrackingWorker
 from edge_daemon.recognition.matcher import Matcher
 
 log = get_logger(__name__)
@@ -128,39 +130,42 @@ class Daemon:
 
     def status(self) -> DaemonStatus:
         """A snapshot of every stage's state and counters."""
-        detect_queue, mqtt, latency = self.detect_queue, self.mqtt, self.decisions.latency_histogram
+        detect_queue, embed_worker, latency = self.detect_queue, self.embed_worker, self.decisions.latency_histogram
         return DaemonStatus(
-            cameras=tuple(
-                CameraStatus(
-                    name=camera.config.name,
-                    state=camera.state,
-                    streaming_since=camera.streaming_since,
-                    last_frame_at=tracker.last_frame_at,
-                    tracking_alive=tracker.is_alive(),
-                    capture=camera.counters.values,
-                    tracking=tracker.counters.values,
-                    motion_gate=tracker.detection.policy.counters.values if tracker.detection.policy else None,
-                    detection=detect_queue.counters(camera.config.name).values,
-                )
-                for camera, tracker in zip(self.cameras, self.trackers)
-            ),
-            workers=tuple(WorkerStatus(thread.name, thread.is_alive()) for thread in (detect_queue, self.embed_worker, self.decisions)),
+            cameras=tuple(self._camera_status(camera, tracker) for camera, tracker in zip(self.cameras, self.trackers)),
+            workers=tuple(WorkerStatus(thread.name, thread.is_alive()) for thread in (detect_queue, embed_worker, self.decisions)),
             detector=DetectorStatus(round(detect_queue.busy_s, 3), dict(sorted(detect_queue.batch_sizes.values.items()))),
             embedder=EmbedderStatus(
-                self.embed_worker.counters.values,
-                dict(sorted(self.embed_worker.batch_sizes.values.items())),
-                round(self.embed_worker.embed_seconds, 3),
+                embed_worker.counters.values, dict(sorted(embed_worker.batch_sizes.values.items())), round(embed_worker.embed_seconds, 3)
             ),
             events=self.decisions.counters.values,
             decisions=self.decisions.drops.values,
             capture_to_event=HistogramStatus(latency.buckets, latency.counts.values, latency.total),
-            transports={**self.dispatcher.counters.values, **({"published_mqtt": mqtt.delivered} if mqtt else {})},
-            mqtt=MqttStatus(mqtt.link.state(), mqtt.spool.depth(), mqtt.spool.dropped, mqtt.link.since, mqtt.link.failures)
-            if mqtt
-            else None,
+            transports={**self.dispatcher.counters.values, **({"published_mqtt": self.mqtt.delivered} if self.mqtt else {})},
+            mqtt=self._mqtt_status(),
             history=HistoryStatus(self.history.dropped, self.history.failures) if self.history else None,
             gallery=GalleryStatus(
                 self.matcher.gallery.version if self.matcher.gallery else None,
                 self.gallery_sync.counters.values if self.gallery_sync else {},
             ),
         )
+
+    def _camera_status(self, camera: Camera, tracker: TrackingWorker) -> CameraStatus:
+        policy = tracker.detection.policy
+        return CameraStatus(
+            name=camera.config.name,
+            state=camera.state,
+            streaming_since=camera.streaming_since,
+            last_frame_at=tracker.last_frame_at,
+            tracking_alive=tracker.is_alive(),
+            capture=camera.counters.values,
+            tracking=tracker.counters.values,
+            motion_gate=policy.counters.values if policy else None,
+            detection=self.detect_queue.counters(camera.config.name).values,
+        )
+
+    def _mqtt_status(self) -> MqttStatus | None:
+        mqtt = self.mqtt
+        if mqtt is None:
+            return None
+        return MqttStatus(mqtt.link.state(), mqtt.spool.depth(), mqtt.spool.dropped, mqtt.link.since, mqtt.link.failures)
