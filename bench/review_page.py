@@ -30,21 +30,10 @@ from edge_daemon.history import FaceHistory, GroupingRule, HistoryGroups
 from edge_daemon.logs import configure_logging
 from edge_daemon.progress import Progress
 from edge_daemon.recognition.thresholds import OpenSetTable
-from edge_daemon.service.review_pages import ReviewPages
+from edge_daemon.service.review_pages import ReviewContext, ReviewPages
 
 VERSION = next(iter(OPEN_SET))[1]  # the default fused configuration's table
 DAY_S = 24 * 3600
-
-
-class FakeDaemon:
-    """What ReviewPages reads of a daemon: the history, its groups and the settings."""
-
-    def __init__(self, history, groups, gallery_path):
-        from edge_daemon.config import Settings
-
-        self.history = history
-        self.groups = groups
-        self.settings = Settings(cameras=[{"name": "door", "url": "x.mp4"}], gallery={"path": str(gallery_path)})
 
 
 def fill(history: FaceHistory, groups: HistoryGroups, faces: int, people: int, rng: np.random.Generator) -> dict:
@@ -99,7 +88,8 @@ def main() -> int:
     fill_s, written = timed(lambda: fill(history, groups, args.faces, args.people, np.random.default_rng(0)))
 
     restart_s, groups = timed(lambda: HistoryGroups(history, VERSION, rule))  # a daemon start: means rebuilt
-    pages = ReviewPages(FakeDaemon(history, groups, work / "gallery"), work / "token")
+    # Only pages are read here: nothing is enrolled, so there is no gallery to reload.
+    pages = ReviewPages(ReviewContext(history, groups, work / "gallery", VERSION, lambda: None), work / "token")
     cookie = {"Cookie": "edge_review=bench-token-0123456789abcdef"}
     cold_s, response = timed(lambda: pages.get("/review", cookie))
     warm_s, _ = timed(lambda: pages.get("/review", cookie), repeats=5)

@@ -67,7 +67,7 @@ def enrol(candidates: dict[str, list[str]], out: Path, detector: dict) -> tuple[
 def watch(clip: Path, gallery: Path, events: Path, detect_fps: float, detector: dict) -> tuple[float, dict]:
     """Runs the daemon on the clip until it ends. Returns the wall-clock time the clip started
     playing and the daemon's stats."""
-    from edge_daemon.pipeline.daemon import Daemon
+    from edge_daemon.service.runner import DaemonRunner
 
     settings = Settings(
         cameras=[{"name": "walk", "url": str(clip), "realtime": True, "detect_fps": detect_fps}],
@@ -75,12 +75,12 @@ def watch(clip: Path, gallery: Path, events: Path, detect_fps: float, detector: 
         gallery={"path": str(gallery)},
         events={"jsonl": str(events)},
     )
-    daemon = Daemon(settings)
+    runner = DaemonRunner(settings)
     wall_minus_monotonic = time.time() - time.monotonic()
-    code = daemon.run()
+    code = runner.run()
     if code != 0:
         raise SystemExit(f"the daemon exited with {code}")
-    return daemon.cameras[0].streaming_since + wall_minus_monotonic, daemon.stats()
+    return runner.daemon.cameras[0].streaming_since + wall_minus_monotonic, runner.daemon.stats()
 
 
 def score(walks: list[Walk], events: list[dict], started_at: float) -> dict:

@@ -17,6 +17,8 @@ import pytest
 from edge_daemon.config import CameraConfig, Settings
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.daemon import Daemon
+from edge_daemon.service.health import ServiceMonitor
+from edge_daemon.service.systemd import SystemdNotifier
 from tests.support.paths import CROWD_CLIP, HAMILTON_CLIP, ROOT
 from tests.support.rtsp import RtspServer, require_clip, require_gstreamer
 from tests.support.systemd import FakeSystemd
@@ -59,9 +61,11 @@ def test_a_stall_with_the_connection_open_is_noticed_and_the_camera_recovers(rts
         noticed_s = time.monotonic() - paused_at
         assert noticed_s <= STALL_TIMEOUT_S + 1.5, noticed_s  # within the timeout (plus frames already in flight)
         assert daemon.cameras[0].counters.get("stalls") == 1
-        health = daemon.monitor.health()
+        service = daemon.settings.service
+        monitor = ServiceMonitor(daemon.status, SystemdNotifier(""), service.stuck_after_s, service.ready_timeout_s)
+        health = monitor.health()
         assert health.healthy and health.cameras == {"door": "stalled", "file": "streaming"}
-        assert "door stalled" in daemon.monitor.status_line()
+        assert "door stalled" in monitor.status_line()
         file_before = processed(daemon, 1)
         time.sleep(2)
         assert processed(daemon, 1) - file_before >= 7  # the other camera keeps its 5 fps

@@ -6,9 +6,10 @@ any part on a lower floor, never one beside it or above it. docs/design/layout.m
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
-from tests.support.import_graph import cycles, import_graph
+from tests.support.import_graph import cycles, import_graph, module_name
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edge_daemon"
 
@@ -61,6 +62,36 @@ def layering_violations(graph: dict[str, set[str]]) -> list[str]:
     return found
 
 
+# The service layer reads the daemon through its status snapshot; only the runner, which builds and
+# runs the Daemon, holds the daemon itself.
+SNAPSHOT = "edge_daemon.pipeline.status"
+RUNNER, DAEMON = "edge_daemon.service.runner", "edge_daemon.pipeline.daemon"
+
+
+def reaches_into_the_pipeline(graph: dict[str, set[str]]) -> list[str]:
+    """Every pipeline module a service module imports besides the status snapshot (and the pipeline
+    package, initialised on the way to it), as 'importer -> imported'."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        if part_of(module) != "service":
+            continue
+        allowed = {SNAPSHOT, "edge_daemon.pipeline"} | ({DAEMON} if module == RUNNER else set())
+        found += [f"{module} -> {target}" for target in sorted(targets) if part_of(target) == "pipeline" and target not in allowed]
+    return found
+
+
+def daemon_handles(source: str) -> list[str]:
+    """The parameters and attributes named ``daemon`` (or ``_daemon``) in a module: how a daemon
+    would be handed to service code again."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.arg) and node.arg.lstrip("_") == "daemon":
+            found.append(f"parameter {node.arg} (line {node.lineno})")
+        elif isinstance(node, ast.Attribute) and node.attr.lstrip("_") == "daemon":
+            found.append(f"attribute {node.attr} (line {node.lineno})")
+    return sorted(found)
+
+
 def test_no_import_cycle_in_the_package():
     assert cycles(import_graph(PACKAGE)) == []
 
@@ -108,3 +139,28 @@ def test_the_checker_sees_a_cycle_through_a_package_initialised_on_the_way(tmp_p
     (package / "registry" / "backend.py").write_text("from pkg.registry.base import Base\nfrom pkg.store import load\n")
     (package / "store.py").write_text("from pkg.registry.base import Base\ndef load(): ...\n")
     assert cycles(import_graph(package)) == [["pkg.registry", "pkg.registry.backend", "pkg.store"]]
+
+
+def test_service_code_reads_the_daemon_only_through_its_status():
+    assert reaches_into_the_pipeline(import_graph(PACKAGE)) == []
+    handed = {
+        module_name(PACKAGE, path): daemon_handles(path.read_text(encoding="utf-8"))
+        for path in sorted((PACKAGE / "service").rglob("*.py"))
+        if module_name(PACKAGE, path) != RUNNER
+    }
+    assert {module: names for module, names in handed.items() if names} == {}
+
+
+def test_the_service_check_sees_the_daemon_imported_or_handed_in():
+    graph = {
+        "edge_daemon.service.health": {"edge_daemon.pipeline.status", "edge_daemon.pipeline", "edge_daemon.logs"},
+        "edge_daemon.service.metrics": {"edge_daemon.pipeline.daemon", "edge_daemon.pipeline"},
+        "edge_daemon.service.runner": {"edge_daemon.pipeline.daemon", "edge_daemon.pipeline.capture"},
+    }
+    assert reaches_into_the_pipeline(graph) == [
+        "edge_daemon.service.metrics -> edge_daemon.pipeline.daemon",
+        "edge_daemon.service.runner -> edge_daemon.pipeline.capture",
+    ]
+    source = "class Collector:\n    def __init__(self, daemon):\n        self._daemon = daemon\n"
+    assert daemon_handles(source) == ["attribute _daemon (line 3)", "parameter daemon (line 2)"]
+    assert daemon_handles("import threading\nthreading.Thread(target=print, daemon=True)\n") == []

@@ -46,12 +46,12 @@ def status_of(url: str, data: bytes | None = None, cookie: str | None = None) ->
 def test_review_page_enrols_a_group_of_unknown_faces(tmp_path, default_embedder):
     from selenium.webdriver.common.by import By
 
-    from edge_daemon.pipeline.daemon import Daemon
+    from edge_daemon.service.runner import DaemonRunner
 
     (tmp_path / "token").write_text(TOKEN)
     Gallery.for_embedder(default_embedder).save(tmp_path / "gallery")
     port = free_port()
-    daemon = Daemon(Settings(
+    runner = DaemonRunner(Settings(
         cameras=[{"name": "stage", "url": str(need(HAMILTON_CLIP)), "realtime": False}],
         gallery={"path": str(tmp_path / "gallery")},
         history={"path": str(tmp_path / "history")},
@@ -59,7 +59,8 @@ def test_review_page_enrols_a_group_of_unknown_faces(tmp_path, default_embedder)
         service={"metrics_port": port},
         events={"jsonl": ""},
     ))
-    daemon.start()
+    daemon = runner.daemon
+    runner.start()
     base = f"http://127.0.0.1:{port}"
     driver = None
     try:
@@ -89,5 +90,5 @@ def test_review_page_enrols_a_group_of_unknown_faces(tmp_path, default_embedder)
     finally:
         if driver is not None:
             driver.quit()
-        daemon.request_stop()
-        daemon.shutdown()
+        runner.request_stop()
+        runner.shutdown()

@@ -14,7 +14,7 @@ import pytest
 
 from edge_daemon.config import Settings
 from edge_daemon.messages import TrackedFace
-from edge_daemon.pipeline.daemon import Daemon, motion_settings, region_settings
+from edge_daemon.pipeline.build import motion_settings, region_settings
 from edge_daemon.pipeline.detection import DetectRequest, detect_requests
 from edge_daemon.pipeline.motion_gate import CLOCK_SLACK_S, DetectionPolicy, Motion, MotionSettings, SceneMotion
 from edge_daemon.pipeline.regions import FACE_DETECT_PX, RegionSettings, iou
@@ -225,6 +225,8 @@ def write_still_person_clip(path, scene: np.ndarray, face) -> tuple:
 def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_idle_detect_s(
     default_detector, scene, tmp_path
 ):
+    from edge_daemon.service.runner import DaemonRunner
+
     truth = write_still_person_clip(tmp_path / "still.mp4", scene, load_faces(default_detector, 1)[0])
     port = free_port()
     settings = Settings(
@@ -233,7 +235,8 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
         events={"jsonl": str(tmp_path / "events.jsonl")},
         service={"metrics_port": port},
     )
-    daemon = Daemon(settings)
+    runner = DaemonRunner(settings)
+    daemon = runner.daemon
     detection = daemon.trackers[0].detection
     seen = []  # per frame: video seconds, faces found (None: not looked at), the policy's counters after it
     detect = detection.detect
@@ -244,14 +247,14 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
         return found
 
     detection.detect = watched
-    daemon.start()
+    runner.start()
     try:
         assert wait_until(lambda: daemon.cameras[0].state == "ended" and not daemon.trackers[0].is_alive(), 120)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
     finally:
-        daemon.request_stop()
-        daemon.shutdown()
+        runner.request_stop()
+        runner.shutdown()
     first = next(index for index, (_, found, _) in enumerate(seen) if found and any(iou(d.bbox, truth) > 0.5 for d in found))
     found_at, _, counters = seen[first]
     assert EMPTY_S < found_at <= EMPTY_S + FADE_S + IDLE_DETECT_S
@@ -273,7 +276,7 @@ def test_the_daemon_skips_still_frames_and_finds_a_person_standing_still_within_
     assert f'edge_daemon_frames_skipped_no_motion_total{{camera="hall"}} {stats["frames_skipped_no_motion"]}.0' in metrics
     assert 'edge_daemon_frames_detected_full_total{camera="hall",reason="idle"}' in metrics
     assert "edge_daemon_detector_busy_seconds_total" in metrics
-    assert "% skipped: no motion)" in daemon.monitor.status_line()  # systemd STATUS=
+    assert "% skipped: no motion)" in runner.monitor.status_line()  # systemd STATUS=
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [event["type"] for event in events] == ["unknown", "ended"]
 

@@ -15,8 +15,8 @@ import pytest
 
 from edge_daemon.comms.homeassistant import discovery_id
 from edge_daemon.config import Settings
-from edge_daemon.pipeline.daemon import Daemon
-from edge_daemon.service.monitor import SystemdNotifier
+from edge_daemon.service.runner import DaemonRunner
+from edge_daemon.service.systemd import SystemdNotifier
 from tests.support.paths import HAMILTON_CLIP, ROOT, need
 from tests.support.systemd import FakeSystemd
 from tests.support.waiting import free_port, wait_until
@@ -84,19 +84,20 @@ def test_health_fails_when_a_streaming_camera_is_stuck(hamilton_gallery):
         events={"jsonl": ""},
         service={"stuck_after_s": 1.0},
     )
-    daemon = Daemon(settings)
-    daemon.start()
+    runner = DaemonRunner(settings)
+    daemon, monitor = runner.daemon, runner.monitor
+    runner.start()
     try:
         assert wait_until(lambda: daemon.cameras[0].state == "streaming" and daemon.trackers[0].last_frame_at, 30)
-        assert daemon.monitor.health().healthy
+        assert monitor.health().healthy
         # Wedge the pipeline: hold the camera's frame queue so detection starves while the camera is "up".
         with daemon.cameras[0].frames.mutex:
-            assert wait_until(lambda: not daemon.monitor.health().healthy, 5)
-            problems = daemon.monitor.health().problems
+            assert wait_until(lambda: not monitor.health().healthy, 5)
+            problems = monitor.health().problems
         assert any("stage: no frame processed" in p for p in problems)
     finally:
-        daemon.request_stop()
-        daemon.shutdown()
+        runner.request_stop()
+        runner.shutdown()
 
 
 def test_home_assistant_discovery_and_entities(broker, tmp_path, hamilton_gallery):

@@ -13,7 +13,7 @@ log = get_logger(__name__)
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge_daemon.demo import make_demo_assets
-    from edge_daemon.pipeline.daemon import Daemon
+    from edge_daemon.service.runner import DaemonRunner
 
     photos, clip = make_demo_assets(args.out)
     settings = settings_from(args)
@@ -27,7 +27,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     }
     if args.mqtt:
         overrides["mqtt"] = {"url": args.mqtt}
-    return Daemon(settings_from(args, **overrides)).run()
+    return DaemonRunner(settings_from(args, **overrides)).run()
 
 
 def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -> None:

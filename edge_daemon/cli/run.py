@@ -30,13 +30,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.mqtt is not None:
         overrides["mqtt"] = {"url": args.mqtt}
     settings = settings_from(args, **overrides)
-    from edge_daemon.pipeline.daemon import Daemon
+    from edge_daemon.service.runner import DaemonRunner
 
     try:
-        daemon = Daemon(settings)
+        runner = DaemonRunner(settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return daemon.run()
+    return runner.run()
 
 
 def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -> None:

@@ -1,6 +1,6 @@
-"""The daemon: builds the pipeline from the settings, runs it, reloads the gallery on SIGHUP and
-shuts down cleanly (every queue drained, every transport flushed) on SIGINT/SIGTERM or when all
-file cameras have ended.
+"""The daemon: the pipeline built from the settings, started, and shut down cleanly (every queue
+drained, every transport flushed); ``status()`` says how it is doing. The process around it
+(signals, the main loop, systemd, the HTTP port) is ``edge_daemon.service.runner``'s.
 
   Camera (thread per camera) -> TrackingWorker (thread per camera) -> EmbeddingWorker (one thread)
     -> DecisionMaker (one thread) -> EventDispatcher -> transports
@@ -10,116 +10,44 @@ file cameras have ended.
 from __future__ import annotations
 
 import queue
-import signal
 import threading
-import time
-import zlib
 
-from edge_daemon.comms.dispatcher import EventDispatcher, Transport
-from edge_daemon.comms.gallery_sync import GallerySync
-from edge_daemon.comms.homeassistant import HomeAssistantDiscovery
-from edge_daemon.comms.jsonl import JsonLinesTransport
-from edge_daemon.comms.mqtt import MqttTransport
-from edge_daemon.comms.spool import EventSpool, default_spool_path
-from edge_daemon.config import CameraConfig, MotionConfig, Settings, ThreadsConfig
-from edge_daemon.detectors import create_detector
+from edge_daemon.config import Settings
 from edge_daemon.embedders import create_embedder
-from edge_daemon.history import FaceHistory, HistoryGroups, history_directory
-from edge_daemon.history.grouping import grouping_rule
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import Shutdown
+from edge_daemon.pipeline.build import (
+    build_cameras,
+    build_decisions,
+    build_detection,
+    build_detectors,
+    build_embedding,
+    build_gallery_sync,
+    build_mqtt,
+    build_trackers,
+    build_transports,
+    configure_threads,
+    open_groups,
+    open_history,
+)
 from edge_daemon.pipeline.capture import Camera
-from edge_daemon.pipeline.decisions import DecisionMaker
-from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
-from edge_daemon.pipeline.embedding import EmbeddingWorker
-from edge_daemon.pipeline.motion_gate import DetectionPolicy, MotionSettings, SceneMotion
-from edge_daemon.pipeline.regions import RegionSettings
-from edge_daemon.pipeline.sinks import decision_sinks
+from edge_daemon.pipeline.status import (
+    CameraStatus,
+    DaemonStatus,
+    DetectorStatus,
+    EmbedderStatus,
+    GalleryStatus,
+    HistogramStatus,
+    HistoryStatus,
+    MqttStatus,
+    WorkerStatus,
+)
 from edge_daemon.pipeline.tracking import TrackingWorker
 from edge_daemon.recognition.matcher import Matcher
-from edge_daemon.recognition.quality import QualityGate
-from edge_daemon.service.metrics import MetricsServer
-from edge_daemon.service.monitor import ServiceMonitor, SystemdNotifier
 
 log = get_logger(__name__)
 
 IDENTIFICATION_QUEUE_SIZE = 1024
-
-
-def create_mqtt(settings: Settings) -> MqttTransport | None:
-    if not settings.mqtt.url:
-        return None
-    spool = EventSpool(settings.spool.path or default_spool_path(), settings.spool.max_events, settings.spool.max_age_s)
-    discovery = None
-    if settings.mqtt.homeassistant:
-        discovery = HomeAssistantDiscovery(
-            settings.mqtt.discovery_prefix,
-            settings.mqtt.prefix,
-            settings.service.box_name,
-            [camera.name for camera in settings.cameras],
-            spool.path.parent,  # the daemon's state directory: where it records what it announced
-        )
-    return MqttTransport(settings.mqtt, settings.service.box_name, spool, discovery)
-
-
-def configure_threads(config: ThreadsConfig) -> None:
-    """Thread pools of this process; model processes get theirs from ``threads.model_process``."""
-    import cv2
-    import faiss
-
-    if config.opencv:
-        cv2.setNumThreads(config.opencv)
-    if config.faiss:
-        faiss.omp_set_num_threads(config.faiss)
-
-
-def open_history(settings: Settings) -> FaceHistory | None:
-    """The face history, or None when it is off or cannot be opened: recognition never waits on it."""
-    if not settings.history.enabled:
-        return None
-    path = history_directory(settings.history)
-    try:
-        return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
-    except Exception as exc:  # noqa: BLE001 - a broken disk or directory must not stop recognition
-        log.error("face history unavailable: recognising without it", path=str(path), error=str(exc))
-        return None
-
-
-def open_groups(history: FaceHistory | None, settings: Settings, embedder) -> HistoryGroups | None:
-    """The unknown groups over the history (None without one, or when its tracks cannot be read:
-    faces are still recorded, tracks are not grouped)."""
-    if history is None:
-        return None
-    try:
-        return HistoryGroups(history, embedder.version, grouping_rule(embedder, settings.history, settings.gallery))
-    except Exception as exc:  # noqa: BLE001 - grouping is for review; recognition goes on without it
-        log.error("unknown groups unavailable: tracks are not grouped", error=f"{type(exc).__name__}: {exc}")
-        return None
-
-
-def region_settings(motion: MotionConfig) -> RegionSettings:
-    return RegionSettings(
-        motion.region_min_side, motion.region_box_scale, motion.region_padding_px, motion.region_merge_overlap,
-        motion.duplicate_iou, motion.region_face_px,
-    )
-
-
-def motion_settings(motion: MotionConfig, threshold: int) -> MotionSettings:
-    return MotionSettings(motion.width, threshold, motion.min_area, motion.dilate_px, motion.learning_rate, motion.light_change)
-
-
-def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: DetectionQueue) -> CameraDetection:
-    """A camera's side of detection: gated by its motion, or (motion.enabled = false) every frame whole."""
-    motion = settings.motion
-    every_frame = camera.is_file and not camera.realtime
-    if not motion.enabled:
-        return CameraDetection(camera.name, detect_queue, every_frame=every_frame)
-    # Each camera's own phase, the same at every start (a hash of its name, not Python's salted hash);
-    # none for a file that must lose nothing: its first frame is detected whole.
-    phase = None if every_frame else zlib.crc32(camera.name.encode()) / 2**32
-    policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, region_settings(motion), motion.max_region_cost, phase)
-    mask = SceneMotion(motion_settings(motion, camera.motion_threshold))
-    return CameraDetection(camera.name, detect_queue, policy, mask, every_frame)
 
 
 class Daemon:
@@ -128,89 +56,30 @@ class Daemon:
             raise ValueError("no cameras configured: add [[cameras]] to the config or pass --camera NAME=URL")
         self.settings = settings
         self.stopping = threading.Event()
-        self._stop_signal: str | None = None  # the signal that asked to stop, logged by the main loop
-        self._reload_requested = threading.Event()
         # The broker first: a broker, certificate or network problem is then logged within seconds of
         # start, not after the models have loaded; events made meanwhile wait in the spool.
-        self.mqtt = create_mqtt(settings)
+        self.mqtt = build_mqtt(settings)
         configure_threads(settings.threads)
-        threads = settings.threads.model_process
-        self.embedder = create_embedder(settings.embedder, threads=threads)
+        self.embedder = create_embedder(settings.embedder, threads=settings.threads.model_process)
         self.matcher = Matcher(settings.gallery, self.embedder)
-        gate = QualityGate(settings.detector)
-        self.cameras = [Camera(camera, self.stopping) for camera in settings.cameras]
-        faces: queue.Queue = queue.Queue(maxsize=settings.embedder.queue_size)
+        self.cameras = build_cameras(settings, self.stopping)
+        self._faces: queue.Queue = queue.Queue(maxsize=settings.embedder.queue_size)
         identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
-        self._faces = faces
-        # One detection queue for every camera, served in turn by detector.workers detectors (a
-        # process and a set of threads each).
-        self.detector = create_detector(settings.detector, threads=threads)
-        self.more_detectors = [create_detector(settings.detector, threads=threads) for _ in range(settings.detector.workers - 1)]
-        queue_config = settings.detector
-        self.detect_queue = DetectionQueue(
-            self.detector,
-            queue_config.queue_max_age_s,
-            queue_config.queue_size,
-            queue_config.max_batch,
-            settings.motion.duplicate_iou,
-            more_detectors=self.more_detectors,
-        )
-        self.trackers = [
-            TrackingWorker(
-                camera.config.name,
-                camera.frames,
-                faces,
-                camera_detection(camera.config, settings, self.detect_queue),
-                gate,
-                self.embedder.aligner,
-                settings.tracker,
-            )
-            for camera in self.cameras
-        ]
-        self.embed_worker = EmbeddingWorker(
-            self.embedder,
-            self.matcher,
-            faces,
-            identifications,
-            settings.embedder.batch_size,
-            settings.embedder.max_wait_ms,
-        )
-        self.gallery_sync = None
-        if settings.gallery.sync == "mqtt":
-            self.gallery_sync = GallerySync(
-                settings.mqtt,
-                settings.mqtt.prefix,
-                f"edge-daemon-{settings.service.box_name}-gallery",
-                (self.embedder.name, self.embedder.version),
-                settings.gallery.path,
-                self.matcher.gallery,
-                self.matcher.adopt,
-            )
-        transports: list[Transport] = [JsonLinesTransport(settings.events.jsonl)] if settings.events.jsonl else []
-        self.dispatcher = EventDispatcher(transports + ([self.mqtt] if self.mqtt else []))
+        self.detectors = build_detectors(settings)
+        self.detect_queue = build_detection(settings, self.detectors)
+        self.trackers = build_trackers(settings, self.cameras, self._faces, self.detect_queue, self.embedder)
+        self.embed_worker = build_embedding(settings, self.embedder, self.matcher, self._faces, identifications)
+        self.gallery_sync = build_gallery_sync(settings, self.embedder, self.matcher)
+        self.dispatcher = build_transports(settings, self.mqtt)
         self.history = open_history(settings)
         self.groups = open_groups(self.history, settings, self.embedder)
-        self.decisions = DecisionMaker(
-            identifications,
-            decision_sinks(self.dispatcher, settings.events.crops_dir, self.history, self.groups),
-            self.embedder.name,
-            self.embedder.version,
-            settings.service.box_name,
-            self.matcher,
-            settings.decisions,
+        self.decisions = build_decisions(
+            settings, identifications, self.dispatcher, self.embedder, self.matcher, self.history, self.groups
         )
-        self.monitor = ServiceMonitor(
-            self, SystemdNotifier(), settings.service.stuck_after_s, settings.service.ready_timeout_s
-        )
-        self.metrics = None
-        if settings.service.metrics_port:
-            self.metrics = MetricsServer(self, self.monitor, settings.service.metrics_host, settings.service.metrics_port)
 
     def start(self) -> None:
         for thread in [self.decisions, self.embed_worker, self.detect_queue, *self.trackers, *self.cameras]:
             thread.start()
-        if self.metrics is not None:
-            self.metrics.start()
         log.info(
             "daemon started",
             cameras=[camera.config.name for camera in self.cameras],
@@ -222,39 +91,22 @@ class Daemon:
     def request_stop(self) -> None:
         self.stopping.set()
 
-    def request_reload(self) -> None:
-        self._reload_requested.set()
+    def any_camera_running(self) -> bool:
+        """False once every camera's thread has ended (every file read, or stopped)."""
+        return any(camera.is_alive() for camera in self.cameras)
 
-    def run(self) -> int:
-        """Run until stopped or until every camera has finished. Returns the exit code."""
-        self._install_signal_handlers()
-        self.start()
-        stats_interval = self.settings.mqtt.stats_interval_s
-        last_stats = time.monotonic()
-        try:
-            while not self.stopping.is_set():
-                if self._reload_requested.wait(0.2):
-                    self._reload_requested.clear()
-                    self.matcher.reload()
-                self.monitor.tick()
-                if self.mqtt is not None and stats_interval and time.monotonic() - last_stats >= stats_interval:
-                    last_stats = time.monotonic()
-                    self.mqtt.publish_stats(self.stats())
-                if not any(camera.is_alive() for camera in self.cameras):
-                    break
-            if self._stop_signal is not None:
-                log.info("stop requested", signal=self._stop_signal)
-        finally:
-            self.shutdown()
-        failed = [camera.config.name for camera in self.cameras if camera.state == "failed"]
-        if failed and len(failed) == len(self.cameras):
-            log.error("no camera could be read", cameras=failed)
-            return 1
-        return 0
+    def reload_gallery(self) -> None:
+        """Read the gallery from disk again; the next batch is matched against it."""
+        self.matcher.reload()
 
-    def shutdown(self) -> None:
-        """Stop capture, then drain each stage in pipeline order so no decided event is lost."""
-        self.monitor.stopping()
+    def publish_stats(self) -> None:
+        """The stats to the broker (best effort; nothing without one)."""
+        if self.mqtt is not None:
+            self.mqtt.publish_stats(self.stats())
+
+    def shutdown(self) -> DaemonStatus:
+        """Stop capture, then drain each stage in pipeline order so no decided event is lost.
+        Returns the final status."""
         self.stopping.set()
         for thread in [*self.cameras, *self.trackers]:
             thread.join()
@@ -267,57 +119,53 @@ class Daemon:
             self.history.close()
         if self.gallery_sync is not None:
             self.gallery_sync.close()
-        for model in [self.detector, *self.more_detectors, self.embedder]:
+        for model in [*self.detectors, self.embedder]:
             model.close()
-        if self.metrics is not None:
-            self.metrics.close()
-        log.info("daemon stopped", **self.stats())
+        final = self.status()
+        log.info("daemon stopped", **final.stats())
+        return final
 
     def stats(self) -> dict:
-        cameras = {
-            camera.config.name: {
-                "state": camera.state,
-                **camera.counters.values,
-                **tracker.counters.values,
-                **(tracker.detection.policy.counters.values if tracker.detection.policy else {}),
-                **self.detect_queue.counters(camera.config.name).values,
-            }
-            for camera, tracker in zip(self.cameras, self.trackers)
-        }
-        return {
-            "cameras": cameras,
-            "detector": {
-                "busy_s": round(self.detect_queue.busy_s, 3),
-                "batches": dict(sorted(self.detect_queue.batch_sizes.values.items())),
-            },
-            "embedder": {
-                **self.embed_worker.counters.values,
-                "batches": dict(sorted(self.embed_worker.batch_sizes.values.items())),
-                "embed_seconds": round(self.embed_worker.embed_seconds, 3),
-            },
-            "events": self.decisions.counters.values,
-            "decisions": self.decisions.drops.values,
-            # published_mqtt: acknowledged by the broker; spooled_mqtt: handed to the spool.
-            "transports": {**self.dispatcher.counters.values, **({"published_mqtt": self.mqtt.delivered} if self.mqtt else {})},
-            "mqtt": self.mqtt.status() if self.mqtt else {},
-            "history": {"dropped": self.history.dropped, "failures": self.history.failures} if self.history else {},
-            "gallery": {
-                "version": self.matcher.gallery.version if self.matcher.gallery else None,
-                **(self.gallery_sync.counters.values if self.gallery_sync else {}),
-            },
-        }
+        return self.status().stats()
 
-    def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # tests and benchmarks drive the daemon from other threads
+    def status(self) -> DaemonStatus:
+        """A snapshot of every stage's state and counters."""
+        detect_queue, embed_worker, latency = self.detect_queue, self.embed_worker, self.decisions.latency_histogram
+        return DaemonStatus(
+            cameras=tuple(self._camera_status(camera, tracker) for camera, tracker in zip(self.cameras, self.trackers)),
+            workers=tuple(WorkerStatus(thread.name, thread.is_alive()) for thread in (detect_queue, embed_worker, self.decisions)),
+            detector=DetectorStatus(round(detect_queue.busy_s, 3), dict(sorted(detect_queue.batch_sizes.values.items()))),
+            embedder=EmbedderStatus(
+                embed_worker.counters.values, dict(sorted(embed_worker.batch_sizes.values.items())), round(embed_worker.embed_seconds, 3)
+            ),
+            events=self.decisions.counters.values,
+            decisions=self.decisions.drops.values,
+            capture_to_event=HistogramStatus(latency.buckets, latency.counts.values, latency.total),
+            transports={**self.dispatcher.counters.values, **({"published_mqtt": self.mqtt.delivered} if self.mqtt else {})},
+            mqtt=self._mqtt_status(),
+            history=HistoryStatus(self.history.dropped, self.history.failures) if self.history else None,
+            gallery=GalleryStatus(
+                self.matcher.gallery.version if self.matcher.gallery else None,
+                self.gallery_sync.counters.values if self.gallery_sync else {},
+            ),
+        )
 
-        def on_stop(signum, frame):
-            # No logging here: the handler runs in the main thread between two of its bytecodes, maybe
-            # while that thread holds the log's write lock, and would wait for it forever.
-            self._stop_signal = signal.Signals(signum).name
-            self.request_stop()
+    def _camera_status(self, camera: Camera, tracker: TrackingWorker) -> CameraStatus:
+        policy = tracker.detection.policy
+        return CameraStatus(
+            name=camera.config.name,
+            state=camera.state,
+            streaming_since=camera.streaming_since,
+            last_frame_at=tracker.last_frame_at,
+            tracking_alive=tracker.is_alive(),
+            capture=camera.counters.values,
+            tracking=tracker.counters.values,
+            motion_gate=policy.counters.values if policy else None,
+            detection=self.detect_queue.counters(camera.config.name).values,
+        )
 
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGHUP, lambda signum, frame: self.request_reload())
-
+    def _mqtt_status(self) -> MqttStatus | None:
+        mqtt = self.mqtt
+        if mqtt is None:
+            return None
+        return MqttStatus(mqtt.link.state(), mqtt.spool.depth(), mqtt.spool.dropped, mqtt.link.since, mqtt.link.failures)

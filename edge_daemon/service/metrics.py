@@ -1,22 +1,14 @@
-"""``/metrics`` (Prometheus text format) and ``/healthz`` on a local port.
-
-Metrics are read from the stages' own counters at scrape time (a custom collector), so no stage
-keeps a second set of books.
+"""The Prometheus collector: ``/metrics`` read from a snapshot of the daemon's status at scrape
+time, so no stage keeps a second set of books. ``edge_daemon.service.http`` serves it.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from edge_daemon.logs import get_logger
-from edge_daemon.service.review_pages import Response, ReviewPages
-
-log = get_logger(__name__)
+from edge_daemon.pipeline.status import DaemonStatus
 
 CAMERA_COUNTERS = {
     "frames_read": "Frames read from the source",
@@ -50,62 +42,68 @@ def _histogram(name: str, documentation: str, counts: dict[float, int], total: f
     return HistogramMetricFamily(name, documentation, buckets=bucket_values, sum_value=total)
 
 
-def _by_reason(stats: dict, prefix: str, name: str, documentation: str) -> CounterMetricFamily:
+def _by_reason(status: DaemonStatus, prefix: str, name: str, documentation: str) -> CounterMetricFamily:
     """A per-camera counter family labelled by reason, from the camera counters named ``<prefix><reason>``."""
     family = CounterMetricFamily(name, documentation, labels=["camera", "reason"])
-    for camera, values in stats["cameras"].items():
-        for key, value in values.items():
+    for camera in status.cameras:
+        for key, value in camera.counters.items():
             if key.startswith(prefix):
-                family.add_metric([camera, key.removeprefix(prefix)], value)
+                family.add_metric([camera.name, key.removeprefix(prefix)], value)
     return family
 
 
 class DaemonCollector:
-    def __init__(self, daemon, monitor):
-        self._daemon = daemon
-        self._monitor = monitor
+    """``status`` takes a snapshot of the daemon (``Daemon.status``); ``fps`` gives each camera's frame
+    rate over the last interval (``ServiceMonitor.fps``)."""
+
+    def __init__(self, status: Callable[[], DaemonStatus], fps: Callable[[], Mapping[str, float]]):
+        self._status = status
+        self._fps = fps
 
     def collect(self):
-        stats = self._daemon.stats()
+        status = self._status()
         for key, documentation in CAMERA_COUNTERS.items():
             family = CounterMetricFamily(f"edge_daemon_{key}", documentation, labels=["camera"])
-            for camera, values in stats["cameras"].items():
-                family.add_metric([camera], values.get(key, 0))
+            for camera in status.cameras:
+                family.add_metric([camera.name], camera.counters.get(key, 0))
             yield family
-        yield _by_reason(stats, "faces_dropped_", "edge_daemon_faces_not_embedded", "Faces failing a quality gate")
+        yield _by_reason(status, "faces_dropped_", "edge_daemon_faces_not_embedded", "Faces failing a quality gate")
         yield _by_reason(
-            stats,
+            status,
             "frames_detected_full_",
             "edge_daemon_frames_detected_full",
             "Frames detected whole, by reason: idle (every idle_detect_s), relearned (light change, new geometry), "
             "cost (regions would cost more than the whole frame)",
         )
         yield CounterMetricFamily(
-            "edge_daemon_detector_busy_seconds", "Seconds the shared detector spent detecting", value=stats["detector"]["busy_s"]
+            "edge_daemon_detector_busy_seconds", "Seconds the shared detector spent detecting", value=status.detector.busy_s
         )
         fps = GaugeMetricFamily("edge_daemon_camera_fps", "Frames processed per second (last interval)", labels=["camera"])
         state = GaugeMetricFamily("edge_daemon_camera_state", "1 for the camera's current state", labels=["camera", "state"])
-        for camera in self._daemon.cameras:
-            fps.add_metric([camera.config.name], self._monitor.fps.get(camera.config.name, 0.0))
+        rates = self._fps()
+        for camera in status.cameras:
+            fps.add_metric([camera.name], rates.get(camera.name, 0.0))
             for name in CAMERA_STATES:
-                state.add_metric([camera.config.name, name], 1.0 if camera.state == name else 0.0)
+                state.add_metric([camera.name, name], 1.0 if camera.state == name else 0.0)
         yield fps
         yield state
-        embedder = stats["embedder"]
-        yield CounterMetricFamily("edge_daemon_faces_embedded", "Faces embedded", value=embedder.get("faces_embedded", 0))
-        yield CounterMetricFamily("edge_daemon_faces_embed_failed", "Faces whose embedding failed", value=embedder.get("faces_failed", 0))
-        batches = self._daemon.embed_worker.batch_sizes.values
+        embedder = status.embedder
+        yield CounterMetricFamily("edge_daemon_faces_embedded", "Faces embedded", value=embedder.counters.get("faces_embedded", 0))
+        yield CounterMetricFamily(
+            "edge_daemon_faces_embed_failed", "Faces whose embedding failed", value=embedder.counters.get("faces_failed", 0)
+        )
+        batches = embedder.batch_sizes
         yield _histogram(
             "edge_daemon_embed_batch_size", "Faces per embedding batch", batches,
             float(sum(size * count for size, count in batches.items())), [1, 2, 4, 8, 16, 32, 64],
         )
-        latency = self._daemon.decisions.latency_histogram
+        latency = status.capture_to_event
         yield _histogram(
-            "edge_daemon_capture_to_event_seconds", "Capture to first decision event", latency.counts.values,
+            "edge_daemon_capture_to_event_seconds", "Capture to first decision event", latency.counts,
             latency.total, list(latency.buckets),
         )
         events = CounterMetricFamily("edge_daemon_events", "Events made", labels=["type"])
-        for key, value in stats["events"].items():
+        for key, value in status.events.items():
             events.add_metric([key.removeprefix("events_")], value)
         yield events
         delivery = CounterMetricFamily(
@@ -114,88 +112,26 @@ class DaemonCollector:
             "(on disk waiting for the broker), failed",
             labels=["transport", "result"],
         )
-        for key, value in stats["transports"].items():
+        for key, value in status.transports.items():
             result, _, transport = key.partition("_")
             delivery.add_metric([transport, result], value)
         yield delivery
-        gallery = dict(stats["gallery"])
         info = GaugeMetricFamily("edge_daemon_gallery_info", "The gallery in use, by version", labels=["version"])
-        info.add_metric([gallery.pop("version") or "none"], 1.0)
+        info.add_metric([status.gallery.version or "none"], 1.0)
         yield info
         sync = CounterMetricFamily("edge_daemon_gallery_sync", "Gallery revisions from the broker, by outcome", labels=["outcome"])
-        for outcome, value in gallery.items():
+        for outcome, value in status.gallery.sync.items():
             sync.add_metric([outcome], value)
         yield sync
-        mqtt = self._daemon.mqtt
+        mqtt = status.mqtt
         if mqtt is not None:
-            yield GaugeMetricFamily("edge_daemon_spool_depth", "Events waiting in the spool for the broker", value=mqtt.spool.depth())
-            yield CounterMetricFamily("edge_daemon_spool_dropped", "Events dropped by the spool bound", value=mqtt.spool.dropped)
-            yield GaugeMetricFamily("edge_daemon_mqtt_connected", "1 while connected to the broker", value=float(mqtt.connected.is_set()))
+            yield GaugeMetricFamily("edge_daemon_spool_depth", "Events waiting in the spool for the broker", value=mqtt.spool_depth)
+            yield CounterMetricFamily("edge_daemon_spool_dropped", "Events dropped by the spool bound", value=mqtt.spool_dropped)
+            yield GaugeMetricFamily("edge_daemon_mqtt_connected", "1 while connected to the broker", value=float(mqtt.connected))
             yield GaugeMetricFamily(
-                "edge_daemon_mqtt_state_since_seconds", "Unix time since when connected, or disconnected", value=mqtt.link.since
+                "edge_daemon_mqtt_state_since_seconds", "Unix time since when connected, or disconnected", value=mqtt.state_since
             )
             yield CounterMetricFamily(
                 "edge_daemon_mqtt_connect_failures", "Failed connection attempts (the log and /healthz say why)",
-                value=mqtt.link.failures,
+                value=mqtt.connect_failures,
             )
-
-
-MAX_FORM_BYTES = 64 * 1024
-
-
-class MetricsServer:
-    def __init__(self, daemon, monitor, host: str, port: int):
-        registry = CollectorRegistry()
-        registry.register(DaemonCollector(daemon, monitor))
-        review = ReviewPages(daemon, daemon.settings.review.token_file) if daemon.settings.review.enabled else None
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                if review is None or not self.path.startswith("/review"):
-                    return self._send(Response(404, b"not found\n", "text/plain"))
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    return self._send(Response(400, b"bad Content-Length\n", "text/plain"))
-                if not 0 <= length <= MAX_FORM_BYTES:
-                    return self._send(Response(413, b"form too large\n", "text/plain"))
-                self._send(review.post(self.path, self.headers, self.rfile.read(length)))
-
-            def _send(self, response: Response) -> None:
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.content_type)
-                self.send_header("Content-Length", str(len(response.body)))
-                for name, value in response.headers:
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(response.body)
-
-            def do_GET(self):  # noqa: N802 - http.server's name
-                if review is not None and self.path.startswith("/review"):
-                    return self._send(review.get(self.path, self.headers))
-                if self.path == "/metrics":
-                    body, status, content_type = generate_latest(registry), 200, CONTENT_TYPE_LATEST
-                elif self.path == "/healthz":
-                    health = monitor.health()
-                    body = json.dumps(
-                        {"healthy": health.healthy, "problems": health.problems, "cameras": health.cameras, "mqtt": health.mqtt}
-                    ).encode()
-                    status, content_type = (200 if health.healthy else 503), "application/json"
-                else:
-                    body, status, content_type = b"not found\n", 404, "text/plain"
-                self._send(Response(status, body, content_type))
-
-            def log_message(self, format, *args):  # requests are not worth a log line each
-                pass
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        log.info("metrics listening", url=f"http://{self._server.server_address[0]}:{self.port}/metrics")
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -15,11 +15,13 @@ import hmac
 import html
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from edge_daemon.history import FaceHistory, HistoryGroups
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import utc_iso
 from edge_daemon.recognition.enrolment import enrolment_from_history
@@ -41,9 +43,21 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class ReviewContext:
+    """What the pages work with: the daemon's history and groups, its gallery on disk and how to
+    make the running daemon take a changed gallery."""
+
+    history: FaceHistory | None  # None: it could not be opened (the pages answer 503)
+    groups: HistoryGroups | None  # None: tracks are not grouped (no groups are listed)
+    gallery_path: Path | None  # gallery.path; None: nothing can be enrolled
+    embedder_version: str  # only faces embedded by this version can be enrolled
+    reload_gallery: Callable[[], None]  # after the pages changed the gallery on disk
+
+
 class ReviewPages:
-    def __init__(self, daemon, token_file: Path):
-        self._daemon = daemon
+    def __init__(self, context: ReviewContext, token_file: Path):
+        self._context = context
         self._token = Path(token_file).read_text(encoding="utf-8").strip()
         if len(self._token) < 16:
             raise ValueError(f"review.token_file {token_file}: the token must be at least 16 characters")
@@ -66,7 +80,7 @@ class ReviewPages:
             return Response(303, b"", headers=(("Location", "/review"), ("Set-Cookie", cookie)))
         if not self._authorised(headers):
             return _denied(401)
-        if self._daemon.history is None:
+        if self._context.history is None:
             return _unavailable()
         if url.path == "/review":
             message = parse_qs(url.query).get("done", [""])[0]
@@ -78,7 +92,7 @@ class ReviewPages:
     def post(self, target: str, headers, body: bytes) -> Response:
         if not self._authorised(headers):
             return _denied(401)
-        if self._daemon.history is None:
+        if self._context.history is None:
             return _unavailable()
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         if not hmac.compare_digest(form.get("csrf", "").encode(), self._csrf.encode()):
@@ -98,16 +112,16 @@ class ReviewPages:
     # --- actions --------------------------------------------------------------------------
 
     def _gallery_path(self) -> Path:
-        path = self._daemon.settings.gallery.path
+        path = self._context.gallery_path
         if path is None:
             raise ValueError("no gallery configured (gallery.path)")
         return Path(path)
 
     def _enrol(self, form: dict) -> str:
         name = validate_identity(form["name"])
-        history = self._daemon.history
+        history = self._context.history
         rows = [history.face(int(face_id)) for face_id in form["faces"].split(",") if face_id]
-        rows = [row for row in rows if row is not None and row.embedder_version == self._daemon.embedder.version]
+        rows = [row for row in rows if row is not None and row.embedder_version == self._context.embedder_version]
         if not rows:
             raise ValueError("none of these faces can be enrolled with this embedder")
         enrolment = enrolment_from_history(rows)
@@ -119,12 +133,12 @@ class ReviewPages:
             gallery.add(name, enrolment.matrix(gallery.dim), enrolment.sources, enrolment.faces)
             gallery.save(path)
         history.mark_enrolled([row.face_id for row in rows], name)
-        self._daemon.matcher.reload()
+        self._context.reload_gallery()
         log.info("review: faces enrolled", identity=name, faces=[row.face_id for row in rows], gallery=gallery.version)
         return "enrolled"
 
     def _reject(self, form: dict) -> str:
-        row = self._daemon.history.face(int(form["face"]))
+        row = self._context.history.face(int(form["face"]))
         if row is None or row.identity is None:
             raise ValueError("that face was not recognised as anyone")
         path = self._gallery_path()
@@ -132,7 +146,7 @@ class ReviewPages:
             gallery = Gallery.load(path)
             gallery.reject(row.identity, row.embedding, f"history:{row.face_id}")
             gallery.save(path)
-        self._daemon.matcher.reload()
+        self._context.reload_gallery()
         log.info("review: not this person", identity=row.identity, face=row.face_id, gallery=gallery.version)
         return "rejected"
 
@@ -141,7 +155,7 @@ class ReviewPages:
     def _crop(self, name: str) -> Response:
         if not name.isdigit():
             return Response(404, b"not found\n", "text/plain")
-        row = self._daemon.history.face(int(name))
+        row = self._context.history.face(int(name))
         try:
             data = row.crop_path.read_bytes() if row else None
         except OSError:
@@ -151,9 +165,9 @@ class ReviewPages:
         return Response(200, data, "image/jpeg", (("Cache-Control", "private, max-age=3600"),))
 
     def _page(self, message: str) -> str:
-        history = self._daemon.history
+        history = self._context.history
         recent = history.faces(limit=RECENT_FACES)
-        groups = self._daemon.groups
+        groups = self._context.groups
         since = time.time() - UNKNOWN_WINDOW_S
         shown = groups.listing(since, min_faces=2, limit=SHOWN_GROUPS) if groups is not None else []
         notice = f"<p class='notice'>Done: {html.escape(message)}.</p>" if message else ""
