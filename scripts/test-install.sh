@@ -65,9 +65,9 @@ log "install: done in $(($(date +%s) - t0)) s"
 
 ED="$WORK/venv/bin/edge-daemon"
 # the defaults, as a user who just installed it sees them: no EDGE_* settings, no systemd directory
-clean_env=(-u CACHE_DIRECTORY "XDG_CACHE_HOME=$USER_CACHE")
-for name in $(compgen -e); do case "$name" in EDGE_*) clean_env+=(-u "$name");; esac; done
-in_run() { (cd "$RUN" && env "${clean_env[@]}" "$@"); }
+unset_env=(-u CACHE_DIRECTORY)
+for name in $(compgen -e); do case "$name" in EDGE_*) unset_env+=(-u "$name");; esac; done
+in_run() { (cd "$RUN" && env "${unset_env[@]}" "XDG_CACHE_HOME=$USER_CACHE" "$@"); }
 
 package="$(in_run "$WORK/venv/bin/python" -c 'import edge_daemon.models.files as f; print(f.MANIFEST_FILE.parent, f.CHECKOUT_MODELS, f.default_directories()[0], sep="\n")')"
 { read -r package_dir; read -r checkout; read -r first_directory; } <<<"$package"
@@ -110,7 +110,8 @@ t0=$(date +%s)
 log "gallery: edge-daemon gallery build $GALLERY_PHOTOS --out G"
 in_run "$ED" gallery build "$GALLERY_PHOTOS" --out G >"$WORK/gallery.out" 2>"$WORK/gallery.err" \
     || die "gallery build failed: $(tail -3 "$WORK/gallery.err")"
-log "gallery: built in $(($(date +%s) - t0)) s: $(tail -1 "$WORK/gallery.out")"
+built="$("$WORK/venv/bin/python" -c 'import json, sys; s = json.load(open(sys.argv[1])); print(s["identities"], "identities,", s["embeddings"], "embeddings,", len(s["skipped"]), "photos skipped")' "$WORK/gallery.out")"
+log "gallery: built in $(($(date +%s) - t0)) s: $built"
 
 t0=$(date +%s)
 photos=()
