@@ -2,7 +2,7 @@
 short clip in which they walk past with a third, unenrolled person, and run the daemon on it.
 
 Faces: Grace Hopper (matplotlib's sample data), astronaut Eileen Collins and "the cameraman"
-(scikit-image's bundled test images). Nothing is downloaded.
+(scikit-image's bundled test images), both of the ``demo`` extra. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -29,9 +29,19 @@ class Person:
     head: tuple[int, int, int, int]  # x, y, w, h of the head and shoulders to cut out
 
 
+class SamplePhotosUnavailable(ImportError):
+    """matplotlib or scikit-image, whose sample photos the demo is made of, is not installed."""
+
+
 def demo_people() -> list[Person]:
-    import matplotlib.cbook
-    import skimage.data
+    try:
+        import matplotlib.cbook
+        import skimage.data
+    except ImportError as exc:
+        raise SamplePhotosUnavailable(
+            f"the demo needs the sample photos of matplotlib and scikit-image ({exc.name} is not installed): "
+            "pip install 'edge-daemon[demo]'"
+        ) from None
 
     hopper = cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     astronaut = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)

@@ -4,8 +4,9 @@
 #   scripts/setup.sh [EXTRAS]     e.g. scripts/setup.sh train,test
 #   PYTHON=python3.13 scripts/setup.sh test     choose the interpreter (CPython 3.11, 3.12 or 3.13)
 # Without PYTHON: the first of python3.11, python3.12, python3.13, python3 that is a supported CPython.
-# The `yuface` extra is always added: its markers install it only where its wheel exists (CPython
-# 3.10-3.11 on x86_64) and make it a no-op everywhere else.
+# Two extras are always added: `demo` (the sample photos that scripts/demo.sh, the tests and the
+# checks of `models prepare` use) and `yuface` (its markers install it only where its wheel exists,
+# CPython 3.10-3.11 on x86_64, and make it a no-op everywhere else).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -61,6 +62,6 @@ else
     "$python_bin" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-extras="${extras:+$extras,}yuface"
+extras="${extras:+$extras,}demo,yuface"
 .venv/bin/python -m pip install --quiet -e ".[$extras]"
 .venv/bin/edge-daemon models prepare

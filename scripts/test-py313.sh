@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Prove edge-daemon on CPython 3.13: its own venv, the default dependencies plus the test extra (not
-# train), the models, the demo, and a fast subset of the tests (config, detection, embedding,
-# gallery, recognize, demo; a few minutes).
+# Prove edge-daemon on CPython 3.13: its own venv, the default dependencies plus the test and demo
+# extras (not train), the models, the demo, and a fast subset of the tests (config, detection,
+# embedding, gallery, recognize, demo; a few minutes); then scripts/test-install.sh with the same
+# CPython: a non-editable install of a copy of the repository, models prepare into the user cache,
+# gallery build and recognize on the shared photos (it skips with its reason without ../shared).
 #
 #   scripts/test-py313.sh [PYTEST ARGS...]     extra arguments go to pytest (e.g. -x, -k NAME)
 #
@@ -9,7 +11,8 @@
 # $(pyenv root)/versions/3.13.*/bin/python3.13. Without one it skips with the reason (exit 0).
 # The venv lives outside the repository, in $EDGE_PY313_VENV (default
 # ${XDG_CACHE_HOME:-~/.cache}/edge-daemon/venv-py313), and is reused while pyproject.toml and the
-# interpreter are the same; the project is installed into it editable, as scripts/setup.sh does.
+# interpreter are the same; the project is installed into it editable, as scripts/setup.sh does
+# (the install proof makes a fresh venv of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
@@ -67,9 +70,9 @@ else
     state=new
 fi
 t0=$(date +%s)
-log "install: pip install -e '.[test]' (default dependencies + test; not train)"
-"$VENV/bin/python" -m pip install --quiet -e ".[test]" >"$VENV.install.log" 2>&1 \
-    || die "pip install -e '.[test]' failed on $("$PY313" --version): $(grep -m1 '^ERROR' "$VENV.install.log" || tail -3 "$VENV.install.log") (log: $VENV.install.log)"
+log "install: pip install -e '.[test,demo]' (default dependencies + test + demo; not train)"
+"$VENV/bin/python" -m pip install --quiet -e ".[test,demo]" >"$VENV.install.log" 2>&1 \
+    || die "pip install -e '.[test,demo]' failed on $("$PY313" --version): $(grep -m1 '^ERROR' "$VENV.install.log" || tail -3 "$VENV.install.log") (log: $VENV.install.log)"
 echo "$key" >"$VENV/.edge-daemon-key"
 log "install: done in $(($(date +%s) - t0)) s ($state venv): $("$VENV/bin/python" -c 'import numpy, onnxruntime, cv2, faiss; print("numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__, "opencv", cv2.__version__, "faiss", faiss.__version__)')"
 
@@ -115,4 +118,10 @@ rc=$?
 set -e
 log "tests: pytest exited $rc in $(($(date +%s) - t0)) s"
 [ $rc -eq 0 ] || die "pytest failed on $("$PY313" --version) (exit $rc)"
-echo "test-py313: PASS: install, models, demo and ${#TESTS[@]} test files on $("$PY313" --version) ($(($(date +%s) - START)) s)"
+
+t0=$(date +%s)
+log "install proof: scripts/test-install.sh $PY313"
+scripts/test-install.sh "$PY313" | tee "$VENV.install-proof.log" || die "the install proof failed on $("$PY313" --version)"
+case "$(tail -1 "$VENV.install-proof.log")" in *SKIPPED*) proof="the install proof skipped";; *) proof="the install proof";; esac
+log "install proof: $(($(date +%s) - t0)) s"
+echo "test-py313: PASS: install, models, demo, ${#TESTS[@]} test files and $proof on $("$PY313" --version) ($(($(date +%s) - START)) s)"

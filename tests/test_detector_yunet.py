@@ -20,8 +20,10 @@ from edge_daemon.detectors import DetectorError, create_local_detector
 from edge_daemon.detectors.base import downscale
 from edge_daemon.detectors.yunet import MODEL, YuNetDetector
 from edge_daemon.embedders import EmbedderError
+from edge_daemon.models.files import MANIFEST_FILE, file_sha256, read_check
 from edge_daemon.models.prepare.converters.libfacedetection import build_onnx, read_yunet
-from edge_daemon.models.prepare.store import MANIFEST_FILE, VERIFIERS, ModelStore, file_sha256, read_check, verification_images
+from edge_daemon.models.prepare.store import ModelStore
+from edge_daemon.models.prepare.verify import VERIFIERS, verification_images
 from tests.support.paths import DATA, ROOT, need
 
 EDGE_DAEMON = Path(sys.executable).with_name("edge-daemon")
@@ -84,7 +86,9 @@ def test_without_yuface_the_model_converts_verifies_and_finds_the_verification_f
         "sys.modules['yuface'] = None  # what a machine without a yuface wheel for it sees: ImportError\n"
         "import edge_daemon.embedders\n"
         "from edge_daemon.embedders.alignment import TemplateAligner\n"
-        "from edge_daemon.models.prepare.store import ModelStore, read_check, verification_faces\n"
+        "from edge_daemon.models.files import read_check\n"
+        "from edge_daemon.models.prepare.store import ModelStore\n"
+        "from edge_daemon.models.prepare.verify import verification_faces\n"
         f"store = ModelStore({str(tmp_path)!r})\n"
         "check = read_check(store.path('yunet'))\n"
         "crops, people = verification_faces(TemplateAligner(112), store.verification_detector())\n"

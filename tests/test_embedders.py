@@ -16,7 +16,9 @@ from edge_daemon.api import find_faces, load_image
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember
 from edge_daemon.embedders import EmbedderError, create_local_embedder
 from edge_daemon.embedders.base import l2_normalise
-from edge_daemon.models.prepare.store import ModelStore, file_sha256, onnx_embeddings, parity_check, verification_faces
+from edge_daemon.models.files import file_sha256
+from edge_daemon.models.prepare.store import ModelStore
+from edge_daemon.models.prepare.verify import onnx_embeddings, parity_check, verification_faces
 from edge_daemon.recognition.gallery import Gallery, GalleryError
 from tests.support.paths import DATA, HAMILTON, ROOT, need
 

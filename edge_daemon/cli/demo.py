@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge_daemon.cli.common import ParentParsers, enrol_directory, in_process_models, settings_from
+from edge_daemon.cli.common import ParentParsers, RuntimeFailure, enrol_directory, in_process_models, settings_from
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_daemon.demo import make_demo_assets
+    from edge_daemon.demo import SamplePhotosUnavailable, make_demo_assets
     from edge_daemon.service.runner import DaemonRunner
 
-    photos, clip = make_demo_assets(args.out)
+    try:
+        photos, clip = make_demo_assets(args.out)
+    except SamplePhotosUnavailable as exc:
+        raise RuntimeFailure(str(exc)) from None
     settings = settings_from(args)
     gallery, _ = enrol_directory(photos, *in_process_models(settings))
     gallery.save(args.out / "gallery")

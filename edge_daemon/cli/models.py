@@ -17,7 +17,7 @@ def _model_store(args: argparse.Namespace):
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
-    from edge_daemon.models.prepare.store import read_check
+    from edge_daemon.models.files import read_check
 
     store = _model_store(args)
     if args.source is not None:
@@ -29,7 +29,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from edge_daemon.models.prepare.store import read_check
+    from edge_daemon.models.files import read_check
 
     store = _model_store(args)
     rows = []

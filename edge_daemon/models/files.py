@@ -1,7 +1,22 @@
 """Where converted face models are kept and which of them may be used: the manifest, the model
 directories, and a converted file's sha256 and recorded check. It sits low in the package, so the
-detectors and embedders that load a model find it here; ``model_store`` (above them) fetches,
-converts and verifies models, and may itself use a detector to do so."""
+detectors and embedders that load a model find it here; ``models.prepare`` (above them) fetches,
+converts and verifies models, and may itself use a detector to do so.
+
+The manifest, ``manifest.json`` beside this module, is package data. Converted models and their
+downloaded sources never go inside the package: they live in a model directory. A directory given
+explicitly (``--cache DIR`` of ``edge-daemon models prepare`` and ``models list``, ``model_cache`` of
+the detector and embedder settings) is the only one used. Otherwise these are searched in order for
+a verified file, and ``models prepare`` writes to the first:
+
+1. ``$CACHE_DIRECTORY/models`` under systemd (``CacheDirectory=``);
+2. the checkout's ``models/`` when the code runs from a development checkout (a ``pyproject.toml``
+   beside the ``edge_daemon`` package, as with an editable install or ``PYTHONPATH``) and this user
+   may write there;
+3. ``$XDG_CACHE_HOME/edge-daemon/models`` (``~/.cache/edge-daemon/models`` without XDG_CACHE_HOME):
+   the place for an installed package (``pip install edge-daemon``);
+4. the checkout's ``models/`` that this user may not write (prepared there by root), read only.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +29,16 @@ from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
 
-CHECKOUT_MODELS = Path(__file__).resolve().parents[2] / "models"
-MANIFEST_FILE = CHECKOUT_MODELS / "manifest.json"
+MANIFEST_FILE = Path(__file__).with_name("manifest.json")
+
+
+def _checkout_models() -> Path | None:
+    """The ``models/`` of the development checkout this code runs from (None for an installed package)."""
+    root = Path(__file__).resolve().parents[2]
+    return root / "models" if (root / "pyproject.toml").is_file() else None
+
+
+CHECKOUT_MODELS = _checkout_models()
 
 
 class ModelFileError(RuntimeError):
@@ -39,16 +62,21 @@ def read_manifest(path: Path = MANIFEST_FILE) -> dict:
     return models
 
 
+def _may_write(directory: Path) -> bool:
+    """Whether this user may write ``directory``, or create it (a fresh checkout has no models/ yet)."""
+    return os.access(directory if directory.exists() else directory.parent, os.W_OK)
+
+
 def default_directories() -> list[Path]:
     """Where converted models are looked for, the first being where new ones are written."""
     directories = []
     if os.environ.get("CACHE_DIRECTORY"):  # systemd's CacheDirectory=
         directories.append(Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) / "models")
-    if MANIFEST_FILE.is_file() and os.access(CHECKOUT_MODELS, os.W_OK):
+    if CHECKOUT_MODELS is not None and _may_write(CHECKOUT_MODELS):
         directories.append(CHECKOUT_MODELS)
     xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     directories.append(xdg / "edge-daemon" / "models")
-    if MANIFEST_FILE.is_file() and CHECKOUT_MODELS not in directories:
+    if CHECKOUT_MODELS is not None and CHECKOUT_MODELS not in directories:
         directories.append(CHECKOUT_MODELS)  # read-only install: files prepared there by root
     return directories
 

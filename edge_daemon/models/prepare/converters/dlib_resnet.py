@@ -496,8 +496,10 @@ def build_onnx(net: DlibResnet) -> onnx.ModelProto:
         ),
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="edge-daemon",
+        # The doc string is part of the converted file, so of the sha256 the manifest records: it stays
+        # byte for byte as it was then, naming the converter's module path of that time.
         doc_string=(
-            "dlib_face_recognition_resnet_model_v1 converted by edge_daemon.models.prepare.converters.dlib_resnet. "
+            "dlib_face_recognition_resnet_model_v1 converted by edge_daemon.converters.dlib_resnet. "
             f"Input: RGB {rows}x{columns} face chips from dlib's get_face_chip, raw pixel values. "
             f"dlib's same-person Euclidean distance threshold: {net.distance_threshold:g}."
         ),

@@ -207,7 +207,9 @@ def build_onnx(weights: dict[str, np.ndarray]) -> onnx.ModelProto:
         ),
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="edge-daemon",
-        doc_string="YuNet from libfacedetection 0.0.3 (the yuface wheel), converted by edge_daemon.models.prepare.converters.libfacedetection. "
+        # The doc string is part of the converted file, so of the sha256 the manifest records: it stays
+        # byte for byte as it was then, naming the converter's module path of that time.
+        doc_string="YuNet from libfacedetection 0.0.3 (the yuface wheel), converted by edge_daemon.converters.libfacedetection. "
         "Input: BGR 0..255 pixels, zero-padded to multiples of 32.",
     )
     model.ir_version = IR_VERSION
