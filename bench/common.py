@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.support.paths import CROWD_CLIP, DATA, HAMILTON_CLIP, ROOT, YUNET_ONNX
+from tests.support.paths import CROWD_CLIP, DATA, HAMILTON_CLIP, LFW, ROOT, YUNET_ONNX
 from tests.support.rtsp import started_server
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "timed",
 ]
 
-LFW = DATA / "eval" / "lfw"
 LFW_CACHE = Path("/tmp/edge-lfw/cache")  # embeddings of degraded LFW images, kept between runs
 FUSED_DIM = 128 + 192  # the default fused embedder: dlib's ResNet and MobileFaceNet
 

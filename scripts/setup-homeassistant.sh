@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Home Assistant core for tests/test_homeassistant.py, in its own virtual environment under Python 3.13.
+# Home Assistant core for tests/system/test_homeassistant.py, in its own virtual environment under Python 3.13.
 # 2025.4.4 is the newest release that installs on 3.13.0 (2025.5 needs 3.13.2), the version these
 # machines' pyenv has. The venv lives in the user's cache, outside the clone, so a fresh CI clone
-# reuses it; tests/homeassistant.py finds it by the same rule. Safe to re-run: a finished venv is
+# reuses it; tests/support/ha_core.py finds it by the same rule. Safe to re-run: a finished venv is
 # kept, an unfinished one is made again. Without a Python 3.13 it says why and exits 0: the Home
 # Assistant tests then skip with that reason.
 set -euo pipefail

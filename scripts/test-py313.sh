@@ -22,12 +22,12 @@ die() { log "FAIL: $*"; echo "test-py313: FAIL: $*"; exit 1; }
 
 # the fast subset: settings, detection, embedders, galleries and enrolment, recognize on photos, demo
 TESTS=(
-    tests/test_config.py
-    tests/test_detection.py
-    tests/test_embedders.py
-    tests/test_gallery.py
-    tests/test_verification.py
-    tests/test_demo.py
+    tests/unit/test_config.py
+    tests/unit/test_detection.py tests/integration/test_detection.py
+    tests/integration/test_embedders.py tests/system/test_embedders.py
+    tests/unit/test_gallery.py tests/system/test_gallery.py
+    tests/unit/test_verification.py
+    tests/system/test_demo.py
 )
 
 is313='import platform, sys; sys.exit(not (platform.python_implementation() == "CPython" and sys.version_info[:2] == (3, 13)))'

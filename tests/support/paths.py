@@ -13,6 +13,7 @@ YUNET_ONNX = SHARED / "models" / "face_detection_yunet.onnx"
 HAMILTON = DATA / "video" / "hamilton"
 HAMILTON_CLIP = HAMILTON / "short_hamilton_clip.mp4"
 CROWD_CLIP = DATA / "video" / "crowd" / "crowd_1080p.mp4"
+LFW = DATA / "eval" / "lfw"
 
 
 def need(path: Path) -> Path:

@@ -1,0 +1,11 @@
+"""Brokers that say what is wrong, against a real mosquitto with TLS and client certificates (mTLS):
+a CA, a server certificate and a client certificate made here with openssl, and a second CA that
+signed nothing the broker uses (the "wrong CA")."""
+
+from __future__ import annotations
+
+from edge_daemon.comms.broker import worth_logging
+
+
+def test_repeated_failures_are_logged_first_then_exponentially():
+    assert [n for n in range(1, 300) if worth_logging(n)] == [1, 2, 4, 8, 16, 32, 64, 100, 128, 200, 256]
