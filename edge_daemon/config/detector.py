@@ -45,8 +45,8 @@ class DetectorConfig(Section):
         3000,
         ge=0,
         title="Recycle yuface after",
-        description="Replace the yuface detector process after this many frames (0: never). yuface leaks about "
-        "36 KB per call (measured), so 3000 bounds its growth near 100 MB; a spare takes over without a pause.",
+        description="Replace the yuface detector process after this many frames (0: never). yuface leaks memory "
+        "on every call, so this bounds its growth (docs/guide/models.md); a spare takes over without a pause.",
     )
     min_face_px: int = Field(
         40, ge=0, title="Minimum face size", description="Faces narrower than this (frame pixels) are not embedded."

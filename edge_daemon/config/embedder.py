@@ -78,7 +78,7 @@ class EmbedderConfig(Section):
         ge=1,
         le=256,
         title="Batch size",
-        description="Most faces embedded in one call. Unset: 1 for dlib_bin (its batches are no faster, measured, "
+        description="Most faces embedded in one call. Unset: 1 for dlib_bin (its batches are no faster, "
         "and a face need not wait for others) and 8 for the others.",
     )
     queue_size: int = Field(

@@ -59,5 +59,5 @@ class GalleryConfig(Section):
         ge=1,
         title="Approximate search from",
         description="Galleries with at least this many embeddings are searched with HNSW (approximate, faster); "
-        "smaller ones with the exact IndexFlatIP. Unset: always exact. See bench/search.py.",
+        "smaller ones with the exact IndexFlatIP. Unset: always exact. See python -m bench.search.",
     )

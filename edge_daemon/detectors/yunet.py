@@ -41,7 +41,7 @@ def decode(maps: list[np.ndarray], score_threshold: float) -> np.ndarray:
     """The network's raw maps (``output_names()`` order) -> rows of (x, y, w, h, 10 landmark
     coordinates, score), best first, after libfacedetection's NMS, truncated as libfacedetection
     reports them (whole pixels, hundredths of a score): the embedders' alignment and their shipped
-    thresholds were measured on those numbers (float coordinates moved LFW DevTest by a pair)."""
+    thresholds were calibrated on those numbers (float coordinates change LFW results slightly)."""
     heads = len(HEADS)
     boxes, landmarks, scores = [], [], []
     for level, stride in enumerate(STRIDES):

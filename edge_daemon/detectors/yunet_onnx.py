@@ -14,7 +14,7 @@ from edge_daemon.messages import Detection
 
 
 class YuNetOnnxDetector:
-    """OpenCV's ``FaceDetectorYN`` on a YuNet ONNX file (about 20 ms per 640x480 frame on 2 cores)."""
+    """OpenCV's ``FaceDetectorYN`` on a YuNet ONNX file that the user downloads (docs/guide/models.md)."""
 
     name = "yunet_onnx"
 

@@ -3,19 +3,19 @@ the model, flip averaging, and for a fusion its members and weights).
 
 Each is the lowest cosine threshold with at most 1% false accepts on the 1,100 impostor pairs of LFW
 View 1 ``pairsDevTrain.txt``, with the daemon's detector and alignment, measured by
-``bench/accuracy.py`` (README, "Embedders"). A configuration not listed here has no calibrated
+``python -m bench.accuracy`` (docs/guide/models.md). A configuration not listed here has no calibrated
 threshold: ``edge-daemon calibrate`` measures one, and ``gallery.threshold`` sets it.
 
 ``OPEN_SET`` holds, per configuration, the table that keeps strangers from being named for any
 gallery size, face quality and track template size (``edge_daemon.recognition.thresholds``), as printed by
 ``edge-daemon calibrate --pairs pairsDevTrain.txt`` on LFW View 1 DevTrain and its degraded copies
-(README, "Verdicts and thresholds"). A configuration without one falls back to its single
+(docs/guide/verdicts.md). A configuration without one falls back to its single
 threshold above (``unknown``, never ``uncertain``).
 """
 
 from __future__ import annotations
 
-SOURCE = "LFW View 1 pairsDevTrain.txt, FAR 1% (bench/accuracy.py)"
+SOURCE = "LFW View 1 pairsDevTrain.txt, FAR 1% (python -m bench.accuracy)"
 
 # fmt: off
 THRESHOLDS: dict[tuple[str, str], float] = {

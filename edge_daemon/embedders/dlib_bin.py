@@ -1,5 +1,6 @@
 """dlib's face ResNet on dlib's own CPU runtime (``dlib-bin``): the reference that the ONNX
-conversion is checked against. About 13 faces/s here; use ``dlib_onnx`` in the daemon."""
+conversion is checked against. Several times slower than ``dlib_onnx``, which the daemon uses
+(docs/guide/models.md)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class DlibBinEmbedder:
 
     def descriptors(self, rgb_chips: np.ndarray) -> np.ndarray:
         """dlib's raw descriptors of RGB 150x150 chips. One call per face: dlib holds the GIL for the
-        whole call, and its batch call is no faster on CPU (measured: 0.78 s for 8 either way)."""
+        whole call, and its batch call is no faster on CPU."""
         return np.array([self._net.compute_face_descriptor(np.ascontiguousarray(chip)) for chip in rgb_chips], np.float32)
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:

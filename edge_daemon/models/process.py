@@ -1,8 +1,8 @@
 """Run a model in a child process.
 
 dlib's face ResNet and libfacedetection (``yuface``) hold Python's GIL for the whole of each call
-(measured: another thread keeps 8% and 25% of its speed while they run), so in one process they
-starve the capture and tracking threads. A child process has its own GIL. Messages between the
+(another thread keeps only a small share of its speed while they run: docs/design/pipeline.md),
+so in one process they starve the capture and tracking threads. A child process has its own GIL. Messages between the
 two are our own numpy arrays and dataclasses over a private pipe.
 """
 
@@ -27,8 +27,8 @@ class IsolationError(RuntimeError):
 def _serve(
     connection, threads: int, factory: Callable[[Any], Any], argument: Any, method: str, attributes: tuple[str, ...]
 ) -> None:
-    # Few compute threads per child: several children on a 2-core box must not oversubscribe it
-    # (yuface's OpenMP pool made 2 cameras drop 39% of frames; with one thread each, none).
+    # Few compute threads per child: several children on a small box must not oversubscribe it
+    # (an OpenMP pool per child made cameras drop frames; docs/design/pipeline.md).
     # Set before the model's libraries load: OpenMP, TensorFlow and OpenCV read them at start.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)

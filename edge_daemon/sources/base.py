@@ -11,8 +11,8 @@ from edge_daemon.config import CameraConfig
 
 # PyAV's timeout bounds each wait for data, so a third of the stall timeout notices a stall within
 # it. OpenCV's bounds a whole read(), which also waits for the next decodable frame (up to a
-# keyframe interval after connecting), and returns False after 1-3x it (measured for OpenCV 4.8,
-# 4.14 and 5.0): it gets the whole stall timeout, and notices a stall within 1-3x of it.
+# keyframe interval after connecting), and returns False only after one to three times it: it gets
+# the whole stall timeout (docs/guide/cameras.md).
 READ_TIMEOUT_SHARE = {"pyav": 1 / 3, "opencv": 1.0}
 
 

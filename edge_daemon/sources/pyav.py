@@ -3,8 +3,8 @@
 When the stream's rate is well above ``detect_fps`` the decoder is told to skip B-frames (nothing
 references them, so skipping them costs no other frame), and falls back to skipping only
 non-reference frames, then to decoding everything, as soon as the frames it delivers leave a gap
-longer than one detection period. Measured on the 1080p crowd clip (25 fps, 1 I / 26 P / 78 B):
-B-frames skipped, 27 of 105 frames decoded, 565 vs 216 packets/s (``bench/decode.py``).
+longer than one detection period. What this saves on a typical IP camera's stream:
+docs/guide/cameras.md (``python -m bench.decode`` measures it).
 """
 
 from __future__ import annotations

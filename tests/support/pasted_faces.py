@@ -1,5 +1,5 @@
 """Real faces pasted into frames at a chosen width and place, and where each face is: the material
-the motion, region and detection-queue tests and ``bench/regions.py`` detect.
+the motion, region and detection-queue tests and ``python -m bench.regions`` detect.
 
 The faces are celeb24's aligned 112x112 crops (``shared/data/train``). Where the face lies in its
 crop is measured once per crop by the detector itself, on the crop enlarged on a grey canvas, so a

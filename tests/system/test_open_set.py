@@ -43,7 +43,7 @@ def face(track_id, vector, quality, per_face=(None, 0.0, "unknown")) -> Identifi
     return Identification(sample, identity, score, "r1", time.time(), unit(vector), verdict)
 
 
-# LFW View 1 DevTest (never calibrated on): the ten people of bench/distance.py's gallery of ten
+# LFW View 1 DevTest (never calibrated on): the ten people of bench.distance's gallery of ten
 # are enrolled (photo 1 each); Barry Williams, not enrolled, is seen at 32, 28, 24 and 20 px. Each face
 # alone scores 0.78-0.82 against Alvaro Uribe, over the single pair threshold, so per-face voting
 # names him; the template of the four scores higher still (0.834: averaging raises impostor
