@@ -27,8 +27,11 @@ install -d -m 0755 "$prefix"
 tar --exclude=.venv --exclude=.git --exclude=demo-out -cf - . | tar -xf - -C "$prefix"
 [ -x "$prefix/.venv/bin/python" ] || "$python_bin" -m venv "$prefix/.venv"
 "$prefix/.venv/bin/python" -m pip install --quiet --upgrade pip
-# Editable: the code, models/manifest.json and the converted models stay in $prefix, read-only.
-"$prefix/.venv/bin/python" -m pip install --quiet -e "$prefix"
+# Editable, so that $prefix is a checkout: the code (with its model manifest, package data in
+# edge_daemon/models/) stays in $prefix, read-only, and the service finds the converted models in
+# $prefix/models. The demo extra holds the sample photos `models prepare` checks each model it
+# converts on.
+"$prefix/.venv/bin/python" -m pip install --quiet -e "$prefix[demo]"
 # Convert and verify the face models into $prefix/models (a no-op when the checkout brought them;
 # the MobileFaceNet source is fetched once with npm otherwise).
 "$prefix/.venv/bin/edge-daemon" models prepare --cache "$prefix/models"
