@@ -14,9 +14,12 @@
 #    prepared models), gallery build + list on ../shared/data/video/hamilton/gallery, recognize
 #    --json on photos of ../shared/data/photos/group, and the demo clip (made once by 'edge-daemon
 #    demo' on the host) through the daemon with realtime = false. Identities must be equal, scores
-#    within 1e-3, boxes within 1 px.
+#    within 2e-3, boxes within 1 px.
 #
 # Prints one line per step and a PASS/FAIL table; exits 1 on any mismatch or failed step, 0 on pass.
+# This script does what needs root (packages, binfmt_misc, the rootfs, chroot and mounts); the rest
+# is Python under .venv (python -m scripts.arm64: resolution and pins, the comparison, the table),
+# and the steps both sides run are scripts/arm64/steps.py.
 # Skips with the reason (exit 0) when the host cannot emulate arm64: not root, no binfmt_misc, no
 # qemu-user-static/debootstrap to be had, or no Debian mirror reachable for debootstrap.
 #
@@ -41,12 +44,12 @@ SCORE_TOL="${EDGE_ARM64_SCORE_TOL:-2e-3}"
 BOX_TOL="${EDGE_ARM64_BOX_TOL:-1.0}"
 
 log() { printf '[test-arm64 +%4ds] %s\n' "$(($(date +%s) - START))" "$*"; }
-skip() { log "SKIP: $*"; echo "test-arm64: SKIPPED: $*"; exit 0; }
 die() { log "FAIL: $*"; echo "test-arm64: FAIL: $*"; exit 1; }
 
 SHARED="${EDGE_SHARED:-$REPO/../shared}"
 [ -x "$REPO/.venv/bin/edge-daemon" ] || die "no $REPO/.venv/bin/edge-daemon for the x86_64 side: run scripts/setup.sh first"
 HOST_PY="$REPO/.venv/bin/python"
+arm64() { "$HOST_PY" -m scripts.arm64 "$@"; }   # from $REPO, so that scripts/ is importable
 
 if [ -n "${EDGE_ARM64_CACHE:-}" ]; then
     CACHE="$EDGE_ARM64_CACHE"
@@ -76,6 +79,7 @@ unmount_under() {  # everything mounted at or below $1, deepest first
         umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
     done
 }
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     local i
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
@@ -103,42 +107,8 @@ safe_rm() {  # remove a cache directory only when nothing is mounted below it
 }
 
 # --- 1. resolution on manylinux aarch64 ------------------------------------------------------------
-# face-recognition-models (dlib's weights, pure data) is on PyPI as an sdist only: it is built once on
-# the host into a py2.py3-none-any wheel, the same file on every architecture.
-frm_wheel() {
-    mkdir -p "$WHEELS"
-    if ! ls "$WHEELS"/face_recognition_models-*.whl >/dev/null 2>&1; then
-        local pin
-        pin="$("$HOST_PY" -m pip list --format=freeze 2>/dev/null | grep -i '^face[-_]recognition[-_]models==' || echo 'face-recognition-models>=0.3')"
-        "$HOST_PY" -m pip wheel --quiet --no-deps -w "$WHEELS" "$pin" 2>&1 | grep -v 'is ignored' || true
-        ls "$WHEELS"/face_recognition_models-*.whl >/dev/null 2>&1 || die "could not build a wheel of $pin on the host"
-    fi
-}
-platform_args() {  # manylinux_2_17 .. manylinux_2_28 for $1 (pip does not widen an explicit --platform)
-    local minor
-    for minor in $(seq 17 28); do printf -- '--platform manylinux_2_%s_%s ' "$minor" "$1"; done
-    printf -- '--platform manylinux2014_%s' "$1"
-}
-resolve() {  # resolve ARCH PYVER -> check row
-    local arch=$1 py=$2 target report out rc
-    target="$(mktemp -d)"; report="$WORK/resolve-$arch-cp${py/./}.json"; out="$WORK/resolve-$arch-cp${py/./}.log"
-    set +e
-    # shellcheck disable=SC2046
-    "$HOST_PY" -m pip install --dry-run --ignore-installed --only-binary=:all: $(platform_args "$arch") \
-        --python-version "$py" --implementation cp --target "$target" --find-links "$WHEELS" \
-        --report "$report" "$REPO" >"$out" 2>&1
-    rc=$?
-    set -e
-    rm -rf "$target"
-    if [ $rc -eq 0 ]; then
-        local n
-        n="$("$HOST_PY" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["install"]))' "$report")"
-        check "resolve cp${py/./} manylinux_2_28_$arch" PASS "-" "$n packages, all wheels"
-        log "resolve cp${py/./} $arch: $n packages, all from wheels"
-    else
-        check "resolve cp${py/./} manylinux_2_28_$arch" FAIL "-" "$(grep -m1 '^ERROR' "$out" | cut -c1-120)"
-        log "resolve cp${py/./} $arch FAILED: $(grep -m1 '^ERROR' "$out")  (log: $out)"
-    fi
+frm_wheel() {  # face-recognition-models is an sdist on PyPI: its wheel, built once on the host
+    arm64 frm-wheel "$WHEELS" || die "could not build the face-recognition-models wheel on the host (see above)"
 }
 
 unmount_under "$ROOTFS"   # left over from a killed run
@@ -147,26 +117,17 @@ mkdir -p "$WORK"
 if [ "${EDGE_ARM64_RESOLVE:-1}" != 0 ]; then
     log "step 1: resolving the default install for manylinux_2_28 aarch64, CPython 3.11-3.13"
     frm_wheel
-    for py in 3.11 3.12 3.13; do resolve aarch64 "$py"; done
+    for py in 3.11 3.12 3.13; do
+        resolved="$(arm64 resolve aarch64 "$py" --project "$REPO" --wheels "$WHEELS" --work "$WORK" --checks "$CHECKS")" \
+            || die "resolving for CPython $py on aarch64 did not finish (see above)"
+        log "$resolved"
+    done
 fi
 
 summarise() {  # print the table; exit 1 if any row failed
-    local failed
-    echo
-    printf '%-44s %-6s %-44s %s\n' CHECK RESULT X86_64 AARCH64
-    while IFS=$'\t' read -r name result x86 arm; do
-        printf '%-44s %-6s %-44s %s\n' "$name" "$result" "$x86" "$arm"
-    done <"$CHECKS"
-    failed="$(awk -F'\t' '$2 == "FAIL"' "$CHECKS" | wc -l)"
-    total="$(wc -l <"$CHECKS")"
-    echo
-    if [ "$failed" -gt 0 ]; then
-        echo "test-arm64: FAIL: $failed of $total checks failed ($(($(date +%s) - START)) s; details in $WORK)"
-        exit 1
-    fi
-    skipped="$(awk -F'\t' '$2 == "SKIP" { print $1 ": " $4 }' "$CHECKS")"
-    echo "test-arm64: PASS: $((total - $(awk -F'\t' '$2 == "SKIP"' "$CHECKS" | wc -l))) checks${skipped:+; SKIPPED $skipped} ($(($(date +%s) - START)) s; details in $WORK)"
-    exit 0
+    local status=0
+    arm64 summary "$CHECKS" --seconds "$(($(date +%s) - START))" --work "$WORK" || status=$?
+    exit "$status"
 }
 skip_emulation() {
     log "SKIP emulation: $*"
@@ -193,37 +154,14 @@ if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
         || skip_emulation "cannot mount binfmt_misc on /proc/sys/fs/binfmt_misc: $(head -c 200 "$WORK/binfmt.log") (a container without that privilege?)"
 fi
 update-binfmts --enable qemu-aarch64 >"$WORK/binfmt.log" 2>&1 || true
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && head -1 /proc/sys/fs/binfmt_misc/qemu-aarch64 | grep -q enabled \
-    || skip_emulation "qemu-aarch64 is not registered with binfmt_misc (update-binfmts --enable qemu-aarch64: $(head -c 200 "$WORK/binfmt.log"))"
+if ! { [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && head -1 /proc/sys/fs/binfmt_misc/qemu-aarch64 | grep -q enabled; }; then
+    skip_emulation "qemu-aarch64 is not registered with binfmt_misc (update-binfmts --enable qemu-aarch64: $(head -c 200 "$WORK/binfmt.log"))"
+fi
 BINFMT_INTERPRETER="$(awk '$1 == "interpreter" { print $2 }' /proc/sys/fs/binfmt_misc/qemu-aarch64)"
 BINFMT_FLAGS="$(awk '$1 == "flags:" { print $2 }' /proc/sys/fs/binfmt_misc/qemu-aarch64)"
 QEMU_CPU_MODEL=cortex-a76
 case " $(qemu-aarch64-static -cpu help 2>/dev/null | tr -s '\n\t' '  ') " in *" cortex-a76 "*) ;; *) QEMU_CPU_MODEL=cortex-a72;; esac
 log "binfmt_misc: qemu-aarch64 enabled (interpreter $BINFMT_INTERPRETER, flags ${BINFMT_FLAGS:-none}); QEMU_CPU=$QEMU_CPU_MODEL"
-
-apt_mirror() {  # the first http(s) Debian mirror this host's apt uses for $SUITE (deb822 or one-line)
-    local file line uris="" suites="" found=""
-    emit() { case " $suites " in *" $SUITE "*) for u in $uris; do case "$u" in http://*|https://*) found="$u"; return;; esac; done;; esac; }
-    for file in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$file" ] || continue
-        uris=""; suites=""
-        while IFS= read -r line || [ -n "$line" ]; do
-            case "$line" in
-                URIs:*) uris="${line#URIs:}" ;;
-                Suites:*) suites="${line#Suites:}" ;;
-                "") emit; [ -n "$found" ] && break; uris=""; suites="" ;;
-            esac
-        done <"$file"
-        [ -z "$found" ] && emit
-        [ -n "$found" ] && { echo "$found"; return; }
-    done
-    for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -r "$file" ] || continue
-        found="$(sed -e 's/\[[^]]*\]//' "$file" | awk -v s="$SUITE" '$1 == "deb" && $3 == s && $2 ~ /^https?:\/\// { print $2; exit }')"
-        [ -n "$found" ] && { echo "$found"; return; }
-    done
-    echo http://deb.debian.org/debian
-}
 
 chroot_env() {  # the environment every command in the chroot gets
     local name
@@ -260,7 +198,7 @@ if rootfs_ok; then
     log "rootfs: reusing $ROOTFS"
     check "arm64 rootfs" PASS "-" "cached ($SUITE)"
 else
-    MIRROR="${EDGE_ARM64_MIRROR:-$(apt_mirror)}"
+    MIRROR="${EDGE_ARM64_MIRROR:-$(arm64 apt-mirror "$SUITE")}"
     PARTIAL="$ROOTFS.partial"
     safe_rm "$ROOTFS"; safe_rm "$PARTIAL"
     log "rootfs: debootstrap $SUITE arm64 (minbase) from $MIRROR, first stage"
@@ -314,22 +252,7 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
 done | tar --null -T - -cf - | tar -xf - -C "$WORK/src"
 # pins: the host .venv's versions of the packages the default install resolves to (the cp311
 # aarch64 resolution above; all of .venv without it), so the venv is rebuilt only when those change
-"$HOST_PY" - "$WORK/resolve-aarch64-cp311.json" >"$WORK/pins.txt" <<'PINS'
-import json, re, subprocess, sys
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-try:
-    wanted = {canonical(item["metadata"]["name"]) for item in json.load(open(sys.argv[1]))["install"]}
-except (OSError, ValueError, KeyError):
-    wanted = None
-listed = json.loads(subprocess.run([sys.executable, "-m", "pip", "list", "--format=json", "--exclude-editable"],
-                                   capture_output=True, text=True, check=True).stdout)
-for package in sorted(listed, key=lambda p: canonical(p["name"])):
-    name = canonical(package["name"])
-    if name in {"edge-daemon", "yuface", "pip", "setuptools", "wheel"} or (wanted is not None and name not in wanted):
-        continue
-    print(f"{name}=={package['version']}")
-PINS
+arm64 pins "$WORK/resolve-aarch64-cp311.json" >"$WORK/pins.txt"
 deps_key="$(cat pyproject.toml "$WORK/pins.txt" | sha256sum | cut -c1-16)"
 VENV_DIR="$ROOTFS/opt/edge-daemon/venv"
 if [ -f "$VENV_DIR/.deps-key" ] && [ "$(cat "$VENV_DIR/.deps-key")" = "$deps_key" ] && [ "${EDGE_ARM64_REBUILD:-0}" != 1 ]; then
@@ -359,101 +282,19 @@ in_chroot python -c 'import onnxruntime, numpy, cv2, faiss, dlib; print("imports
     >"$WORK/imports-aarch64.log" 2>&1 || die "importing the native dependencies on aarch64 failed: $(tail -3 "$WORK/imports-aarch64.log")"
 log "$(tail -1 "$WORK/imports-aarch64.log")"
 
-# --- 4. the same steps on both ---------------------------------------------------------------------
-cat >"$WORK/steps.sh" <<'STEPS'
-#!/bin/bash
-# steps.sh ARCH EDGE_DAEMON OUT SHARED ASSETS MODELS_FROM: each step's stdout/stderr in OUT/<step>.{out,err}
-set -u
-arch=$1; ed=$2; out=$3; shared=$4; assets=$5; models_from=$6
-mkdir -p "$out"
-step() {
-    local name=$1 t0 rc; shift
-    t0=$(date +%s.%N)
-    "$@" >"$out/$name.out" 2>"$out/$name.err"; rc=$?
-    printf '{"step": "%s", "rc": %d, "seconds": %s}\n' "$name" "$rc" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')" >>"$out/steps.jsonl"
-    printf '[%s] %-16s rc=%d %ss\n' "$arch" "$name" "$rc" "$(tail -1 "$out/steps.jsonl" | sed 's/.*"seconds": \([0-9.]*\).*/\1/')"
-    return 0
-}
-prepare_models() {
-    if [ -z "$models_from" ]; then "$ed" models prepare; return; fi
-    if "$ed" models prepare --help 2>/dev/null | grep -q -- '--from'; then
-        "$ed" models prepare --from "$models_from"
-    else  # without 'models prepare --from': the model directory copied whole (converted files, their
-          # checks and fetched sources); prepare then finds each file with the manifest's sha256
-        mkdir -p "$XDG_CACHE_HOME/edge-daemon/models"
-        cp -a "$models_from"/. "$XDG_CACHE_HOME/edge-daemon/models/"
-        "$ed" models prepare
-    fi
-}
-demo_run() {  # demo_run NAME CLIP: the daemon over CLIP, events in OUT/NAME-events.jsonl
-    cat >"$out/$1.toml" <<EOF
-[[cameras]]
-name = "demo"
-url = "$2"
-realtime = false
-
-[gallery]
-path = "$out/demo-gallery"
-
-[events]
-jsonl = "$out/$1-events.jsonl"
-
-[history]
-enabled = false
-
-# Frames are stamped with the wall clock when read, and tracks time out and widen their gates on it:
-# 50x slower under emulation, a track would end or be decided at other frames than on x86_64. One
-# embedding per track and no timeout make every decision depend on the frames alone.
-[tracker]
-max_missed_s = 3600
-max_attempts = 1
-EOF
-    # the shared detection queue skips frames older than queue_max_age_s (wall clock) when their turn
-    # comes: emulated detection is that slow, so give frames the longest wait it allows
-    if "$ed" config example 2>/dev/null | grep -q 'queue_max_age_s'; then
-        printf '\n[detector]\nqueue_max_age_s = 60\n' >>"$out/$1.toml"
-    fi
-    "$ed" run --config "$out/$1.toml"
-}
-: >"$out/steps.jsonl"
-step models_prepare prepare_models
-step models_list "$ed" models list --json
-step gallery_build "$ed" gallery build "$shared/data/video/hamilton/gallery" --out "$out/hamilton-gallery" --force
-step gallery_list "$ed" gallery list --gallery "$out/hamilton-gallery" --json
-step recognize "$ed" recognize --gallery "$out/hamilton-gallery" --json \
-    "$shared/data/photos/group/obama_and_biden.jpg" "$shared/data/photos/group/kit_with_rose.jpg" \
-    "$shared/data/photos/group/two_people.jpg"
-step demo_gallery "$ed" gallery build "$assets/photos" --out "$out/demo-gallery" --force
-step demo_mp4 demo_run demo_mp4 "$assets/clip.mp4"
-step demo_lossless demo_run demo_lossless "$assets/clip-ffv1.mkv"
-STEPS
-chmod +x "$WORK/steps.sh"
-
+# --- 4. the same steps on both (scripts/arm64/steps.py) ---------------------------------------------
 log "demo assets: edge-daemon demo on x86_64 (the clip and photos both sides read)"
 ( cd "$WORK" && timeout 600 "$REPO/.venv/bin/edge-daemon" demo --out "$WORK/demo" >"$WORK/demo-x86_64.out" 2>"$WORK/demo-x86_64.err" ) \
     || die "edge-daemon demo failed on x86_64: $(tail -3 "$WORK/demo-x86_64.err")"
-[ -f "$WORK/demo/clip.mp4" ] && [ -d "$WORK/demo/photos" ] || die "edge-daemon demo left no $WORK/demo/clip.mp4 or photos/"
-# The clip is MPEG-4 Part 2, whose decoding FFmpeg does not make bit-exact across CPUs (its x86 and
-# arm IDCTs differ by up to 3 levels a pixel): a lossless copy (FFV1, BGR) of the frames as decoded
-# here gives both sides the same pixels, so only the arithmetic differs.
-"$HOST_PY" - "$WORK/demo/clip.mp4" "$WORK/demo/clip-ffv1.mkv" <<'TRANSCODE' || die "could not make the lossless copy of the demo clip"
-import sys
-import av
-with av.open(sys.argv[1]) as source, av.open(sys.argv[2], "w") as target:
-    video = source.streams.video[0]
-    stream = target.add_stream("ffv1", rate=video.average_rate)
-    stream.width, stream.height, stream.pix_fmt = video.codec_context.width, video.codec_context.height, "bgr0"
-    for frame in source.decode(video):
-        bgr = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24").reformat(format="bgr0")
-        for packet in stream.encode(bgr):
-            target.mux(packet)
-    for packet in stream.encode():
-        target.mux(packet)
-TRANSCODE
+if [ ! -f "$WORK/demo/clip.mp4" ] || [ ! -d "$WORK/demo/photos" ]; then
+    die "edge-daemon demo left no $WORK/demo/clip.mp4 or photos/"
+fi
+# the same pixels on both sides: a lossless copy of the frames as decoded here (see scripts/arm64/lossless.py)
+arm64 lossless "$WORK/demo/clip.mp4" "$WORK/demo/clip-ffv1.mkv" || die "could not make the lossless copy of the demo clip"
 
 log "running the steps on x86_64 (.venv)"
 XDG_CACHE_HOME="$WORK/x86_64/cache" XDG_STATE_HOME="$WORK/x86_64/state" \
-    timeout 1800 "$WORK/steps.sh" x86_64 "$REPO/.venv/bin/edge-daemon" "$WORK/x86_64" "$SHARED" "$WORK/demo" "" \
+    timeout 1800 "$HOST_PY" "$REPO/scripts/arm64/steps.py" x86_64 "$REPO/.venv/bin/edge-daemon" "$WORK/x86_64" "$SHARED" "$WORK/demo" \
     || die "the x86_64 steps did not finish"
 # the models the x86_64 run prepared, as if copied from another box
 mkdir -p "$WORK/host-models"
@@ -461,106 +302,12 @@ cp -a "$REPO/models/." "$WORK/host-models/"
 log "running the steps on aarch64 (emulated; several minutes)"
 XDG_CACHE_HOME="$WORK/aarch64/cache" XDG_STATE_HOME="$WORK/aarch64/state" \
     in_chroot /usr/bin/env XDG_CACHE_HOME="$WORK/aarch64/cache" XDG_STATE_HOME="$WORK/aarch64/state" \
-    timeout 3600 "$WORK/steps.sh" aarch64 /opt/edge-daemon/venv/bin/edge-daemon "$WORK/aarch64" "$SHARED" "$WORK/demo" "$WORK/host-models" \
+    timeout 3600 /usr/bin/python3 "$WORK/src/scripts/arm64/steps.py" aarch64 /opt/edge-daemon/venv/bin/edge-daemon \
+    "$WORK/aarch64" "$SHARED" "$WORK/demo" --models-from "$WORK/host-models" \
     || die "the aarch64 steps did not finish"
 
 # --- 5. compare ------------------------------------------------------------------------------------
-"$HOST_PY" - "$WORK" "$SCORE_TOL" "$BOX_TOL" >>"$CHECKS" <<'COMPARE'
-import json, sys
-from pathlib import Path
-
-work, score_tol, box_tol = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-sides = {arch: work / arch for arch in ("x86_64", "aarch64")}
-rows, details = [], {}
-
-def row(name, ok, x86, arm):
-    rows.append((name, "PASS" if ok else "FAIL", str(x86)[:44], str(arm)[:140]))
-
-def lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip().startswith("{")] if path.exists() else []
-
-steps = {arch: {s["step"]: s for s in lines(d / "steps.jsonl")} for arch, d in sides.items()}
-for name in steps["x86_64"]:
-    x, a = steps["x86_64"][name], steps["aarch64"].get(name, {"rc": "missing", "seconds": "-"})
-    def err(arch):
-        text = (sides[arch] / f"{name}.err").read_text(errors="replace").strip().splitlines() if (sides[arch] / f"{name}.err").exists() else []
-        return text[-1][:90] if text else ""
-    ok = x["rc"] == 0 and a["rc"] == 0
-    row(f"step {name}", ok, f"rc={x['rc']} {x['seconds']}s", f"rc={a['rc']} {a['seconds']}s" + ("" if ok else f" {err('aarch64') or err('x86_64')}"))
-
-def face_diff(f1, f2):  # (score difference, largest box coordinate difference in px)
-    return (
-        abs((f1.get("score") or 0) - (f2.get("score") or 0)),
-        max((abs(p - q) for p, q in zip(f1["bbox"], f2["bbox"])), default=0),
-    )
-
-# gallery: the same identities enrolled
-def identities(arch):
-    try:
-        data = json.loads((sides[arch] / "gallery_list.out").read_text())
-    except (OSError, ValueError):
-        return None
-    items = data if isinstance(data, list) else data.get("identities", data)
-    if isinstance(items, dict):
-        return sorted(items)
-    return sorted(item["name"] if isinstance(item, dict) else str(item) for item in items)
-gx, ga = identities("x86_64"), identities("aarch64")
-row("gallery identities (hamilton)", gx is not None and gx == ga, f"{len(gx or [])} identities", "same" if gx == ga else f"{ga}")
-
-# recognize: same faces in the same order, identities equal, scores and boxes close
-rx, ra = lines(sides["x86_64"] / "recognize.out"), lines(sides["aarch64"] / "recognize.out")
-worst_score = worst_box = 0.0
-for x, a in zip(rx, ra):
-    name = Path(x["image"]).name
-    fx = sorted(x.get("faces", []), key=lambda f: (f["bbox"][0], f["bbox"][1]))
-    fa = sorted(a.get("faces", []), key=lambda f: (f["bbox"][0], f["bbox"][1]))
-    ok = "error" not in x and "error" not in a and len(fx) == len(fa)
-    image_score = image_box = 0.0
-    for f1, f2 in zip(fx, fa):
-        ds, db = face_diff(f1, f2)
-        image_score, image_box = max(image_score, ds), max(image_box, db)
-        ok = ok and f1["identity"] == f2["identity"] and ds <= score_tol and db <= box_tol
-    worst_score, worst_box = max(worst_score, image_score), max(worst_box, image_box)
-    names = ",".join(f["identity"] or "unknown" for f in fx)
-    row(f"recognize {name}", ok, f"{len(fx)} faces: {names}",
-        ("same" if ok else f"{len(fa)} faces: " + ",".join(f["identity"] or "unknown" for f in fa) + (f" {a.get('error', '')}" if "error" in a else ""))
-        + f" (scores within {image_score:.1e}, boxes {image_box:.2f} px)")
-row("recognize: images answered", len(rx) == len(ra) and len(rx) > 0, f"{len(rx)} images", f"{len(ra)} images")
-
-# demo: the daemon's decisions on the clip (realtime = false: every frame, no drops)
-def decisions(arch, name):
-    events = [e for e in lines(sides[arch] / f"{name}-events.jsonl") if e.get("type") in ("recognized", "unknown", "updated", "ended")]
-    order = {"recognized": 0, "unknown": 0, "updated": 1, "ended": 2}
-    return sorted(events, key=lambda e: (e["track_id"], order[e["type"]], e.get("ts", "")))
-def story(events):
-    return "; ".join(f"{e['track_id']}:{e['type']}" + (f":{e.get('identity') or '-'}" if e["type"] != "ended" else "") for e in events)
-def compare_demo(name, label, strict):
-    """Same tracks, decisions and identities; with strict, decision scores and boxes within tolerance."""
-    global worst_score, worst_box
-    dx, da = decisions("x86_64", name), decisions("aarch64", name)
-    ok = len(dx) == len(da) and len(dx) > 0
-    clip_score = clip_box = 0.0
-    for e1, e2 in zip(dx, da):
-        same = (e1["track_id"], e1["type"], e1.get("identity")) == (e2["track_id"], e2["type"], e2.get("identity"))
-        if e1["type"] != "ended":  # an 'ended' event carries the track's last box, not a decision's
-            clip_score = max(clip_score, abs((e1.get("score") or 0) - (e2.get("score") or 0)))
-            clip_box = max(clip_box, max((abs(p - q) for p, q in zip(e1.get("bbox") or [], e2.get("bbox") or [])), default=0))
-        ok = ok and same
-    if strict:
-        worst_score, worst_box = max(worst_score, clip_score), max(worst_box, clip_box)
-        ok = ok and clip_score <= score_tol and clip_box <= box_tol
-    row(label, ok, ",".join(e.get("identity") or "unknown" for e in dx if e["type"] != "ended"),
-        ("same" if ok else story(da)) + f" (scores within {clip_score:.1e}, boxes {clip_box:.2f} px)")
-    return dx, da
-compare_demo("demo_mp4", "demo clip.mp4: tracks and identities", strict=False)
-dx, da = compare_demo("demo_lossless", "demo clip, lossless copy: decisions", strict=True)
-compared = sum(len(x.get("faces", [])) for x in rx) + len(dx)
-row("largest differences (photos, lossless clip)", compared > 0 and worst_score <= score_tol and worst_box <= box_tol,
-    f"tol {score_tol:g} / {box_tol:g} px", f"score {worst_score:.2e}, box {worst_box:.3f} px over {compared} faces and events")
-details = {"demo_x86_64": story(dx), "demo_aarch64": story(da), "worst_score": worst_score, "worst_box_px": worst_box}
-(work / "summary.json").write_text(json.dumps({"rows": rows, "details": details}, indent=2))
-for r in rows:
-    print("\t".join(r))
-COMPARE
-log "compared; demo decisions on x86_64: $("$HOST_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["details"]["demo_x86_64"])' "$WORK/summary.json" 2>/dev/null || echo '?')"
+demo_x86_64="$(arm64 compare "$WORK" --score-tol "$SCORE_TOL" --box-tol "$BOX_TOL" --checks "$CHECKS")" \
+    || die "the comparison failed (see above)"
+log "compared; demo decisions on x86_64: $demo_x86_64"
 summarise
