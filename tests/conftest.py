@@ -11,7 +11,14 @@ import pytest
 
 from tests.support.paths import HAMILTON, need
 
-pytest_plugins = ["tests.support.broker", "tests.support.rtsp", "tests.support.ha_core"]
+# fixtures of the real servers, and those that one topic's tests in several tiers share
+pytest_plugins = [
+    "tests.support.broker",
+    "tests.support.rtsp",
+    "tests.support.ha_core",
+    "tests.support.convert_mobilefacenet",
+    "tests.support.scene_motion",
+]
 
 TIERS = ("unit", "integration", "system")
 

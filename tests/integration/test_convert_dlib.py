@@ -1,5 +1,5 @@
-"""dlib's face ResNet converted to ONNX: the reader accounts for the whole file, the graph gives
-dlib's own descriptors on real aligned faces, and the conversion is reproducible."""
+"""dlib's face ResNet converted to ONNX: byte-identical conversions, the graph's interface, and
+dlib's own descriptors on real faces at any batch size."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The TFJS MobileFaceNet converter: repairs the shipped graph, and the ONNX file computes what the graph does."""
+"""The MobileFaceNet converter on the real npm sources: the repaired graph separates people where
+the shipped one collapses, and the ONNX file computes what the numpy reference does."""
 
 from __future__ import annotations
 
@@ -12,19 +13,10 @@ import pytest
 from edge_daemon.models.onnx import onnx_session
 from edge_daemon.models.prepare.converters.tfjs_graph import (
     convert_mobilefacenet,
-    read_tfjs_graph,
-    repair_mobilefacenet,
     run_numpy,
 )
-from tests.support.paths import LFW, ROOT
-
-SOURCES = ROOT / "models" / "sources" / "mobilefacenet"
-
-
-MODEL_JSON = SOURCES / "mobilefacenet.json"
-
-
-
+from tests.support.convert_mobilefacenet import MODEL_JSON
+from tests.support.paths import LFW
 
 PEOPLE = 6
 
@@ -33,18 +25,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return a @ b.T
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    if not MODEL_JSON.exists():
-        pytest.skip(f"MobileFaceNet sources not found in {SOURCES} (the setup script puts them there)")
-    return read_tfjs_graph(MODEL_JSON)
-
-
-@pytest.fixture(scope="module")
-def repaired(shipped):
-    return repair_mobilefacenet(shipped)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Detectors against hand-drawn ground truth, quality gates and alignment."""
+"""Detectors against hand-drawn ground truth on real photos, and the template aligner on real
+landmarks."""
 
 from __future__ import annotations
 

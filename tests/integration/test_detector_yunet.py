@@ -1,6 +1,5 @@
-"""The default detector: libfacedetection's YuNet converted to ONNX from the yuface wheel's weights,
-its parity with yuface, the checks that refuse a wrong model, the registry's errors, and
-``models prepare`` without npm or from another box's models."""
+"""The default detector: libfacedetection's YuNet converted to ONNX gives yuface's detections on
+real photos, and its checks refuse altered or mismatched files."""
 
 from __future__ import annotations
 

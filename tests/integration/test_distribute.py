@@ -1,4 +1,4 @@
-"""The trainer under tf.distribute: two workers on loopback, MirroredStrategy, TF_CONFIG errors."""
+"""The trainer under tf.distribute's MirroredStrategy trains on this machine's devices."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The embedder package: flip averaging, fusion arithmetic, one gallery and threshold per
-configuration, gallery rebuild, and the model store's checks."""
+configuration, and the model files' checks."""
 
 from __future__ import annotations
 

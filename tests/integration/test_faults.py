@@ -1,4 +1,4 @@
-"""Faults survived: vanishing and damaged video sources, secrets kept out of logs, fuzzed events."""
+"""A camera that vanishes reconnects while the others keep their rate."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""One gallery for the fleet, over a real mosquitto: publish, adopt, refuse what is partial,
-corrupt, foreign or older, and daemons that swap a new revision in while they run."""
+"""One gallery for the fleet, over a real mosquitto: a revision that is partial, corrupt, foreign or
+older is refused and the gallery in use stays."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge_daemon.comms.gallery_sync import (
-    GallerySync,
     chunk_topic,
     chunks,
     gallery_parts,
@@ -19,22 +18,8 @@ from edge_daemon.comms.gallery_sync import (
 )
 from edge_daemon.config import MqttConfig
 from edge_daemon.recognition.gallery import Gallery
-from tests.support.gallery_sync import newer_revision
+from tests.support.gallery_sync import PREFIX, embedder_of, newer_revision, start_sync
 from tests.support.waiting import wait_until
-
-PREFIX = "fleet"
-
-
-def embedder_of(gallery_dir) -> tuple[str, str]:
-    gallery = Gallery.load(gallery_dir)
-    return gallery.embedder, gallery.embedder_version
-
-
-def start_sync(broker, directory, embedder, current=None, incomplete_after_s=60.0):
-    adopted: list[Gallery] = []
-    sync = GallerySync(MqttConfig(url=broker.url), PREFIX, f"test-{directory.name}", embedder, directory, current,
-                       adopted.append, incomplete_after_s)
-    return sync, adopted
 
 
 def publish_by_hand(broker, gallery_dir, alter=None, drop=None, embedder_version=None):

@@ -1,5 +1,4 @@
-"""Open-set decisions: track templates, the face-quality score, the threshold table for the gallery's
-size, and the verdict (recognized / unknown / uncertain) in events and ``recognize --json``."""
+"""The open-set threshold follows the gallery's size as it grows or shrinks."""
 
 from __future__ import annotations
 

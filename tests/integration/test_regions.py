@@ -1,5 +1,5 @@
-"""Regions: their geometry, and faces found in them by the real default detector mapping back to
-the frame exactly, once each, whole even when a region's edge cuts them."""
+"""Faces found in regions and mosaics by the real default detector map back to the frame exactly,
+once each, whole even when a region's edge cuts them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from edge_daemon.pipeline.regions import (
     SHRINK_COST_PER_PX,
     Mosaic,
     Region,
-    RegionSettings,
     detector_pixels,
     iou,
     pack_mosaics,
@@ -24,11 +23,7 @@ from edge_daemon.pipeline.regions import (
 )
 from tests.support.pasted_faces import load_faces, paste
 from tests.support.paths import CROWD_CLIP, need
-
-FULL_HD = (1920, 1080)
-
-
-SETTINGS = RegionSettings()
+from tests.support.regions import FULL_HD, SETTINGS
 
 
 def detect_in_regions(detector, frame: np.ndarray, regions, mosaic_side: int = 0) -> list[Detection]:

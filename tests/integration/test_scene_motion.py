@@ -1,7 +1,5 @@
-"""Motion gating on generated clips: a static scene with sensor noise skips detection, a person
-standing still (who makes no motion) is still found by the idle full detection, a person who
-appears is found in a region around the motion, a light change re-learns the background; and the
-same in the real daemon, with the skipped frames in its stats and /metrics."""
+"""Motion gating with the real detector: a person walking in, standing still or appearing is found,
+and the real daemon counts the frames it skipped."""
 
 from __future__ import annotations
 
@@ -10,30 +8,13 @@ import urllib.request
 
 import cv2
 import numpy as np
-import pytest
 
 from edge_daemon.config import Settings
 from edge_daemon.pipeline.motion_gate import CLOCK_SLACK_S, DetectionPolicy, SceneMotion
 from edge_daemon.pipeline.regions import iou
 from tests.support.pasted_faces import load_faces, paste
-from tests.support.scene_motion import FPS, run
+from tests.support.scene_motion import FPS, IDLE_DETECT_S, noisy, run
 from tests.support.waiting import free_port, wait_until
-from tests.support.walking_clip import background
-
-IDLE_DETECT_S = 4.0
-
-
-NOISE_SD = 6.0  # grey levels of sensor noise per pixel and frame: a cheap camera in dim light
-
-
-def noisy(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(scene + rng.normal(0.0, NOISE_SD, scene.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def scene() -> np.ndarray:
-    return background().astype(np.float32)
-
 
 CLIP_FPS = 10
 

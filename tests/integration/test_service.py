@@ -1,5 +1,4 @@
-"""systemd notifications through a fake NOTIFY_SOCKET, the health check, /metrics and /healthz,
-and Home Assistant discovery against a real broker."""
+"""The health check fails when a streaming camera's frames stop being processed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tracker association and the per-track decision rules (one event per track, updated on change)."""
+"""Tracking with real faces: a full embed queue defers faces without charging the track, and faces
+too small to decide on give uncertain."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tracks follow predicted motion: walkers keep one track, crossers keep theirs, swaps are refused."""
+"""People walking past a camera in a real clip keep one track each."""
 
 from __future__ import annotations
 

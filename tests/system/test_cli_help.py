@@ -1,5 +1,5 @@
-"""Every command's ``--help`` works. The commands are found by walking the parsers that
-``build_parser`` makes, so a command added later is checked without touching this file."""
+"""``python -m edge_daemon.cli`` is the same command line as ``edge-daemon``, in a process of its
+own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Configuration: TOML + env + flags, field-path errors, and a fuzz over hostile input."""
+"""``edge-daemon config check`` as a user runs it: the effective configuration, or exit 2 naming the
+bad field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Nothing lost: broker outages and daemon crashes with a real mosquitto and real processes."""
+"""Nothing lost across a daemon crash: events spooled while the broker is down survive a SIGKILL and
+are delivered by the next run."""
 
 from __future__ import annotations
 

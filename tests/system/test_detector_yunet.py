@@ -1,6 +1,5 @@
-"""The default detector: libfacedetection's YuNet converted to ONNX from the yuface wheel's weights,
-its parity with yuface, the checks that refuse a wrong model, the registry's errors, and
-``models prepare`` without npm or from another box's models."""
+"""The default detector as a user meets it: it never imports yuface, ``models prepare`` converts and
+verifies it (without yuface, without npm, or from another box)."""
 
 from __future__ import annotations
 

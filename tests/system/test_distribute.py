@@ -1,4 +1,5 @@
-"""The trainer under tf.distribute: two workers on loopback, MirroredStrategy, TF_CONFIG errors."""
+"""The trainer under tf.distribute: two worker processes on loopback train one model, and only the
+chief writes it."""
 
 from __future__ import annotations
 

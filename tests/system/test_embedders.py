@@ -1,5 +1,5 @@
-"""The embedder package: flip averaging, fusion arithmetic, one gallery and threshold per
-configuration, gallery rebuild, and the model store's checks."""
+"""Embedders as a user meets them: an old gallery is rebuilt, ``models list`` reports every model,
+and the default pipeline runs without TensorFlow."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Faults survived: vanishing and damaged video sources, secrets kept out of logs, fuzzed events."""
+"""The MQTT password never reaches the logs or the printed configuration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Gallery files, enrolment and one-shot recognition through the CLI, including hostile input."""
+"""Galleries through the command line: enrol, list, recognise, remove, and a build that reports
+unusable images."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""One gallery for the fleet, over a real mosquitto: publish, adopt, refuse what is partial,
-corrupt, foreign or older, and daemons that swap a new revision in while they run."""
+"""One gallery for the fleet, over a real mosquitto: every box adopts a published revision, daemons
+swap it in while they run and keep it across a restart."""
 
 from __future__ import annotations
 
@@ -11,30 +11,12 @@ import time
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from edge_daemon.comms.gallery_sync import (
-    GallerySync,
-    manifest_topic,
-    publish_gallery,
-)
+from edge_daemon.comms.gallery_sync import manifest_topic, publish_gallery
 from edge_daemon.config import MqttConfig, Settings
 from edge_daemon.recognition.gallery import Gallery
-from tests.support.gallery_sync import newer_revision
+from tests.support.gallery_sync import PREFIX, embedder_of, newer_revision, start_sync
 from tests.support.paths import HAMILTON, HAMILTON_CLIP, ROOT, need
 from tests.support.waiting import wait_until
-
-PREFIX = "fleet"
-
-
-def embedder_of(gallery_dir) -> tuple[str, str]:
-    gallery = Gallery.load(gallery_dir)
-    return gallery.embedder, gallery.embedder_version
-
-
-def start_sync(broker, directory, embedder, current=None, incomplete_after_s=60.0):
-    adopted: list[Gallery] = []
-    sync = GallerySync(MqttConfig(url=broker.url), PREFIX, f"test-{directory.name}", embedder, directory, current,
-                       adopted.append, incomplete_after_s)
-    return sync, adopted
 
 
 def retained(broker, pattern: str) -> dict[str, bytes]:

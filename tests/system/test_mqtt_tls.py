@@ -1,6 +1,5 @@
-"""Brokers that say what is wrong, against a real mosquitto with TLS and client certificates (mTLS):
-a CA, a server certificate and a client certificate made here with openssl, and a second CA that
-signed nothing the broker uses (the "wrong CA")."""
+"""Brokers that say what is wrong, against a real mosquitto with TLS and client certificates: wrong
+CA, wrong host, wrong password, and events spooled meanwhile all delivered."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Open-set decisions: track templates, the face-quality score, the threshold table for the gallery's
-size, and the verdict (recognized / unknown / uncertain) in events and ``recognize --json``."""
+"""Open-set decisions on real faces: the face-quality score, calibration, the history's quality,
+templates against voting, and ``recognize --json`` verdicts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""systemd notifications through a fake NOTIFY_SOCKET, the health check, /metrics and /healthz,
-and Home Assistant discovery against a real broker."""
+"""The daemon under systemd as a process: notifications, /metrics and /healthz, Home Assistant
+discovery against a real broker, and the unit file."""
 
 from __future__ import annotations
 

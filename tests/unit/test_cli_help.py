@@ -1,5 +1,5 @@
-"""Every command's ``--help`` works. The commands are found by walking the parsers that
-``build_parser`` makes, so a command added later is checked without touching this file."""
+"""Every command's ``--help`` works: the commands are found by walking the parsers that
+``build_parser`` makes, so a new command is covered without naming it here."""
 
 from __future__ import annotations
 

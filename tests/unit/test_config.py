@@ -1,4 +1,5 @@
-"""Configuration: TOML + env + flags, field-path errors, and a fuzz over hostile input."""
+"""Configuration: TOML + env + flags, field-path errors, a fuzz over hostile input, and the
+committed example config."""
 
 from __future__ import annotations
 

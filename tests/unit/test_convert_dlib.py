@@ -1,5 +1,5 @@
-"""dlib's face ResNet converted to ONNX: the reader accounts for the whole file, the graph gives
-dlib's own descriptors on real aligned faces, and the conversion is reproducible."""
+"""dlib's face ResNet reader: it accounts for the whole file, and a damaged or foreign file is a
+conversion error naming it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The TFJS MobileFaceNet converter: repairs the shipped graph, and the ONNX file computes what the graph does."""
+"""The TFJS MobileFaceNet reader and repair: weights read and dequantised as stored, and every
+malformed, truncated or hostile model refused."""
 
 from __future__ import annotations
 
@@ -15,24 +16,7 @@ from edge_daemon.models.prepare.converters.tfjs_graph import (
     read_tfjs_graph,
     repair_mobilefacenet,
 )
-from tests.support.paths import ROOT
-
-SOURCES = ROOT / "models" / "sources" / "mobilefacenet"
-
-
-MODEL_JSON = SOURCES / "mobilefacenet.json"
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    if not MODEL_JSON.exists():
-        pytest.skip(f"MobileFaceNet sources not found in {SOURCES} (the setup script puts them there)")
-    return read_tfjs_graph(MODEL_JSON)
-
-
-@pytest.fixture(scope="module")
-def repaired(shipped):
-    return repair_mobilefacenet(shipped)
+from tests.support.convert_mobilefacenet import SOURCES
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Nothing lost: broker outages and daemon crashes with a real mosquitto and real processes."""
+"""The event spool on its own: its bound drops the oldest events and counts them, and a corrupt
+spool file is a clear error."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The shared detection queue: faces from several cameras come back to the right camera in order
-(real default detector, batched and not), a flooding camera does not starve a quiet one, stale
-frames are skipped and counted, every request gets exactly one answer."""
+"""The shared detection queue with stand-in detectors: fair turns between cameras, order per camera,
+stale frames skipped, failures answered."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Detectors against hand-drawn ground truth, quality gates and alignment."""
+"""Detection without a model: a missing model file is a clear error, the quality gate counts its
+reasons, the similarity transform is exact."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The default detector: libfacedetection's YuNet converted to ONNX from the yuface wheel's weights,
-its parity with yuface, the checks that refuse a wrong model, the registry's errors, and
-``models prepare`` without npm or from another box's models."""
+"""The detector registry: an unknown backend is a clear error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trainer under tf.distribute: two workers on loopback, MirroredStrategy, TF_CONFIG errors."""
+"""The trainer under tf.distribute refuses a bad TF_CONFIG or strategy before any work."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Faults survived: vanishing and damaged video sources, secrets kept out of logs, fuzzed events."""
+"""Fuzzed event payloads parse or fail cleanly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Gallery files, enrolment and one-shot recognition through the CLI, including hostile input."""
+"""Gallery files on their own: hostile names refused, folder names mapped, a round trip, damaged
+galleries as clear errors."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Home Assistant discovery: what the daemon announces, and then Home Assistant itself (core 2025.4.4
-and its MQTT integration, tests/support/ha_core.py) reading it: entities and device, a recognition on
-the Hamilton clip from a camera whose name has a dot, availability after a clean stop and a kill -9,
-entities back after HA restarts, a removed camera's entities gone, two boxes whose names sanitise
-alike kept apart, and no warning in HA's log about any of it."""
+"""Home Assistant discovery: what the daemon announces (ids, event types, sensor states, removed
+cameras), without a broker."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Brokers that say what is wrong, against a real mosquitto with TLS and client certificates (mTLS):
-a CA, a server certificate and a client certificate made here with openssl, and a second CA that
-signed nothing the broker uses (the "wrong CA")."""
+"""Repeated broker failures are logged first, then at growing intervals, with a count."""
 
 from __future__ import annotations
 

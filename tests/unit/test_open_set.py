@@ -1,5 +1,5 @@
-"""Open-set decisions: track templates, the face-quality score, the threshold table for the gallery's
-size, and the verdict (recognized / unknown / uncertain) in events and ``recognize --json``."""
+"""Open-set decisions without models: track templates, the shipped threshold table, and the verdict
+(recognized / unknown / uncertain) in events."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Regions: their geometry, and faces found in them by the real default detector mapping back to
-the frame exactly, once each, whole even when a region's edge cuts them."""
+"""Regions without a detector: their geometry, their cost against the whole frame, and mosaics that
+pack them."""
 
 from __future__ import annotations
 
@@ -24,12 +24,7 @@ from edge_daemon.pipeline.regions import (
     region_around,
     regions_cost,
 )
-
-FULL_HD = (1920, 1080)
-
-
-SETTINGS = RegionSettings()
-
+from tests.support.regions import FULL_HD, SETTINGS
 
 WHOLE_FULL_HD_COST = 640 * 384 + CALL_COST_PX + SHRINK_COST_PER_PX * 1920 * 1080
 

@@ -1,7 +1,5 @@
-"""Motion gating on generated clips: a static scene with sensor noise skips detection, a person
-standing still (who makes no motion) is still found by the idle full detection, a person who
-appears is found in a region around the motion, a light change re-learns the background; and the
-same in the real daemon, with the skipped frames in its stats and /metrics."""
+"""Motion gating on generated clips without a detector: a static noisy scene skips detection,
+cameras take turns for their whole frames, a light change re-learns the background."""
 
 from __future__ import annotations
 
@@ -13,22 +11,7 @@ from edge_daemon.messages import TrackedFace
 from edge_daemon.pipeline.build import motion_settings, region_settings
 from edge_daemon.pipeline.motion_gate import DetectionPolicy, Motion, MotionSettings, SceneMotion
 from edge_daemon.pipeline.regions import FACE_DETECT_PX, RegionSettings
-from tests.support.scene_motion import FPS, run
-from tests.support.walking_clip import background
-
-IDLE_DETECT_S = 4.0
-
-
-NOISE_SD = 6.0  # grey levels of sensor noise per pixel and frame: a cheap camera in dim light
-
-
-def noisy(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(scene + rng.normal(0.0, NOISE_SD, scene.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def scene() -> np.ndarray:
-    return background().astype(np.float32)
+from tests.support.scene_motion import FPS, IDLE_DETECT_S, noisy, run
 
 
 def test_a_static_noisy_scene_skips_detection_but_for_the_idle_full_detection(scene):

@@ -1,5 +1,4 @@
-"""systemd notifications through a fake NOTIFY_SOCKET, the health check, /metrics and /healthz,
-and Home Assistant discovery against a real broker."""
+"""systemd's notify protocol, spoken through a fake NOTIFY_SOCKET."""
 
 from __future__ import annotations
 

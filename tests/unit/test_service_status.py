@@ -8,43 +8,34 @@ import time
 from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 
-from edge_daemon.pipeline.status import (
-    CameraStatus,
-    DaemonStatus,
-    DetectorStatus,
-    EmbedderStatus,
-    GalleryStatus,
-    HistogramStatus,
-    MqttStatus,
-    WorkerStatus,
-)
+from edge_daemon.pipeline import status
 from edge_daemon.service.health import ServiceMonitor
 from edge_daemon.service.metrics import DaemonCollector
 
 DOWN = {"connected": False, "since": "2026-01-01T00:00:00.000Z", "reason": "connection refused", "failed_attempts": 4}
 
 
-def snapshot(door_state: str = "streaming") -> DaemonStatus:
+def snapshot(door_state: str = "streaming") -> status.DaemonStatus:
     """Two cameras: the door streaming (motion-gated) with no frame taken for a minute, the yard stalled;
     the embedder's thread dead, the broker down."""
-    door = CameraStatus(
+    door = status.CameraStatus(
         "door", door_state, streaming_since=time.monotonic() - 60, last_frame_at=None, tracking_alive=True,
         capture={"frames_read": 50, "frames_sent": 40}, tracking={"frames_processed": 40, "faces_dropped_blurry": 3},
         motion_gate={"frames_skipped_no_motion": 10, "frames_detected_full_idle": 2}, detection={"detect_submitted": 30},
     )
-    yard = CameraStatus("yard", "stalled", None, None, True, {"stalls": 1}, {}, None, {})
-    return DaemonStatus(
+    yard = status.CameraStatus("yard", "stalled", None, None, True, {"stalls": 1}, {}, None, {})
+    return status.DaemonStatus(
         cameras=(door, yard),
-        workers=(WorkerStatus("detect-queue", True), WorkerStatus("embedder", False), WorkerStatus("decisions", True)),
-        detector=DetectorStatus(1.5, {1: 30}),
-        embedder=EmbedderStatus({"faces_embedded": 4}, {1: 2, 2: 1}, 0.25),
+        workers=(status.WorkerStatus("detect-queue", True), status.WorkerStatus("embedder", False), status.WorkerStatus("decisions", True)),
+        detector=status.DetectorStatus(1.5, {1: 30}),
+        embedder=status.EmbedderStatus({"faces_embedded": 4}, {1: 2, 2: 1}, 0.25),
         events={"events_recognized": 2, "events_ended": 1},
         decisions={"faces_dropped_useless": 1},
-        capture_to_event=HistogramStatus((0.5, 1.0), {0.5: 1, float("inf"): 1}, 2.25),
+        capture_to_event=status.HistogramStatus((0.5, 1.0), {0.5: 1, float("inf"): 1}, 2.25),
         transports={"spooled_mqtt": 3, "published_mqtt": 2},
-        mqtt=MqttStatus(DOWN, spool_depth=1, spool_dropped=0, state_since=1767225600.0, connect_failures=4),
+        mqtt=status.MqttStatus(DOWN, spool_depth=1, spool_dropped=0, state_since=1767225600.0, connect_failures=4),
         history=None,
-        gallery=GalleryStatus("r1-abc", {"adopted": 1}),
+        gallery=status.GalleryStatus("r1-abc", {"adopted": 1}),
     )
 
 

@@ -1,4 +1,5 @@
-"""Tracker association and the per-track decision rules (one event per track, updated on change)."""
+"""Tracker association and the per-track decision rules (one event per track, updated on change),
+without models."""
 
 from __future__ import annotations
 
