@@ -3,7 +3,6 @@ pipeline order and keeps what they return."""
 
 from __future__ import annotations
 
-import queue
 import threading
 import zlib
 
@@ -19,6 +18,7 @@ from edge_daemon.embedders import Embedder
 from edge_daemon.history import FaceHistory, HistoryGroups, history_directory
 from edge_daemon.history.grouping import grouping_rule
 from edge_daemon.logs import get_logger
+from edge_daemon.messages import FaceQueue, IdentificationQueue
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.decisions import DecisionMaker
 from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
@@ -106,7 +106,7 @@ def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: Det
 
 
 def build_trackers(
-    settings: Settings, cameras: list[Camera], faces: queue.Queue, detect_queue: DetectionQueue, embedder: Embedder
+    settings: Settings, cameras: list[Camera], faces: FaceQueue, detect_queue: DetectionQueue, embedder: Embedder
 ) -> list[TrackingWorker]:
     """A tracking thread per camera, sending the faces worth embedding to ``faces``."""
     gate = QualityGate(settings.detector)
@@ -125,7 +125,7 @@ def build_trackers(
 
 
 def build_embedding(
-    settings: Settings, embedder: Embedder, matcher: Matcher, faces: queue.Queue, identifications: queue.Queue
+    settings: Settings, embedder: Embedder, matcher: Matcher, faces: FaceQueue, identifications: IdentificationQueue
 ) -> EmbeddingWorker:
     config = settings.embedder
     return EmbeddingWorker(embedder, matcher, faces, identifications, config.batch_size, config.max_wait_ms)
@@ -178,7 +178,7 @@ def open_groups(history: FaceHistory | None, settings: Settings, embedder: Embed
 
 def build_decisions(
     settings: Settings,
-    identifications: queue.Queue,
+    identifications: IdentificationQueue,
     dispatcher: EventDispatcher,
     embedder: Embedder,
     matcher: Matcher,

@@ -9,13 +9,12 @@ drained, every transport flushed); ``status()`` says how it is doing. The proces
 
 from __future__ import annotations
 
-import queue
 import threading
 
 from edge_daemon.config import Settings
 from edge_daemon.embedders import create_embedder
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import Shutdown
+from edge_daemon.messages import FaceQueue, IdentificationQueue, Shutdown
 from edge_daemon.pipeline.build import (
     build_cameras,
     build_decisions,
@@ -63,8 +62,8 @@ class Daemon:
         self.embedder = create_embedder(settings.embedder, threads=settings.threads.model_process)
         self.matcher = Matcher(settings.gallery, self.embedder)
         self.cameras = build_cameras(settings, self.stopping)
-        self._faces: queue.Queue = queue.Queue(maxsize=settings.embedder.queue_size)
-        identifications: queue.Queue = queue.Queue(maxsize=IDENTIFICATION_QUEUE_SIZE)
+        self._faces = FaceQueue(maxsize=settings.embedder.queue_size)
+        identifications = IdentificationQueue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self.detectors = build_detectors(settings)
         self.detect_queue = build_detection(settings, self.detectors)
         self.trackers = build_trackers(settings, self.cameras, self._faces, self.detect_queue, self.embedder)
