@@ -13,8 +13,10 @@ import pytest
 from edge_daemon.models.prepare.converters import ConversionError
 from edge_daemon.models.prepare.converters.tfjs_graph import (
     build_onnx,
+    collapse_prelus,
     read_tfjs_graph,
     repair_mobilefacenet,
+    run_numpy,
 )
 from tests.support.convert_mobilefacenet import SOURCES
 
@@ -110,3 +112,20 @@ def test_the_unrepaired_graph_still_converts(shipped):
     """build_onnx translates fused ReLUs too (the repaired graph has none left to exercise that)."""
     model = build_onnx(shipped)
     assert sum(node.op_type == "Relu" for node in model.graph.node) == 17 + 16
+
+
+def test_collapsed_prelus_compute_the_same_and_leave_no_elementwise_formula(repaired):
+    """Each PReLU becomes one node (numpy: the same outputs) and, in ONNX, only ops that ONNX Runtime's
+    blocked layout keeps: convolutions, Relu and Add, no Abs, Sub or per-channel Mul."""
+    collapsed = collapse_prelus(repaired)
+    pixels = np.random.default_rng(3).uniform(0, 255, (2, 112, 112, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_numpy(collapsed, pixels), run_numpy(repaired, pixels), atol=1e-6)
+    assert sum(node.op == "Prelu" for node in collapsed.nodes) == repaired.repairs["sign_fixed_prelu_constants"]
+    ops = [node.op_type for node in build_onnx(collapsed).graph.node]
+    assert "Abs" not in ops
+    assert ops.count("Sub") == 1 and ops.count("Mul") == 3  # pixel centring and the final L2 normalisation only
+
+
+def test_prelus_collapse_only_in_a_repaired_graph(shipped):
+    with pytest.raises(ConversionError, match="repaired graph only"):
+        collapse_prelus(shipped)

@@ -27,6 +27,17 @@ Two defects in the shipped file (they make every face get the same embedding, in
 (b) Every PReLU's per-channel ``.../mul`` constant holds ``-alpha / 2`` instead of ``alpha / 2``.
     The repair negates it.
 Either repair alone still gives one embedding for everyone; with both, faces separate.
+
+PReLUs that keep ONNX Runtime's blocked layout
+----------------------------------------------
+Written out as ``relu(x) + c * (x - |x|)``, each PReLU is five elementwise ops that ONNX Runtime's
+blocked (NCHWc) convolution layout does not take, so every one of them reorders its tensor out of
+that layout and back: that, not the convolutions, was most of the model's time. A native ONNX
+``PRelu`` breaks the layout too. The converter therefore writes each PReLU as
+``x + (1 - alpha) * relu(-x)``, where ``relu(-x)`` is a 1x1 depthwise convolution by -1 with a fused
+``Relu`` and the scaling and sum are a second 1x1 depthwise convolution with a fused ``Add``: ops the
+blocked layout keeps. The result is the same function (checked against the numpy execution of the
+repaired graph, as every conversion is); docs/guide/models.md#mobilefacenet-prelu.
 """
 
 from __future__ import annotations
@@ -337,6 +348,25 @@ def _unfuse_relus(graph: TfjsGraph, prelus: list[_Prelu]) -> tuple[TfjsNode, ...
     return tuple(nodes)
 
 
+def collapse_prelus(graph: TfjsGraph) -> TfjsGraph:
+    """A copy of a repaired graph with each PReLU subgraph as one ``Prelu`` node reading x and its
+    per-channel ``alpha`` (twice the formula's ``c``); the builder writes it in the blocked-layout form."""
+    prelus = _find_prelus(graph)
+    if any(prelu.relu_input == prelu.source for prelu in prelus):
+        raise ConversionError("collapse the PReLUs of a repaired graph only (repair_mobilefacenet first)")
+    weights = dict(graph.weights)
+    by_add, constants = {}, []
+    for prelu in prelus:
+        alpha = f"{prelu.add}/alpha"
+        if alpha in weights:
+            raise ConversionError(f"cannot add the constant {alpha!r}: the name is taken")
+        weights[alpha] = 2 * graph.weights[prelu.mul_constant]
+        constants.append(TfjsNode(name=alpha, op="Const", inputs=(), attrs={}))
+        by_add[prelu.add] = TfjsNode(name=prelu.add, op="Prelu", inputs=(prelu.source, alpha), attrs={})
+    nodes = tuple(constants) + tuple(by_add.get(node.name, node) for node in graph.nodes)
+    return replace(graph, nodes=nodes, weights=weights)
+
+
 # --------------------------------------------------------------------------- graph order
 
 
@@ -429,6 +459,9 @@ def _numpy_op(node: TfjsNode, args: list[np.ndarray]) -> np.ndarray:
         params = _conv_params(node)
         y = _numpy_conv(x, kernel, params, depthwise=op == "FusedDepthwiseConv2dNative") + bias
         return np.maximum(y, 0) if params.relu else y
+    if op == "Prelu":
+        x, alpha = args
+        return np.where(x >= 0, x, alpha * x).astype(np.float32)
     if op in _NUMPY_ELEMENTWISE:
         return _NUMPY_ELEMENTWISE[op](*args).astype(np.float32)
     if op == "Squeeze":
@@ -601,6 +634,20 @@ class _OnnxBuilder:
     def op_Relu(self, node: TfjsNode, output: str) -> int:
         return self._unary("Relu", node, output)
 
+    def op_Prelu(self, node: TfjsNode, output: str) -> int:
+        """``x + (1 - alpha) * relu(-x)`` as two 1x1 depthwise convolutions (see the module docstring)."""
+        x, alpha_name = node.inputs
+        alpha = self.graph.weights[alpha_name]
+        channels = len(alpha)
+        depthwise = {"kernel_shape": [1, 1], "group": channels}
+        negate = self._constant(f"{output}/negate", np.full((channels, 1, 1, 1), -1, np.float32))
+        slope = self._constant(f"{output}/negative_slope", (1 - alpha).astype(np.float32).reshape(channels, 1, 1, 1))
+        self._emit("Conv", [self._tensor(x), negate], f"{output}/negated", **depthwise)
+        self._emit("Relu", [f"{output}/negated"], f"{output}/negative_part")
+        self._emit("Conv", [f"{output}/negative_part", slope], f"{output}/scaled", **depthwise)
+        self._emit("Add", [f"{output}/scaled", self._tensor(x)], output)
+        return 4
+
     def op_Abs(self, node: TfjsNode, output: str) -> int:
         return self._unary("Abs", node, output)
 
@@ -652,4 +699,4 @@ def _inferred_output_shape(model: onnx.ModelProto) -> list[int | str]:
 
 def convert_mobilefacenet(model_json: Path, onnx_path: Path) -> None:
     """Read, repair and convert the TFJS MobileFaceNet to ``onnx_path`` (written atomically)."""
-    save_model(build_onnx(repair_mobilefacenet(read_tfjs_graph(model_json))), onnx_path)
+    save_model(build_onnx(collapse_prelus(repair_mobilefacenet(read_tfjs_graph(model_json)))), onnx_path)
