@@ -4,8 +4,11 @@ processes, timing a call, a clip's frames and rate, a table of result rows, a cl
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +23,8 @@ from tests.support.rtsp import started_server
 
 __all__ = [
     "CROWD_CLIP", "DATA", "FUSED_DIM", "HAMILTON_CLIP", "LFW", "LFW_CACHE", "ROOT", "YUNET_ONNX",
-    "argument_parser", "clip_facts", "cpu_seconds", "print_table", "read_frames", "rss_kib", "served_over_rtsp",
-    "timed",
+    "argument_parser", "clip_facts", "cpu_seconds", "matmul_gflops", "matmul_gflops_on", "print_table", "read_frames",
+    "rss_kib", "served_over_rtsp", "timed",
 ]
 
 LFW_CACHE = Path("/tmp/edge-lfw/cache")  # embeddings of degraded LFW images, kept between runs
@@ -58,6 +61,25 @@ def timed(function: Callable[[], object], repeats: int = 1) -> tuple[float, obje
         result = function()
         times.append(time.perf_counter() - started)
     return statistics.median(times), result
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """float32 matrix product (numpy's BLAS, its own thread count) in GFLOP/s: the box's compute limit."""
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def matmul_gflops_on(threads: int) -> float:
+    """``matmul_gflops`` with BLAS limited to ``threads`` threads (measured in a child process, since
+    BLAS fixes its thread count when loaded). Printed beside a run, it is what turns the run's figures
+    into ratios that carry from one box to another."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    code = "from bench.common import matmul_gflops; print(matmul_gflops())"
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
 
 
 def clip_facts(clip: Path) -> tuple[int, float]:

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench.common import DATA, argument_parser, timed  # noqa: E402
+from bench.common import DATA, argument_parser, matmul_gflops, timed  # noqa: E402
 from edge_daemon.api import find_faces, load_image  # noqa: E402
 from edge_daemon.config import DetectorConfig, EmbedderConfig, FusionMember, GalleryConfig  # noqa: E402
 from edge_daemon.detectors import create_detector  # noqa: E402
@@ -87,14 +87,6 @@ def backend_gflops(config: EmbedderConfig, store: ModelStore) -> float:
     models = {"dlib_onnx": "dlib_resnet", "dlib_bin": "dlib_resnet", "mobilefacenet": "mobilefacenet"}
     members = [config.member_config(m) for m in config.members] if config.backend == "fused" else [config]
     return sum(onnx_gflops(store.path(models[m.backend])) * (2 if m.flip_for(m.backend) else 1) for m in members)
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    b = a.T.copy()
-    a @ b
-    best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
 
 
 def real_faces(aligner, count: int) -> list[np.ndarray]:

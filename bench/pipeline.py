@@ -1,10 +1,10 @@
 """Pipeline benchmark: N looping copies of a clip as realtime file cameras at a detect rate.
 
-Prints, per N: frames captured/processed per second, frames dropped, frames whose detection was
-skipped for no motion or never looked at (stale), faces detected/embedded, detector and embedder
-busy time, p50/p95 capture->event latency of first decisions (and a steady-state p95 without the
+Prints the box's float32 matmul rate (one and two threads) and, per N: frames captured/processed
+per second, frames dropped, frames whose detection was skipped for no motion or never looked at
+(stale), faces detected/embedded, detector and embedder busy time, p50/p95 capture->event latency of first decisions (and a steady-state p95 without the
 decisions of the first ``--start-s`` seconds, while every camera opens its stream at once), and CPU
-use (in all, and cores of the main process, the detector process and the embedder process).
+use (in all, per camera, and cores of the main process, the detector process and the embedder process).
 
   .venv/bin/python -m bench.pipeline                       # crowd clip, N = 1, 2, 4, 30 s each
   .venv/bin/python -m bench.pipeline --clip idle --streams 16 24 --seconds 60
@@ -33,7 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import CROWD_CLIP, YUNET_ONNX, argument_parser, cpu_seconds, print_table, served_over_rtsp
+from bench.common import (
+    CROWD_CLIP,
+    YUNET_ONNX,
+    argument_parser,
+    cpu_seconds,
+    matmul_gflops_on,
+    print_table,
+    served_over_rtsp,
+)
 from edge_daemon.config import Settings
 from edge_daemon.logs import configure_logging
 from edge_daemon.pipeline.daemon import Daemon
@@ -195,6 +203,8 @@ def run(url: str, streams: int, fps: float, seconds: float, detector: dict, gall
         "cpu_cores_used": round(sum(cpu.values()) / seconds, 2),
         # Cores used by each process: where the time goes.
         **{f"cores_{kind}": round(cpu.get(kind, 0.0) / seconds, 2) for kind in ("main", "detector", "embedder")},
+        # What carries from box to box (with the matmul rate printed beside it); cameras held do not.
+        "cores_per_camera": round(sum(cpu.values()) / seconds / streams, 3),
     }
 
 
@@ -269,6 +279,7 @@ def main() -> int:
             print(json.dumps({"clip": str(args.clip), "detector": args.detector, "cost": rows}))
         return 0
     seconds = 10.0 if args.quick else args.seconds
+    rate_1, rate_2 = matmul_gflops_on(1), matmul_gflops_on(2)
     with served_over_rtsp(args.clip) if args.rtsp else nullcontext(str(args.clip)) as url:
         rows = [
             run(url, n, args.fps, seconds, detector, args.gallery, variant, args.start_s)
@@ -276,7 +287,8 @@ def main() -> int:
             for n in args.streams
         ]
 
-    print(f"clip {args.clip.name} {'live over RTSP' if args.rtsp else 'as files'}, detector {args.detector}, {seconds:.0f} s per run")
+    print(f"clip {args.clip.name} {'live over RTSP' if args.rtsp else 'as files'}, detector {args.detector}, {seconds:.0f} s per run; "
+          f"float32 matmul {rate_1:.1f} GFLOP/s on one thread, {rate_2:.1f} on two (measured before the runs)")
     print_table(rows, 12, cut=True)
     for variant in args.variants[1:]:
         for n in args.streams:
@@ -288,7 +300,8 @@ def main() -> int:
                 f"p95 latency {other['latency_p95_ms']} vs {base['latency_p95_ms']} ms"
             )
     if args.json:
-        print(json.dumps({"clip": str(args.clip), "rtsp": args.rtsp, "detector": args.detector, "runs": rows}))
+        print(json.dumps({"clip": str(args.clip), "rtsp": args.rtsp, "detector": args.detector,
+                          "matmul_gflops_1_thread": round(rate_1, 1), "matmul_gflops_2_threads": round(rate_2, 1), "runs": rows}))
     return 0
 
 

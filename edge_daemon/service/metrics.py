@@ -88,6 +88,9 @@ class DaemonCollector:
         yield fps
         yield state
         embedder = status.embedder
+        yield CounterMetricFamily(
+            "edge_daemon_embedder_busy_seconds", "Seconds the embedder spent embedding", value=embedder.embed_seconds
+        )
         yield CounterMetricFamily("edge_daemon_faces_embedded", "Faces embedded", value=embedder.counters.get("faces_embedded", 0))
         yield CounterMetricFamily(
             "edge_daemon_faces_embed_failed", "Faces whose embedding failed", value=embedder.counters.get("faces_failed", 0)

@@ -104,6 +104,7 @@ def test_metrics_come_from_the_snapshot_and_the_monitors_rates():
         'edge_daemon_faces_not_embedded_total{camera="door",reason="blurry"} 3.0',
         'edge_daemon_frames_detected_full_total{camera="door",reason="idle"} 2.0',
         "edge_daemon_detector_busy_seconds_total 1.5",
+        "edge_daemon_embedder_busy_seconds_total 0.25",
         'edge_daemon_camera_fps{camera="door"} 2.5',
         'edge_daemon_camera_state{camera="yard",state="stalled"} 1.0',
         'edge_daemon_embed_batch_size_bucket{le="1"} 2.0',
