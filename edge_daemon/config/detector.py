@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge_daemon.config.base import Section
+from edge_daemon.config.execution import ProviderName, openvino_device_field, provider_field
 
 
 class DetectorConfig(Section):
@@ -30,6 +31,8 @@ class DetectorConfig(Section):
         description="Where 'yunet' finds its converted model (default: the directories 'edge-daemon models "
         "prepare' writes to; give the same directory as embedder.model_cache if you set that).",
     )
+    provider: ProviderName = provider_field()
+    openvino_device: str = openvino_device_field()
     score_threshold: float = Field(
         0.7, ge=0, le=1, title="Detection score", description="Detections scoring below are discarded."
     )

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge_daemon.config.base import Section
+from edge_daemon.config.execution import ProviderName, openvino_device_field, provider_field
 
 EmbedderBackend = Literal["dlib_onnx", "mobilefacenet", "fused", "dlib_bin", "vgg16"]
 # Flip averaging by default where it was calibrated with it: the ONNX face models, where it gains
@@ -24,6 +25,9 @@ class FusionMember(Section):
     )
     flip: bool | None = Field(
         None, title="Flip averaging", description="Embed the crop and its mirror and average; unset: the backend's default."
+    )
+    provider: ProviderName | None = Field(
+        None, title="Execution provider", description="This member's embedder.provider; unset: the embedder's."
     )
 
 
@@ -58,6 +62,8 @@ class EmbedderConfig(Section):
         "systemd, else the checkout's models/ when run from one, else ~/.cache/edge-daemon/models; every one of "
         "these is searched for a verified file. 'edge-daemon models prepare' fills it.",
     )
+    provider: ProviderName = provider_field()
+    openvino_device: str = openvino_device_field()
     model_dir: Path | None = Field(
         None, title="Model directory", description="Required for 'vgg16': the trainer's output directory."
     )
@@ -105,7 +111,8 @@ class EmbedderConfig(Section):
     def member_config(self, member: FusionMember) -> EmbedderConfig:
         """The configuration of one member of a fused embedder."""
         flip = self.flip if member.flip is None else member.flip
-        return self.model_copy(update={"backend": member.backend, "flip": flip, "members": []})
+        provider = self.provider if member.provider is None else member.provider
+        return self.model_copy(update={"backend": member.backend, "flip": flip, "provider": provider, "members": []})
 
     @model_validator(mode="after")
     def _backend_needs(self) -> EmbedderConfig:

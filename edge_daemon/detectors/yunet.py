@@ -12,6 +12,7 @@ from edge_daemon.config import DetectorConfig
 from edge_daemon.detectors.base import DetectorError, as_bgr, downscale, rows_to_detections
 from edge_daemon.messages import Detection
 from edge_daemon.models.files import ModelFileError, prepared_model
+from edge_daemon.models.onnx import ON_CPU, Provider, configured_provider, onnx_session
 
 MODEL = "yunet"  # its name in models/manifest.json
 # The converted graph (edge_daemon.models.prepare.converters.libfacedetection): its input, and per stride the raw
@@ -88,14 +89,12 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(self, model_path: Path, score_threshold: float = 0.7, max_side: int = 640):
-        from edge_daemon.models.onnx import onnx_session
-
+    def __init__(self, model_path: Path, score_threshold: float = 0.7, max_side: int = 640, provider: Provider = ON_CPU):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise DetectorError(f"the YuNet model {model_path} is missing: run 'edge-daemon models prepare'")
         try:
-            self._session = onnx_session(model_path, 1)
+            self._session = onnx_session(model_path, 1, provider, label=MODEL)
         except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
             raise DetectorError(f"cannot load the YuNet model {model_path} ({exc}): run 'edge-daemon models prepare'") from None
         self._threshold = score_threshold
@@ -124,4 +123,4 @@ def create(config: DetectorConfig) -> YuNetDetector:
         path = prepared_model(MODEL, config.model_cache)
     except ModelFileError as exc:
         raise DetectorError(str(exc)) from None
-    return YuNetDetector(path, config.score_threshold, config.max_side)
+    return YuNetDetector(path, config.score_threshold, config.max_side, configured_provider(config))

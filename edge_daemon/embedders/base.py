@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_daemon.embedders.alignment import AlignedFace, Aligner
-from edge_daemon.models.onnx import onnx_session
+from edge_daemon.models.onnx import ON_CPU, Provider, onnx_session
 
 
 class EmbedderError(RuntimeError):
@@ -58,9 +58,9 @@ class OnnxEmbedder:
     dim: int
     input_size: int
 
-    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True):
+    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True, provider: Provider = ON_CPU):
         try:
-            self._session = onnx_session(model_path, threads)
+            self._session = onnx_session(model_path, threads, provider, label=self.name)
         except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
             raise EmbedderError(f"cannot load ONNX model {model_path}: {exc}") from None
         self.flip = flip

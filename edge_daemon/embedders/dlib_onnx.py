@@ -11,6 +11,7 @@ from edge_daemon.embedders.base import EmbedderError, OnnxEmbedder
 from edge_daemon.embedders.calibration import calibrated_threshold
 from edge_daemon.embedders.dlib_bin import DLIB_MODEL_VERSION, dlib_chip_aligner_spec
 from edge_daemon.models.files import ModelFileError, prepared_model
+from edge_daemon.models.onnx import ON_CPU, Provider, configured_provider
 
 
 class DlibOnnxEmbedder(OnnxEmbedder):
@@ -19,8 +20,8 @@ class DlibOnnxEmbedder(OnnxEmbedder):
     dim = 128
     input_size = 150
 
-    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True):
-        super().__init__(model_path, threads, flip)
+    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True, provider: Provider = ON_CPU):
+        super().__init__(model_path, threads, flip, provider)
         self.default_threshold, self.threshold_source = calibrated_threshold(self.name, self.version)
         self.aligner_spec = dlib_chip_aligner_spec()
         self.aligner = create_aligner(self.aligner_spec)
@@ -31,4 +32,4 @@ def create(config: EmbedderConfig, threads: int) -> DlibOnnxEmbedder:
         path = prepared_model("dlib_resnet", config.model_cache)
     except ModelFileError as exc:
         raise EmbedderError(str(exc)) from None
-    return DlibOnnxEmbedder(path, threads, config.flip_for("dlib_onnx"))
+    return DlibOnnxEmbedder(path, threads, config.flip_for("dlib_onnx"), configured_provider(config))
