@@ -6,6 +6,8 @@
 #
 # After pytest (the suite under the .venv's Python), it proves the portable install:
 #   - scripts/test-py313.sh: install, models, demo and a fast subset under CPython 3.13;
+#   - scripts/test-openvino.sh: the OpenVINO execution provider in a venv where onnxruntime-openvino
+#     replaces onnxruntime (the demo and tests/integration/test_execution_providers.py);
 #   - scripts/test-arm64.sh with EDGE_ARM64_EMULATE=0: the default install resolves from wheels
 #     for manylinux aarch64 (CPython 3.11-3.13).
 # Each of those skips with its reason where it cannot run. The run under arm64 emulation itself is
@@ -29,5 +31,6 @@ scripts/setup-homeassistant.sh
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 scripts/test-py313.sh || { [ "$status" -ne 0 ] || status=$?; }
+scripts/test-openvino.sh || { [ "$status" -ne 0 ] || status=$?; }
 EDGE_ARM64_EMULATE=0 scripts/test-arm64.sh || { [ "$status" -ne 0 ] || status=$?; }
 exit "$status"
