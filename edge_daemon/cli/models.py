@@ -23,8 +23,8 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
     if args.source is not None:
         for model in store.import_from(args.source):
             print(json.dumps({"model": model, "copied_from": str(args.source)}))
-    for model, path in zip(store.models, store.prepare()):
-        print(json.dumps({"model": model, "file": str(path), "check": read_check(path)}))
+    for model, precision, path in store.prepare():
+        print(json.dumps({"model": model, "precision": precision, "file": str(path), "check": read_check(path)}))
     return 0
 
 
@@ -33,11 +33,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
     store = _model_store(args)
     rows = []
-    for model, entry in store.models.items():
-        path = store.find(model)
+    for model, precision in store.variants():
+        entry = store.entry(model)
+        path = store.find_variant(model, precision)
         source = entry["source"]
         rows.append({
             "model": model,
+            "precision": precision,
             "source": f"{source['registry']}:{source['package']}=={source['version']}",
             "licence": entry["licence"],
             "converted": str(path) if path else None,
@@ -48,7 +50,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             state = f"ready: {row['converted']}" if row["converted"] else "not prepared: run 'edge-daemon models prepare'"
-            print(f"{row['model']:<14} {row['source']:<45} {state}\n{'':<14} licence: {row['licence']}")
+            name = row["model"] + (" int8" if row["precision"] == "int8" else "")
+            print(f"{name:<19} {row['source']:<45} {state}\n{'':<19} licence: {row['licence']}")
     return 0
 
 

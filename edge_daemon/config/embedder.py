@@ -11,6 +11,10 @@ from edge_daemon.config.base import Section
 from edge_daemon.config.execution import ProviderName, openvino_device_field, provider_field
 
 EmbedderBackend = Literal["dlib_onnx", "mobilefacenet", "fused", "dlib_bin", "vgg16"]
+Precision = Literal["float32", "int8"]
+# The backends whose model has an int8 copy (made by 'models prepare'). MobileFaceNet's int8 loses too
+# much and YuNet's is slower: docs/guide/models.md#int8.
+INT8_BACKENDS = ("dlib_onnx",)
 # Flip averaging by default where it was calibrated with it: the ONNX face models, where it gains
 # accuracy on LFW; the trainer's VGG16 threshold and the dlib-bin reference are single-crop.
 FLIP_BY_DEFAULT = {"dlib_onnx": True, "mobilefacenet": True, "dlib_bin": False, "vgg16": False}
@@ -28,6 +32,9 @@ class FusionMember(Section):
     )
     provider: ProviderName | None = Field(
         None, title="Execution provider", description="This member's embedder.provider; unset: the embedder's."
+    )
+    precision: Precision | None = Field(
+        None, title="Precision", description="This member's embedder.precision; unset: the embedder's."
     )
 
 
@@ -61,6 +68,13 @@ class EmbedderConfig(Section):
         description="Directory of converted ONNX models and their sources. Unset: $CACHE_DIRECTORY/models under "
         "systemd, else the checkout's models/ when run from one, else ~/.cache/edge-daemon/models; every one of "
         "these is searched for a verified file. 'edge-daemon models prepare' fills it.",
+    )
+    precision: Precision = Field(
+        "float32",
+        title="Precision",
+        description="'float32', or 'int8': the int8 copies of the models that have one (dlib_onnx's; in a fusion the "
+        "other members stay float32), made and checked against the float models by 'edge-daemon models prepare'. "
+        "A gallery is tied to the precision it was built with. What int8 gains and loses: docs/guide/models.md#int8.",
     )
     provider: ProviderName = provider_field()
     openvino_device: str = openvino_device_field()
@@ -112,7 +126,13 @@ class EmbedderConfig(Section):
         """The configuration of one member of a fused embedder."""
         flip = self.flip if member.flip is None else member.flip
         provider = self.provider if member.provider is None else member.provider
-        return self.model_copy(update={"backend": member.backend, "flip": flip, "provider": provider, "members": []})
+        if member.precision is not None:
+            precision = member.precision
+        else:
+            precision = self.precision if member.backend in INT8_BACKENDS else "float32"
+        return self.model_copy(
+            update={"backend": member.backend, "flip": flip, "provider": provider, "precision": precision, "members": []}
+        )
 
     @model_validator(mode="after")
     def _backend_needs(self) -> EmbedderConfig:
@@ -123,4 +143,11 @@ class EmbedderConfig(Section):
             raise ValueError("backend 'vgg16' needs embedder.model_dir (the output of 'edge-daemon train')")
         if self.backend == "fused" and len(self.members) < 2:
             raise ValueError("backend 'fused' needs two or more embedder.members")
+        if self.backend == "fused":
+            int8 = [member.backend for member in self.members if member.precision == "int8"]
+        else:
+            int8 = [self.backend] if self.precision == "int8" else []
+        for backend in int8:
+            if backend not in INT8_BACKENDS:
+                raise ValueError(f"precision 'int8' is offered for {', '.join(INT8_BACKENDS)} only, not {backend}")
         return self

@@ -58,13 +58,16 @@ class OnnxEmbedder:
     dim: int
     input_size: int
 
-    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True, provider: Provider = ON_CPU):
+    def __init__(
+        self, model_path: Path, threads: int = 1, flip: bool = True, provider: Provider = ON_CPU, precision: str = "float32"
+    ):
         try:
             self._session = onnx_session(model_path, threads, provider, label=self.name)
         except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
             raise EmbedderError(f"cannot load ONNX model {model_path}: {exc}") from None
         self.flip = flip
-        self.version = f"{self.model_version}{'+flip' if flip else ''}"
+        # int8 embeddings differ a little from float ones: a gallery (and its thresholds) belongs to one
+        self.version = f"{self.model_version}{'+int8' if precision == 'int8' else ''}{'+flip' if flip else ''}"
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         if not len(crops):

@@ -20,8 +20,10 @@ class DlibOnnxEmbedder(OnnxEmbedder):
     dim = 128
     input_size = 150
 
-    def __init__(self, model_path: Path, threads: int = 1, flip: bool = True, provider: Provider = ON_CPU):
-        super().__init__(model_path, threads, flip, provider)
+    def __init__(
+        self, model_path: Path, threads: int = 1, flip: bool = True, provider: Provider = ON_CPU, precision: str = "float32"
+    ):
+        super().__init__(model_path, threads, flip, provider, precision)
         self.default_threshold, self.threshold_source = calibrated_threshold(self.name, self.version)
         self.aligner_spec = dlib_chip_aligner_spec()
         self.aligner = create_aligner(self.aligner_spec)
@@ -29,7 +31,7 @@ class DlibOnnxEmbedder(OnnxEmbedder):
 
 def create(config: EmbedderConfig, threads: int) -> DlibOnnxEmbedder:
     try:
-        path = prepared_model("dlib_resnet", config.model_cache)
+        path = prepared_model("dlib_resnet", config.model_cache, config.precision)
     except ModelFileError as exc:
         raise EmbedderError(str(exc)) from None
-    return DlibOnnxEmbedder(path, threads, config.flip_for("dlib_onnx"), configured_provider(config))
+    return DlibOnnxEmbedder(path, threads, config.flip_for("dlib_onnx"), configured_provider(config), config.precision)

@@ -30,6 +30,8 @@ from edge_daemon.logs import get_logger
 log = get_logger(__name__)
 
 MANIFEST_FILE = Path(__file__).with_name("manifest.json")
+# the activation ranges int8 copies are quantised with (package data, like the manifest)
+INT8_RANGES_DIRECTORY = Path(__file__).with_name("int8")
 
 
 def _checkout_models() -> Path | None:
@@ -106,19 +108,52 @@ def find_converted(model: str, entry: dict, directories: list[Path]) -> Path | N
     return None
 
 
-def prepared_model(model: str, cache: Path | None) -> Path:
-    """The verified converted file of ``model`` from ``cache`` (or the default directories). Never
-    converted here: a model that is not prepared is a ``ModelFileError`` naming the command that
-    prepares it."""
+def int8_ranges_file(entry: dict) -> Path:
+    """The activation ranges a model's int8 copy is quantised with."""
+    return INT8_RANGES_DIRECTORY / entry["int8"]["ranges"]
+
+
+def find_int8(model: str, entry: dict, directories: list[Path]) -> Path | None:
+    """The first int8 copy of ``model`` in ``directories`` whose recorded check passed for exactly
+    that file, made from the manifest's float model with the package's ranges, or None."""
+    try:
+        ranges_sha256 = file_sha256(int8_ranges_file(entry))
+    except OSError:
+        return None
+    for directory in directories:
+        candidate = Path(directory) / entry["int8"]["file"]
+        if not candidate.is_file():
+            continue
+        check = read_check(candidate)
+        if (
+            check.get("passed")
+            and check.get("sha256") == file_sha256(candidate)
+            and check.get("float_sha256") == entry["converted"]["sha256"]
+            and check.get("ranges_sha256") == ranges_sha256
+        ):
+            return candidate
+        log.warning("int8 model does not match its check, its float model or its ranges: not used", model=model, file=str(candidate))
+    return None
+
+
+def prepared_model(model: str, cache: Path | None, precision: str = "float32") -> Path:
+    """The verified converted file of ``model`` (its int8 copy for ``precision`` "int8") from
+    ``cache`` (or the default directories). Never converted here: a model that is not prepared is a
+    ``ModelFileError`` naming the command that prepares it."""
     directories = [Path(cache)] if cache is not None else default_directories()
     try:
         entry = read_manifest()[model]
     except KeyError:
         raise ModelFileError(f"no {model} model in the model manifest {MANIFEST_FILE}") from None
-    path = find_converted(model, entry, directories)
+    if precision == "int8":
+        if "int8" not in entry:
+            raise ModelFileError(f"the manifest has no int8 copy of {model}")
+        path = find_int8(model, entry, directories)
+    else:
+        path = find_converted(model, entry, directories)
     if path is None:
         raise ModelFileError(
-            f"the {model} model is not prepared in {', '.join(str(d) for d in directories)}: "
+            f"the {model}{' int8' if precision == 'int8' else ''} model is not prepared in {', '.join(str(d) for d in directories)}: "
             "run 'edge-daemon models prepare'"
         )
     return path

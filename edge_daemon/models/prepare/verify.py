@@ -46,7 +46,9 @@ def onnx_embeddings(model: Path | bytes, rgb_batch: np.ndarray) -> np.ndarray:
     return onnx_session(model).run(["embedding"], {"image": rgb_batch.astype(np.float32)})[0]
 
 
-def parity_check(converted: np.ndarray, reference: np.ndarray, people: np.ndarray) -> dict:
+def parity_check(
+    converted: np.ndarray, reference: np.ndarray, people: np.ndarray, min_cosine: float = MIN_PARITY_COSINE
+) -> dict:
     """Converted vs reference embeddings of the same faces (one row each), and whether the converted
     model keeps different people apart (``people``: a person id per row)."""
     converted, reference = l2_normalise(converted), l2_normalise(reference)
@@ -64,8 +66,8 @@ def parity_check(converted: np.ndarray, reference: np.ndarray, people: np.ndarra
         "min_same_person": round(min_same, 4),
         "max_different_people": round(max_different, 4),
         "separation": round(separation, 4),
-        "passed": bool(cosines.min() >= MIN_PARITY_COSINE and separation >= MIN_SEPARATION),
-        "rule": f"cosine to the reference >= {MIN_PARITY_COSINE} for every face, and jittered copies of one person "
+        "passed": bool(cosines.min() >= min_cosine and separation >= MIN_SEPARATION),
+        "rule": f"cosine to the reference >= {min_cosine} for every face, and jittered copies of one person "
         f"closer than any two people by >= {MIN_SEPARATION}",
     }
 
@@ -193,21 +195,32 @@ def _verify_yunet(sources: dict[str, Path], target: Path, store: VerificationCon
     }
 
 
+def embedder_aligner(model: str):
+    """How the embedder of ``model`` aligns a face for it."""
+    from edge_daemon.embedders.alignment import TemplateAligner, create_aligner
+    from edge_daemon.embedders.dlib_bin import dlib_chip_aligner_spec
+
+    if model == "dlib_resnet":
+        return create_aligner(dlib_chip_aligner_spec())
+    if model == "mobilefacenet":
+        return TemplateAligner(112)
+    raise EmbedderError(f"{model} is not an embedder's model")
+
+
 def _verify_dlib(sources: dict[str, Path], target: Path, store: VerificationContext) -> dict:
     from edge_daemon.embedders.dlib_bin import DlibBinEmbedder
 
     reference = DlibBinEmbedder()
-    chips, people = verification_faces(reference.aligner, store.verification_detector())
+    chips, people = verification_faces(embedder_aligner("dlib_resnet"), store.verification_detector())
     rgb = np.stack(chips)[:, :, :, ::-1]
     check = parity_check(onnx_embeddings(target, rgb), reference.descriptors(rgb), people)
     return {**check, "reference": "dlib-bin compute_face_descriptor"}
 
 
 def _verify_mobilefacenet(sources: dict[str, Path], target: Path, store: VerificationContext) -> dict:
-    from edge_daemon.embedders.alignment import TemplateAligner
     from edge_daemon.models.prepare.converters.tfjs_graph import read_tfjs_graph, repair_mobilefacenet, run_numpy
 
-    crops, people = verification_faces(TemplateAligner(112), store.verification_detector())
+    crops, people = verification_faces(embedder_aligner("mobilefacenet"), store.verification_detector())
     rgb = np.stack(crops)[:, :, :, ::-1].astype(np.float32)
     graph = repair_mobilefacenet(read_tfjs_graph(graph_json(sources)))
     check = parity_check(onnx_embeddings(target, rgb), run_numpy(graph, rgb), people)
@@ -226,6 +239,27 @@ def record_check(model: str, sources: dict[str, Path], target: Path, store: Veri
     if not check["passed"]:
         raise EmbedderError(f"the converted {model} model failed its check on real faces: {check}")
     log.info("model converted and verified", model=model, file=str(target), **_summary(check))
+    return check
+
+
+def record_int8_check(model: str, entry: dict, float_model: Path, target: Path, store: VerificationContext) -> dict:
+    """Check the int8 copy ``target`` against its float model on the registry faces and record the
+    result beside it, bound to its sha256, the float model's and the ranges'; a failed check is
+    recorded too, and is an error."""
+    from edge_daemon.models.files import int8_ranges_file
+
+    crops, people = verification_faces(embedder_aligner(model), store.verification_detector())
+    rgb = np.stack(crops)[:, :, :, ::-1].astype(np.float32)
+    check = parity_check(onnx_embeddings(target, rgb), onnx_embeddings(float_model, rgb), people, entry["int8"]["min_cosine"])
+    check.update(
+        model=model, precision="int8", reference="the float32 model", sha256=file_sha256(target),
+        float_sha256=file_sha256(float_model), ranges_sha256=file_sha256(int8_ranges_file(entry)),
+        checked=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    target.with_suffix(".check.json").write_text(json.dumps(check, indent=2), encoding="utf-8")
+    if not check["passed"]:
+        raise EmbedderError(f"the int8 {model} model failed its check on real faces: {check}")
+    log.info("int8 model made and verified", model=model, file=str(target), **_summary(check))
     return check
 
 
