@@ -98,13 +98,14 @@ import json, sys
 from pathlib import Path
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 bad = [row["model"] for row in rows if not (row["check"].get("passed") and Path(row["file"]).parent == Path(sys.argv[2]))]
-print(("BAD " if bad or len(rows) != 3 else "") + ", ".join(f"{row['model']} ({row['check'].get('reference', '').split(' (')[0]})" for row in rows))
+print(("BAD " if bad or len(rows) != 4 else "") + ", ".join(f"{row['model']} {row['precision']} ({row['check'].get('reference', '').split(' (')[0]})" for row in rows))
 EOF
 )"
 case "$checks" in BAD*) die "models prepare did not convert and pass every model into $MODELS: $checks";; esac
 log "models: converted and checked in $MODELS in $(($(date +%s) - t0)) s: $checks"
-inside="$(find "$package_dir" -type f ! -name '*.py' ! -name '*.pyc' ! -name manifest.json | head -3)"
-[ -z "$inside" ] || die "files other than the code and the manifest are inside the installed package: $inside"
+inside="$(find "$package_dir" -type f ! -name '*.py' ! -name '*.pyc' ! -name manifest.json ! -path '*/models/int8/*.ranges.json' | head -3)"
+[ -z "$inside" ] || die "files other than the code, the manifest and the int8 ranges are inside the installed package: $inside"
+[ -n "$(find "$package_dir" -path '*/models/int8/*.ranges.json')" ] || die "the int8 ranges are not installed with the package"
 
 t0=$(date +%s)
 log "gallery: edge-daemon gallery build $GALLERY_PHOTOS --out G"

@@ -70,8 +70,8 @@ def test_old_dlib_gallery_is_refused_then_rebuilt_from_its_photos_and_later_from
 def test_models_list_reports_every_model_ready():
     listed = cli("models", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    rows = {row["model"]: row for row in json.loads(listed.stdout)}
-    assert set(rows) == {"yunet", "dlib_resnet", "mobilefacenet"}
+    rows = {(row["model"], row["precision"]): row for row in json.loads(listed.stdout)}
+    assert set(rows) == {("yunet", "float32"), ("dlib_resnet", "float32"), ("dlib_resnet", "int8"), ("mobilefacenet", "float32")}
     for row in rows.values():
         assert row["converted"] and row["check"]["passed"]
     assert "research" in ModelStore().entry("mobilefacenet")["training_data"]
