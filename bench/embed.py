@@ -47,9 +47,11 @@ BACKENDS = {
     "dlib_bin": EmbedderConfig(backend="dlib_bin"),
     "dlib_onnx": EmbedderConfig(backend="dlib_onnx", flip=False),
     "dlib_onnx +flip": EmbedderConfig(backend="dlib_onnx", flip=True),
+    "dlib_onnx int8": EmbedderConfig(backend="dlib_onnx", flip=False, precision="int8"),
     "mobilefacenet": EmbedderConfig(backend="mobilefacenet", flip=False),
     "mobilefacenet +flip": EmbedderConfig(backend="mobilefacenet", flip=True),
     "fused (default)": EmbedderConfig(),
+    "fused int8": EmbedderConfig(precision="int8"),
     "fused +flip": EmbedderConfig(members=[
         FusionMember(backend="dlib_onnx", weight=0.81, flip=True), FusionMember(backend="mobilefacenet", weight=0.19, flip=True),
     ]),
