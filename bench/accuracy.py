@@ -15,6 +15,7 @@ and rounded to 2 decimals (the default weights in the configuration).
 
   .venv/bin/python -m bench.accuracy            # about 5 minutes here
   .venv/bin/python -m bench.accuracy --json
+  .venv/bin/python -m bench.accuracy --precision int8   # the models with an int8 copy in int8
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from bench.common import LFW, argument_parser
 from edge_daemon.config import DetectorConfig, EmbedderConfig
+from edge_daemon.config.embedder import INT8_BACKENDS
 from edge_daemon.detectors import create_detector
 from edge_daemon.embedders import create_local_embedder
 from edge_daemon.embedders.base import l2_normalise
@@ -94,7 +96,10 @@ def evaluate(train, test, train_scores, test_scores) -> dict:
 
 
 def main() -> int:
-    args = argument_parser(__doc__).parse_args()
+    parser = argument_parser(__doc__)
+    parser.add_argument("--precision", choices=["float32", "int8"], default="float32",
+                        help="int8: the members that have an int8 copy run it (as embedder.precision does)")
+    args = parser.parse_args()
     configure_logging("info")  # progress of the long embedding pass
     if not LFW.is_dir():
         raise SystemExit(f"LFW not found at {LFW}")
@@ -102,7 +107,12 @@ def main() -> int:
     test = read_pairs(LFW / "_protocol" / "pairsDevTest.txt")
     keys = list(dict.fromkeys(key for pair in train.pairs + test.pairs for key in (pair.first, pair.second)))
     detector = create_detector(DetectorConfig(), separate_process=False)
-    embedders = {name: create_local_embedder(EmbedderConfig(backend=name, flip=False), 2) for name in MEMBERS}
+    embedders = {
+        name: create_local_embedder(
+            EmbedderConfig(backend=name, flip=False, precision=args.precision if name in INT8_BACKENDS else "float32"), 2
+        )
+        for name in MEMBERS
+    }
     found = embed_images(keys, detector, embedders)
     missing = len(keys) - len(found[MEMBERS[0]])
 
@@ -120,12 +130,12 @@ def main() -> int:
         for name in MEMBERS:
             vectors = member_vectors(found[name], flip)
             member_sets[name] = vectors
-            train_scores = record(name, f"{embedders[name].model_version}{'+flip' if flip else ''}", vectors)
+            train_scores = record(name, f"{embedders[name].version}{'+flip' if flip else ''}", vectors)
             impostor_std[(name, flip)] = float(np.nanstd(train_scores[~same_train]))
         inverse = np.array([1 / impostor_std[(name, flip)] for name in MEMBERS])
         weights = np.round(inverse / inverse.sum(), 2)
         for member_weights, label in ((weights, "z-normalised"), (np.array([0.5, 0.5]), "equal")):
-            versions = [(name, f"{embedders[name].model_version}{'+flip' if flip else ''}") for name in MEMBERS]
+            versions = [(name, f"{embedders[name].version}{'+flip' if flip else ''}") for name in MEMBERS]
             scales = fusion_scales(list(member_weights))
             common = set.intersection(*(set(member_sets[name]) for name in MEMBERS))
             vectors = {
