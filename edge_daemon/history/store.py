@@ -26,13 +26,12 @@ import numpy as np
 from edge_daemon.config.paths import state_directory
 from edge_daemon.history.queries import HistoryQueries
 from edge_daemon.history.schema import CROPS_DIR, DB_FILE, crop_name, open_history_database, unit_vector
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import RepeatedFailure, get_logger
 from edge_daemon.recognition.gallery import validate_identity
 
 log = get_logger(__name__)
 
 JPEG_QUALITY = 90
-LOG_EVERY_FAILURES = 100  # while recording keeps failing, log the first failure and then every 100th
 
 
 def history_directory(config) -> Path:
@@ -52,8 +51,9 @@ class FaceHistory(HistoryQueries):
         self.max_faces = max_faces
         self.max_age_s = max_age_days * 24 * 3600
         self.dropped = 0
-        self.failures = 0
-        self._failing = False
+        self._recording = RepeatedFailure(
+            log, "face history cannot record a face: skipped, recognition goes on", "face history records again"
+        )
         super().__init__(open_history_database(self.path), threading.Lock(), self.path / CROPS_DIR)
 
     # --- recording -------------------------------------------------------------------------
@@ -214,20 +214,22 @@ class FaceHistory(HistoryQueries):
             except OSError as exc:
                 log.warning("cannot remove a dropped face crop", face_id=face_id, error=str(exc))
 
+    @property
+    def failures(self) -> int:
+        """Faces and tracks that could not be recorded since start."""
+        return self._recording.total
+
+    @property
+    def problem(self) -> str | None:
+        """Why faces cannot be recorded now (the latest failure of a run of them), or None."""
+        reason = self._recording.reason
+        return f"face history cannot record faces ({reason})" if reason else None
+
     def _record_failed(self, exc: Exception) -> None:
-        self.failures += 1
-        if not self._failing or self.failures % LOG_EVERY_FAILURES == 0:
-            log.error(
-                "face history cannot record a face: skipped, recognition goes on",
-                error=f"{type(exc).__name__}: {exc}",
-                failures_total=self.failures,
-            )
-        self._failing = True
+        self._recording.failed(f"{type(exc).__name__}: {exc}")
 
     def _record_succeeded(self) -> None:
-        if self._failing:
-            log.info("face history records again", failures_total=self.failures)
-        self._failing = False
+        self._recording.succeeded()
 
     # --- disk use and closing -----------------------------------------------------------------
 
