@@ -124,7 +124,7 @@ class MqttTransport:
             return f"no event spool ({self._no_spool_reason}); events wait in memory, at most {self._memory_events}"
         reason = self._spool_writes.reason
         if reason is not None:
-            return f"event spool cannot be written ({reason}): events wait in memory, at most {self._memory_events}"
+            return f"event spool {self.spool.path} cannot be written ({reason}); events wait in memory, at most {self._memory_events}"
         return None
 
     def set_other_problems(self, problems: list[str]) -> None:

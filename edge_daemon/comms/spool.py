@@ -115,7 +115,7 @@ class EventSpool:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._roll_back()
-                raise SpoolError(f"event spool {self.path}: {exc}") from None
+                raise SpoolError(str(exc)) from None
         if aged or over:
             self.dropped += aged + over
             log.error("event spool full: oldest events dropped", too_old=aged, over_limit=over, dropped_total=self.dropped)

@@ -4,7 +4,6 @@ systemd status line and notifications, and /metrics."""
 from __future__ import annotations
 
 import dataclasses
-
 import time
 
 from prometheus_client import generate_latest
