@@ -90,6 +90,10 @@ def test_a_degraded_daemon_says_why_in_health_stats_and_status_line_without_bein
     assert health.healthy and health.degraded == (problem,)
     assert monitor.status_line().startswith(f"degraded: {problem}. door streaming")
     assert degraded().stats()["degraded"] == [problem]
+    registry = CollectorRegistry()
+    registry.register(DaemonCollector(degraded, lambda: {}))
+    text = generate_latest(registry).decode()
+    assert "edge_daemon_degraded 1.0" in text and "edge_daemon_memory_dropped_total 0.0" in text
 
 
 def test_ready_once_no_camera_is_starting_and_no_watchdog_ping_while_unhealthy():
