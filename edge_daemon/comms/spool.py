@@ -8,7 +8,7 @@ Ages come from the monotonic clock, not the wall clock: a box without a real-tim
 days or years off and be stepped by NTP later, and an event spooled before the step must not look
 too old (or young) after it. Each row keeps the boot it was spooled in (the kernel's boot id) and
 the monotonic reading then; only a row from an earlier boot, whose monotonic reading means nothing
-now, is aged by its wall-clock stamp. A step of the wall clock is logged once.
+now, is aged by its wall-clock stamp. A step of the wall clock is logged once (``clock``).
 
 A write that fails (a full or read-only disk) raises ``SpoolError`` and changes nothing; the
 caller decides where the event goes instead. Deleting what the broker acknowledged never raises:
@@ -19,20 +19,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_daemon.clock import Clock, WallClockSteps
 from edge_daemon.config.paths import state_directory
 from edge_daemon.logs import get_logger
 
 log = get_logger(__name__)
-
-# The wall clock moved this much more (or less) than the monotonic clock between two looks: a step.
-# NTP slews small errors without a step; anything this large was set.
-WALL_CLOCK_STEP_S = 2.0
 
 
 def default_spool_path() -> Path:
@@ -46,14 +41,6 @@ def boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The spool's clocks; tests give a wall clock that steps."""
-
-    wall: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
 
 
 class SpoolError(OSError):
@@ -76,7 +63,7 @@ class EventSpool:
         self._max_age_s = max_age_s
         self._clock = clock
         self._boot = boot_id()
-        self._wall_offset = clock.wall() - clock.monotonic()  # moves only when the wall clock is set
+        self._wall_clock = WallClockSteps(clock)
         self._lock = threading.RLock()
         self.dropped = 0
         self._delivered_up_to = 0  # rows up to this id were acknowledged; deleted with the next write
@@ -103,7 +90,7 @@ class EventSpool:
         """Spool one event and apply the bounds, in one transaction; ``SpoolError`` when it cannot be
         written (nothing is changed then)."""
         with self._lock:
-            self._notice_wall_clock_step()
+            self._wall_clock.step()  # logged; the ages below do not depend on it
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
@@ -126,15 +113,6 @@ class EventSpool:
                 self._db.execute("ROLLBACK")
         except sqlite3.Error:
             pass  # SQLite rolls back by itself when a statement of the transaction failed on I/O
-
-    def _notice_wall_clock_step(self) -> None:
-        offset = self._clock.wall() - self._clock.monotonic()
-        if abs(offset - self._wall_offset) >= WALL_CLOCK_STEP_S:
-            log.warning(
-                "the wall clock stepped: event times before and after differ by the step; spooled events keep their age",
-                step_s=round(offset - self._wall_offset, 1),
-            )
-            self._wall_offset = offset
 
     def _enforce_bounds(self) -> tuple[int, int]:
         aged = self._db.execute(
