@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_daemon.comms.broker import BrokerLink, new_client
@@ -81,7 +82,7 @@ class MqttTransport:
             log, "event spool cannot be written: events wait in memory for the broker", "event spool written again"
         )
         self._spool_reads = RepeatedFailure(log, "event spool cannot be read", "event spool read again")
-        self._other_problems: list[str] = []
+        self._other_problems: Callable[[], list[str]] = list
         self._health_sent: list[str] | None = None
         self._pending = threading.Condition()  # guards _memory; notified when an event arrives
         self._closing = threading.Event()
@@ -99,8 +100,7 @@ class MqttTransport:
         if self._discovery is not None:
             client.subscribe(self._discovery.status_topic, qos=1)
             self._announce()
-        self._health_sent = None  # the broker may have lost it: send it again
-        self._publish_health()
+        self._send_health(client)  # the broker may have lost it
         waiting = self.spool_depth() + self.memory_depth()
         if waiting:
             log.info("delivering waiting events", spooled=self.spool_depth(), in_memory=self.memory_depth())
@@ -127,20 +127,27 @@ class MqttTransport:
             return f"event spool {self.spool.path} cannot be written ({reason}); events wait in memory, at most {self._memory_events}"
         return None
 
-    def set_other_problems(self, problems: list[str]) -> None:
-        """What else makes the daemon degraded (no history, no crops), for the health topic."""
-        self._other_problems = list(problems)
+    def set_other_problems(self, problems: Callable[[], list[str]]) -> None:
+        """What else makes the daemon degraded now (no history or crops, a history that cannot
+        record), for the health topic."""
+        self._other_problems = problems
         self._publish_health()
 
+    def _problems(self) -> list[str]:
+        return self._other_problems() + ([self.problem] if self.problem else [])
+
     def _publish_health(self) -> None:
+        """The health topic when it changed (looked at with every event), while connected."""
+        if self.connected.is_set() and self._problems() != self._health_sent:
+            self._send_health(self._client)
+
+    def _send_health(self, client) -> None:
         """``<prefix>/<box>/health`` (retained): ``ok``, or ``degraded`` and why; Home Assistant's
         diagnostic entity reads it. Sent on connect and whenever it changes."""
-        problems = self._other_problems + ([self.problem] if self.problem else [])
-        if problems == self._health_sent or not self.connected.is_set():
-            return
+        problems = self._problems()
         self._health_sent = problems
         state = "degraded" if problems else "ok"
-        self._client.publish(self.health_topic, json.dumps({"state": state, "problems": problems}), qos=1, retain=True)
+        client.publish(self.health_topic, json.dumps({"state": state, "problems": problems}), qos=1, retain=True)
 
     def _announce(self) -> None:
         for topic, payload in self._discovery.discovery_messages():

@@ -80,7 +80,7 @@ class Daemon:
             settings, identifications, self.dispatcher, self.embedder, self.matcher, self.history, self.groups, crops_dir
         )
         if self.mqtt is not None:
-            self.mqtt.set_other_problems(self.state_problems)
+            self.mqtt.set_other_problems(self._problems_besides_mqtt)
 
     def start(self) -> None:
         for thread in [self.decisions, self.embed_worker, self.detect_queue, *self.trackers, *self.cameras]:
@@ -170,11 +170,15 @@ class Daemon:
             detection=self.detect_queue.counters(camera.config.name).values,
         )
 
+    def _problems_besides_mqtt(self) -> list[str]:
+        """What could not be written at start, and a history that cannot record now."""
+        history = self.history.problem if self.history else None
+        return self.state_problems + ([history] if history else [])
+
     def _degraded(self) -> tuple[str, ...]:
-        """What does not work on this box now: what could not be written at start, and a spool or
-        history that fails to write now."""
-        now = [self.mqtt.problem if self.mqtt else None, self.history.problem if self.history else None]
-        return tuple(self.state_problems + [problem for problem in now if problem])
+        """What does not work on this box now: the above, and a spool that cannot be written."""
+        spool = self.mqtt.problem if self.mqtt else None
+        return tuple(self._problems_besides_mqtt() + ([spool] if spool else []))
 
     def _mqtt_status(self) -> MqttStatus | None:
         mqtt = self.mqtt

@@ -19,7 +19,7 @@ from edge_daemon.comms.spool import EventSpool
 from edge_daemon.config import MqttConfig
 from edge_daemon.history import FaceHistory
 from edge_daemon.messages import Event, utc_iso
-from tests.support.broker import BrokerGate
+from tests.support.broker import BrokerGate, Subscriber
 from tests.support.delivery import PREFIX, PersistentSubscriber
 from tests.support.disk import failing_card, small_disk  # noqa: F401 - fixtures
 from tests.support.waiting import wait_until
@@ -229,3 +229,17 @@ def test_faces_recorded_while_the_clock_was_a_year_behind_stay_in_the_history_af
     assert history.dropped == 0 and [row.face_id for row in history.faces()][::-1] == [*behind, corrected]
     assert all(abs(row.ts - time.time()) < 60 for row in history.faces())  # their stamps moved by the step
     history.close()
+
+
+def test_without_a_spool_events_go_from_memory_and_the_health_topic_says_degraded_on_connect(broker):
+    subscriber = Subscriber(broker.port, f"{PREFIX}/#")
+    transport = MqttTransport(MqttConfig(url=broker.url, prefix=PREFIX), "box", None, no_spool_reason="read-only file system")
+    try:
+        assert wait_until(lambda: subscriber.on(f"{PREFIX}/box/health"), 10)  # before any event
+        health = json.loads(subscriber.on(f"{PREFIX}/box/health")[0].payload)
+        assert health == {"state": "degraded", "problems": [transport.problem]} and "read-only" in transport.problem
+        assert [transport.publish(event(number)) for number in range(3)] == ["unspooled"] * 3
+        assert wait_until(lambda: len(subscriber.on(f"{PREFIX}/events")) == 3, 10)
+    finally:
+        transport.close()
+        subscriber.close()
