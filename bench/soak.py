@@ -1,9 +1,10 @@
 """Soak test: the whole pipeline on looping files for a long time; reports memory (RSS) over time.
 
 RSS is summed over the daemon's process and its model processes. The slope of a least-squares
-line through the samples after warm-up says whether memory is flat.
+line through the samples after warm-up says whether memory is flat. The face history goes to a
+temporary directory, so a soak neither reads nor fills this user's state.
 
-  .venv/bin/python -m bench.soak --minutes 30                 # Hamilton clip, 2 cameras
+  .venv/bin/python -m bench.soak --minutes 30 --warmup 300    # Hamilton clip, 4 cameras
   .venv/bin/python -m bench.soak --minutes 1 --json           # quick look; last line is JSON
 """
 
@@ -13,6 +14,7 @@ import json
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +39,7 @@ def tree_rss_mib() -> float:
 def main() -> int:
     parser = argument_parser(__doc__)
     parser.add_argument("--clip", type=Path, default=HAMILTON_CLIP)
-    parser.add_argument("--cameras", type=int, default=2)
+    parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds left out of the slope")
@@ -46,10 +48,12 @@ def main() -> int:
     if not args.clip.exists():
         parser.error(f"clip not found: {args.clip}")
     configure_logging("warning")
+    state = tempfile.TemporaryDirectory(prefix="soak-")
     settings = Settings(
         cameras=[{"name": f"cam{i}", "url": str(args.clip), "loop": True} for i in range(args.cameras)],
         gallery={"path": args.gallery},
         events={"jsonl": ""},
+        history={"path": f"{state.name}/history"},
     )
     daemon = Daemon(settings)
     daemon.start()
@@ -68,11 +72,13 @@ def main() -> int:
     finally:
         daemon.request_stop()
         daemon.shutdown()
+        state.cleanup()
     steady = np.array([(t, rss) for t, rss in samples if t >= args.warmup]) if len(samples) > 2 else np.array(samples)
     slope = float(np.polyfit(steady[:, 0] / 3600, steady[:, 1], 1)[0]) if len(steady) >= 2 else float("nan")
     summary = {
         "minutes": round(samples[-1][0] / 60, 1),
         "cameras": args.cameras,
+        "warmup_s": args.warmup,
         "rss_start_mib": round(samples[0][1], 1),
         "rss_after_warmup_mib": round(float(steady[0, 1]), 1) if len(steady) else None,
         "rss_end_mib": round(samples[-1][1], 1),

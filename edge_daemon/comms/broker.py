@@ -22,7 +22,7 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 
 from edge_daemon.config import ConfigError, MqttConfig
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import get_logger, worth_logging
 from edge_daemon.messages import utc_iso
 
 log = get_logger(__name__)
@@ -90,17 +90,11 @@ def describe(error: BaseException | None) -> str:
     return "the broker closed the connection before accepting it"
 
 
-def worth_logging(repeats: int) -> bool:
-    """The 1st, 2nd, 4th, 8th... failure in a row, and every 100th: a broker away for a day at the
-    30 s retry cap costs a few dozen log lines, not thousands, and each says how many it stands for."""
-    return repeats & (repeats - 1) == 0 or repeats % 100 == 0
-
-
 class BrokerLink:
     """Connects ``client`` to the configured broker in paho's loop thread (reconnecting with backoff
     from 1 to 30 s) and knows what /healthz and the stats report: connected, or since when not and
     why. Every failed attempt is logged with its reason (refused, TLS, DNS, timeout, not authorised);
-    repeats of one reason are rate-limited by ``worth_logging`` and carry their count. ``on_ready``
+    repeats of one reason are rate-limited by ``logs.worth_logging`` and carry their count. ``on_ready``
     runs on every successful connection, before ``connected`` is set."""
 
     def __init__(

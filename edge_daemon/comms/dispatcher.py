@@ -1,12 +1,13 @@
 """The event dispatcher: hands every event to every transport; one failing transport never
-stops the others."""
+stops the others, and one that keeps failing is logged with counts (``logs.RepeatedFailure``), not
+once per event."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from edge_daemon.counters import StageCounters
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import RepeatedFailure, get_logger
 from edge_daemon.messages import Event
 
 log = get_logger(__name__)
@@ -15,7 +16,10 @@ log = get_logger(__name__)
 class Transport(Protocol):
     name: str
 
-    def publish(self, event: Event) -> None: ...
+    def publish(self, event: Event) -> str | None:
+        """Take the event; return how far it went when that is not all the way (MQTT: ``spooled``,
+        or ``unspooled`` when it waits in memory), None for ``published``."""
+        ...
 
     def close(self) -> None:
         """Flush what is pending and release the connection or file."""
@@ -26,17 +30,23 @@ class EventDispatcher:
     def __init__(self, transports: list[Transport]):
         self.transports = transports
         self.counters = StageCounters()
+        self._failures = {
+            transport.name: RepeatedFailure(log, "events not delivered", "events delivered again") for transport in transports
+        }
 
     def publish(self, event: Event) -> None:
         for transport in self.transports:
+            failures = self._failures[transport.name]
             try:
-                transport.publish(event)
-                # A transport that takes an event only part of the way says how far (MQTT: "spooled";
-                # it counts what the broker acknowledged itself).
-                self.counters.add(f"{getattr(transport, 'accepted', 'published')}_{transport.name}")
+                # A transport that takes an event only part of the way says how far (MQTT counts what
+                # the broker acknowledged itself).
+                outcome = transport.publish(event) or "published"
             except Exception as exc:
                 self.counters.add(f"failed_{transport.name}")
-                log.error("event not delivered", transport=transport.name, event_id=event.event_id, error=str(exc))
+                failures.failed(str(exc), transport=transport.name, event_id=event.event_id)
+                continue
+            self.counters.add(f"{outcome}_{transport.name}")
+            failures.succeeded(transport=transport.name)
 
     def close(self) -> None:
         for transport in self.transports:

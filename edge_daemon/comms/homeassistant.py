@@ -1,6 +1,7 @@
 """Home Assistant MQTT discovery: per camera an ``event`` entity (event types ``recognized``,
 ``unknown`` and ``uncertain``) and a "last identity" sensor, both tied to the daemon's
-availability, under one device per box.
+availability, under one device per box; and per box a diagnostic "degraded" problem sensor, on
+while the daemon runs without a disk it can write (the reasons are its attributes).
 
 Names: HA accepts only ``[a-zA-Z0-9_-]`` in a discovery topic's node and object ids, while box and
 camera names may hold dots. Each name becomes its sanitised form plus a short hash of the raw name
@@ -74,6 +75,11 @@ class HomeAssistantDiscovery:
     def identity_topic(self, camera: str) -> str:
         return f"{self._prefix}/{camera}/ha/last_identity"
 
+    @property
+    def health_topic(self) -> str:
+        """Retained ``{"state": "ok" | "degraded", "problems": [...]}``, published by the MQTT transport."""
+        return f"{self._prefix}/health"
+
     def _configs(self) -> list[tuple[str, str]]:
         common = {
             "device": self._device,
@@ -83,7 +89,17 @@ class HomeAssistantDiscovery:
                 {"topic": f"{self._prefix}/availability", "value_template": "{{ 'online' if value == 'online' else 'offline' }}"}
             ],
         }
-        messages = []
+        degraded = {
+            "name": "degraded",
+            "unique_id": f"{self._node_id}_degraded",
+            "state_topic": self.health_topic,
+            "value_template": "{{ 'ON' if value_json.state == 'degraded' else 'OFF' }}",
+            "json_attributes_topic": self.health_topic,
+            "device_class": "problem",
+            "entity_category": "diagnostic",
+            **common,
+        }
+        messages = [(f"{self._discovery_prefix}/binary_sensor/{self._node_id}/degraded/config", json.dumps(degraded))]
         for camera in self._cameras:
             camera_id = discovery_id(camera)
             unique = f"{self._node_id}_{camera_id}"

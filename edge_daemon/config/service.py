@@ -38,6 +38,13 @@ class ServiceConfig(Section):
         0, ge=0, le=65535, title="Metrics port", description="Serve /metrics and /healthz on this port; 0 disables."
     )
     metrics_host: str = Field("127.0.0.1", title="Metrics address", description="Address to listen on (local by default).")
+    strict_state: bool = Field(
+        False,
+        title="Refuse a sick disk",
+        description="Refuse to start when the spool, the face history or the crops directory cannot be written (a "
+        "read-only or full disk). Off: start degraded without them, recognise and publish, and say so on /healthz, "
+        "in the systemd status and to Home Assistant.",
+    )
 
     @property
     def box_name(self) -> str:

@@ -20,3 +20,10 @@ class SpoolConfig(Section):
     max_age_s: float = Field(
         7 * 24 * 3600.0, gt=0, title="Oldest event kept", description="Events older than this many seconds are dropped."
     )
+    memory_events: int = Field(
+        1000,
+        ge=1,
+        title="Most events in memory",
+        description="Events wait in memory when the spool cannot be written (a full or read-only disk); with the "
+        "broker away too, the oldest beyond this many are dropped (and counted). Lost if the daemon stops.",
+    )

@@ -9,13 +9,16 @@ database or anything else is logged, counted (``failures``) and the face is skip
 Bounds: after each insert the rows older than ``max_age_days`` go, then the oldest rows beyond
 ``max_faces``, with their crops (counted in ``dropped``); tracks are bounded alike. Steady state is a
 rolling window.
+
+Faces are stamped with the wall clock, which NTP may step by days or years on a box without a
+real-time clock. When it steps, the stamps this run made before the step are moved by the step
+(they were off by it), so the age bound drops no face because the clock was set.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,16 +26,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_daemon.clock import Clock, WallClockSteps
 from edge_daemon.config.paths import state_directory
 from edge_daemon.history.queries import HistoryQueries
 from edge_daemon.history.schema import CROPS_DIR, DB_FILE, crop_name, open_history_database, unit_vector
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import RepeatedFailure, get_logger
 from edge_daemon.recognition.gallery import validate_identity
 
 log = get_logger(__name__)
 
 JPEG_QUALITY = 90
-LOG_EVERY_FAILURES = 100  # while recording keeps failing, log the first failure and then every 100th
 
 
 def history_directory(config) -> Path:
@@ -46,15 +49,22 @@ class FaceHistory(HistoryQueries):
     Raises ``OSError`` when the directory or database cannot be opened at all (permissions, a lock
     held too long); a damaged database is set aside instead."""
 
-    def __init__(self, path: Path, max_faces: int = 100_000, max_age_days: float = 30.0):
+    def __init__(self, path: Path, max_faces: int = 100_000, max_age_days: float = 30.0, clock: Clock = Clock()):
         self.path = Path(path)
         self.db_path = self.path / DB_FILE
         self.max_faces = max_faces
         self.max_age_s = max_age_days * 24 * 3600
         self.dropped = 0
-        self.failures = 0
-        self._failing = False
+        self._recording = RepeatedFailure(
+            log, "face history cannot record a face: skipped, recognition goes on", "face history records again"
+        )
         super().__init__(open_history_database(self.path), threading.Lock(), self.path / CROPS_DIR)
+        self._clock = clock
+        self._wall_clock = WallClockSteps(clock)
+        # Rows after these were stamped by this run; steps of the wall clock not yet applied to them
+        # (step, last face id, last track ref when it was noticed).
+        self._run_first = (self._last_id("faces", "face_id"), self._last_id("tracks", "track_ref"))
+        self._unapplied_steps: list[tuple[float, int, int]] = []
 
     # --- recording -------------------------------------------------------------------------
 
@@ -85,6 +95,7 @@ class FaceHistory(HistoryQueries):
                     float(ts), str(camera), str(box), int(track_id), str(event_type), identity, float(score),
                     str(embedder), str(embedder_version), gallery_version, None if quality is None else float(quality),
                 )  # plain Python values: sqlite3 cannot bind numpy scalars
+                self._follow_wall_clock()
                 face_id, dropped_ids = self._insert(values, vector, jpeg)
             except Exception as exc:  # noqa: BLE001 - a history failure must never stop recognition
                 self._record_failed(exc)
@@ -121,6 +132,7 @@ class FaceHistory(HistoryQueries):
                     float(quality), float(faces), str(embedder_version), len(vector), vector.tobytes(),
                     None if group_id is None else int(group_id),
                 )
+                self._follow_wall_clock()
                 with self._transaction():
                     track_ref = self._db.execute(
                         "INSERT INTO tracks (first_ts, last_ts, camera, box, track_id, identity, verdict, quality, "
@@ -189,10 +201,30 @@ class FaceHistory(HistoryQueries):
         self.dropped += len(dropped_ids)
         return face_id, dropped_ids
 
+    def _last_id(self, table: str, key: str) -> int:
+        return self._db.execute(f"SELECT COALESCE(MAX({key}), 0) FROM {table}").fetchone()[0]
+
+    def _follow_wall_clock(self) -> None:
+        """Move this run's stamps made before a step of the wall clock by the step (the caller holds
+        ``_lock``). One that cannot be written now (a full disk) is applied with a later record."""
+        step = self._wall_clock.step()
+        if step:
+            self._unapplied_steps.append((step, self._last_id("faces", "face_id"), self._last_id("tracks", "track_ref")))
+        while self._unapplied_steps:
+            step, faces_up_to, tracks_up_to = self._unapplied_steps[0]
+            first_face, first_track = self._run_first
+            with self._transaction():
+                self._db.execute("UPDATE faces SET ts = ts + ? WHERE face_id > ? AND face_id <= ?", (step, first_face, faces_up_to))
+                self._db.execute(
+                    "UPDATE tracks SET first_ts = first_ts + ?, last_ts = last_ts + ? WHERE track_ref > ? AND track_ref <= ?",
+                    (step, step, first_track, tracks_up_to),
+                )
+            self._unapplied_steps.pop(0)
+
     def _drop_oldest(self, table: str, key: str, time_column: str) -> list[int]:
         """Apply the bounds to ``table`` (faces, or tracks): rows older than ``max_age_days``, then
         the oldest beyond ``max_faces``; returns the ``key`` of each row dropped."""
-        cutoff = time.time() - self.max_age_s
+        cutoff = self._clock.wall() - self.max_age_s
         dropped = [row[0] for row in self._db.execute(f"DELETE FROM {table} WHERE {time_column} < ? RETURNING {key}", (cutoff,))]
         excess = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - self.max_faces
         if excess > 0:
@@ -214,20 +246,22 @@ class FaceHistory(HistoryQueries):
             except OSError as exc:
                 log.warning("cannot remove a dropped face crop", face_id=face_id, error=str(exc))
 
+    @property
+    def failures(self) -> int:
+        """Faces and tracks that could not be recorded since start."""
+        return self._recording.total
+
+    @property
+    def problem(self) -> str | None:
+        """Why faces cannot be recorded now (the latest failure of a run of them), or None."""
+        reason = self._recording.reason
+        return f"face history cannot record faces ({reason})" if reason else None
+
     def _record_failed(self, exc: Exception) -> None:
-        self.failures += 1
-        if not self._failing or self.failures % LOG_EVERY_FAILURES == 0:
-            log.error(
-                "face history cannot record a face: skipped, recognition goes on",
-                error=f"{type(exc).__name__}: {exc}",
-                failures_total=self.failures,
-            )
-        self._failing = True
+        self._recording.failed(f"{type(exc).__name__}: {exc}")
 
     def _record_succeeded(self) -> None:
-        if self._failing:
-            log.info("face history records again", failures_total=self.failures)
-        self._failing = False
+        self._recording.succeeded()
 
     # --- disk use and closing -----------------------------------------------------------------
 

@@ -3,8 +3,11 @@ pipeline order and keeps what they return."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import zlib
+from pathlib import Path
 
 from edge_daemon.comms.dispatcher import EventDispatcher, Transport
 from edge_daemon.comms.gallery_sync import GallerySync
@@ -33,12 +36,28 @@ from edge_daemon.recognition.quality import QualityGate
 log = get_logger(__name__)
 
 
+def state_unusable(settings: Settings, part: str, path: Path, error: Exception, without: str) -> str:
+    """A part of the daemon's state (spool, history, crops) cannot be written at start: with
+    ``service.strict_state`` a ValueError (the daemon refuses to start), else one clear error line,
+    and the problem to report; the daemon starts degraded, ``without`` that part."""
+    if settings.service.strict_state:
+        raise ValueError(f"{part} cannot be written at {path}: {error} (service.strict_state is set: not starting)")
+    log.error(f"{part} cannot be written: starting degraded, {without}", path=str(path), error=str(error))
+    return f"{part} cannot be written at {path}: {error}"
+
+
 def build_mqtt(settings: Settings) -> MqttTransport | None:
     """The MQTT transport with its spool (and Home Assistant discovery), connecting in the
-    background; None without mqtt.url."""
+    background; None without mqtt.url. A spool that cannot be opened and written leaves the events
+    waiting in memory (``state_unusable``)."""
     if not settings.mqtt.url:
         return None
-    spool = EventSpool(settings.spool.path or default_spool_path(), settings.spool.max_events, settings.spool.max_age_s)
+    path = settings.spool.path or default_spool_path()
+    spool, no_spool_reason = None, ""
+    try:
+        spool = EventSpool(path, settings.spool.max_events, settings.spool.max_age_s)
+    except OSError as exc:
+        no_spool_reason = state_unusable(settings, "event spool", path, exc, "events wait in memory for the broker")
     discovery = None
     if settings.mqtt.homeassistant:
         discovery = HomeAssistantDiscovery(
@@ -46,9 +65,11 @@ def build_mqtt(settings: Settings) -> MqttTransport | None:
             settings.mqtt.prefix,
             settings.service.box_name,
             [camera.name for camera in settings.cameras],
-            spool.path.parent,  # the daemon's state directory: where it records what it announced
+            path.parent,  # the daemon's state directory: where it records what it announced
         )
-    return MqttTransport(settings.mqtt, settings.service.box_name, spool, discovery)
+    return MqttTransport(
+        settings.mqtt, settings.service.box_name, spool, discovery, settings.spool.memory_events, no_spool_reason
+    )
 
 
 def configure_threads(config: ThreadsConfig) -> None:
@@ -152,16 +173,34 @@ def build_transports(settings: Settings, mqtt: MqttTransport | None) -> EventDis
     return EventDispatcher(transports + ([mqtt] if mqtt else []))
 
 
-def open_history(settings: Settings) -> FaceHistory | None:
-    """The face history, or None when it is off or cannot be opened: recognition never waits on it."""
+def open_history(settings: Settings, problems: list[str]) -> FaceHistory | None:
+    """The face history, or None when it is off or cannot be opened: recognition never waits on it
+    (``state_unusable``: a problem in ``problems``, or a refusal in strict mode)."""
     if not settings.history.enabled:
         return None
     path = history_directory(settings.history)
     try:
         return FaceHistory(path, settings.history.max_faces, settings.history.max_age_days)
     except Exception as exc:  # noqa: BLE001 - a broken disk or directory must not stop recognition
-        log.error("face history unavailable: recognising without it", path=str(path), error=str(exc))
+        problems.append(state_unusable(settings, "face history", path, exc, "recognising without it"))
         return None
+
+
+def usable_crops_dir(settings: Settings, problems: list[str]) -> Path | None:
+    """``events.crops_dir`` when a file can be written there now, else None (``state_unusable``)."""
+    crops_dir = settings.events.crops_dir
+    if crops_dir is None:
+        return None
+    try:
+        crops_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=crops_dir) as probe:  # a full disk takes an empty file, not data
+            probe.write(bytes(4096))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        problems.append(state_unusable(settings, "face crops directory", crops_dir, exc, "events go without crops"))
+        return None
+    return crops_dir
 
 
 def open_groups(history: FaceHistory | None, settings: Settings, embedder: Embedder) -> HistoryGroups | None:
@@ -184,10 +223,11 @@ def build_decisions(
     matcher: Matcher,
     history: FaceHistory | None,
     groups: HistoryGroups | None,
+    crops_dir: Path | None,
 ) -> DecisionMaker:
     return DecisionMaker(
         identifications,
-        decision_sinks(dispatcher, settings.events.crops_dir, history, groups),
+        decision_sinks(dispatcher, crops_dir, history, groups),
         embedder.name,
         embedder.version,
         settings.service.box_name,

@@ -28,6 +28,7 @@ from edge_daemon.pipeline.build import (
     configure_threads,
     open_groups,
     open_history,
+    usable_crops_dir,
 )
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.status import (
@@ -70,11 +71,16 @@ class Daemon:
         self.embed_worker = build_embedding(settings, self.embedder, self.matcher, self._faces, identifications)
         self.gallery_sync = build_gallery_sync(settings, self.embedder, self.matcher)
         self.dispatcher = build_transports(settings, self.mqtt)
-        self.history = open_history(settings)
+        # What could not be written at start (history, crops): the daemon runs without it, degraded.
+        self.state_problems: list[str] = []
+        self.history = open_history(settings, self.state_problems)
         self.groups = open_groups(self.history, settings, self.embedder)
+        crops_dir = usable_crops_dir(settings, self.state_problems)
         self.decisions = build_decisions(
-            settings, identifications, self.dispatcher, self.embedder, self.matcher, self.history, self.groups
+            settings, identifications, self.dispatcher, self.embedder, self.matcher, self.history, self.groups, crops_dir
         )
+        if self.mqtt is not None:
+            self.mqtt.set_other_problems(self._problems_besides_mqtt)
 
     def start(self) -> None:
         for thread in [self.decisions, self.embed_worker, self.detect_queue, *self.trackers, *self.cameras]:
@@ -143,6 +149,7 @@ class Daemon:
             transports={**self.dispatcher.counters.values, **({"published_mqtt": self.mqtt.delivered} if self.mqtt else {})},
             mqtt=self._mqtt_status(),
             history=HistoryStatus(self.history.dropped, self.history.failures) if self.history else None,
+            degraded=self._degraded(),
             gallery=GalleryStatus(
                 self.matcher.gallery.version if self.matcher.gallery else None,
                 self.gallery_sync.counters.values if self.gallery_sync else {},
@@ -163,8 +170,26 @@ class Daemon:
             detection=self.detect_queue.counters(camera.config.name).values,
         )
 
+    def _problems_besides_mqtt(self) -> list[str]:
+        """What could not be written at start, and a history that cannot record now."""
+        history = self.history.problem if self.history else None
+        return self.state_problems + ([history] if history else [])
+
+    def _degraded(self) -> tuple[str, ...]:
+        """What does not work on this box now: the above, and a spool that cannot be written."""
+        spool = self.mqtt.problem if self.mqtt else None
+        return tuple(self._problems_besides_mqtt() + ([spool] if spool else []))
+
     def _mqtt_status(self) -> MqttStatus | None:
         mqtt = self.mqtt
         if mqtt is None:
             return None
-        return MqttStatus(mqtt.link.state(), mqtt.spool.depth(), mqtt.spool.dropped, mqtt.link.since, mqtt.link.failures)
+        return MqttStatus(
+            mqtt.link.state(),
+            mqtt.spool_depth(),
+            mqtt.spool.dropped if mqtt.spool else 0,
+            mqtt.link.since,
+            mqtt.link.failures,
+            mqtt.memory_depth(),
+            mqtt.memory_dropped,
+        )

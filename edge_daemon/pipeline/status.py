@@ -64,6 +64,8 @@ class MqttStatus:
     spool_dropped: int  # events the spool's bounds dropped
     state_since: float  # Unix time since when the link is up, or down
     connect_failures: int  # failed connection attempts since start
+    memory_depth: int = 0  # events waiting in memory: the spool could not take them
+    memory_dropped: int = 0  # events dropped from memory: spool and broker both failing, the buffer full
 
     @property
     def connected(self) -> bool:
@@ -71,7 +73,8 @@ class MqttStatus:
 
     def report(self) -> dict:
         """The link and the spool in one dict, for the stats and ``/healthz``."""
-        return {**self.link, "spool_depth": self.spool_depth, "spool_dropped": self.spool_dropped}
+        return {**self.link, "spool_depth": self.spool_depth, "spool_dropped": self.spool_dropped,
+                "memory_depth": self.memory_depth, "memory_dropped": self.memory_dropped}
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,10 @@ class DaemonStatus:
     mqtt: MqttStatus | None  # None without a broker
     history: HistoryStatus | None  # None without a face history
     gallery: GalleryStatus
+    # Why the daemon runs degraded (a spool, history or crops directory it cannot write); empty: it
+    # does not. Degraded is not unhealthy: recognition and delivery go on, and a restart would not
+    # mend a disk.
+    degraded: tuple[str, ...] = ()
 
     def stats(self) -> dict:
         """The stats as plain data: logged at stop, published over MQTT, read by tests and benchmarks."""
@@ -118,4 +125,5 @@ class DaemonStatus:
             "mqtt": self.mqtt.report() if self.mqtt else {},
             "history": {"dropped": self.history.dropped, "failures": self.history.failures} if self.history else {},
             "gallery": {"version": self.gallery.version, **self.gallery.sync},
+            "degraded": list(self.degraded),
         }

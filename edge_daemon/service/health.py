@@ -25,6 +25,8 @@ class Health:
     # The broker: connected, or since when not and why. Reported, never unhealthy either: events wait
     # in the spool, and a restart would not fix a broker, a certificate or a network.
     mqtt: dict | None = None
+    # Why the daemon runs degraded (a disk it cannot write): reported, never unhealthy, for the same reason.
+    degraded: tuple[str, ...] = ()
 
 
 def _skipped(camera: CameraStatus) -> str:
@@ -78,7 +80,7 @@ class ServiceMonitor:
             elif camera.streaming_since is not None and now - max(camera.streaming_since, camera.last_frame_at or 0) > self._stuck_after_s:
                 problems.append(f"{camera.name}: no frame processed for {self._stuck_after_s:.0f} s")
         mqtt = status.mqtt.report() if status.mqtt is not None else None
-        return Health(not problems, problems, {camera.name: camera.state for camera in status.cameras}, mqtt)
+        return Health(not problems, problems, {camera.name: camera.state for camera in status.cameras}, mqtt, status.degraded)
 
     def status_line(self) -> str:
         return self._status_line(self._status())
@@ -88,6 +90,8 @@ class ServiceMonitor:
             f"{camera.name} {camera.state} {self.fps.get(camera.name, 0.0):.1f} fps{_skipped(camera)}" for camera in status.cameras
         )
         line = f"{cameras}; {sum(status.events.values())} events"
+        if status.degraded:
+            line = f"degraded: {'; '.join(status.degraded)}. {line}"
         if status.mqtt is None:
             return line
         broker = status.mqtt.link

@@ -1,5 +1,6 @@
 """The daemon's local HTTP port (``service.metrics_host``:``service.metrics_port``): ``/metrics``
-(Prometheus text format), ``/healthz`` (200 healthy, 503 with the problems) and, when
+(Prometheus text format), ``/healthz`` (200 healthy, 503 with the problems; ``status`` says
+``degraded`` and why when a disk cannot be written, still 200) and, when
 ``review.enabled``, the review pages under ``/review``."""
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class HttpServer:
                 elif self.path == "/healthz":
                     report = health()
                     body = json.dumps(
-                        {"healthy": report.healthy, "problems": report.problems, "cameras": report.cameras, "mqtt": report.mqtt}
+                        {"healthy": report.healthy, "status": "degraded" if report.degraded else "ok",
+                         "degraded": list(report.degraded), "problems": report.problems, "cameras": report.cameras,
+                         "mqtt": report.mqtt}
                     ).encode()
                     status, content_type = (200 if report.healthy else 503), "application/json"
                 else:

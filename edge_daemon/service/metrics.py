@@ -112,7 +112,8 @@ class DaemonCollector:
         delivery = CounterMetricFamily(
             "edge_daemon_events_published",
             "Events by transport and result: published (written; for mqtt, acknowledged by the broker), spooled "
-            "(on disk waiting for the broker), failed",
+            "(on disk waiting for the broker), unspooled (the spool could not take it: in memory waiting for the broker), "
+            "failed",
             labels=["transport", "result"],
         )
         for key, value in status.transports.items():
@@ -126,10 +127,21 @@ class DaemonCollector:
         for outcome, value in status.gallery.sync.items():
             sync.add_metric([outcome], value)
         yield sync
+        yield GaugeMetricFamily(
+            "edge_daemon_degraded", "1 while a disk cannot be written (no spool, history or crops; /healthz says why)",
+            value=float(bool(status.degraded)),
+        )
         mqtt = status.mqtt
         if mqtt is not None:
             yield GaugeMetricFamily("edge_daemon_spool_depth", "Events waiting in the spool for the broker", value=mqtt.spool_depth)
             yield CounterMetricFamily("edge_daemon_spool_dropped", "Events dropped by the spool bound", value=mqtt.spool_dropped)
+            yield GaugeMetricFamily(
+                "edge_daemon_memory_depth", "Events waiting in memory: the spool could not take them", value=mqtt.memory_depth
+            )
+            yield CounterMetricFamily(
+                "edge_daemon_memory_dropped", "Events dropped from memory (spool and broker failing, spool.memory_events full)",
+                value=mqtt.memory_dropped,
+            )
             yield GaugeMetricFamily("edge_daemon_mqtt_connected", "1 while connected to the broker", value=float(mqtt.connected))
             yield GaugeMetricFamily(
                 "edge_daemon_mqtt_state_since_seconds", "Unix time since when connected, or disconnected", value=mqtt.state_since

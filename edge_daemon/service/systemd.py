@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import RepeatedFailure, get_logger
 
 log = get_logger(__name__)
 
@@ -24,6 +24,7 @@ class SystemdNotifier:
         mine = watchdog_pid is None or watchdog_pid == str(os.getpid())
         # Ping at half the interval systemd expects, as sd_watchdog_enabled(3) advises.
         self.watchdog_interval_s = int(watchdog_usec) / 2e6 if watchdog_usec and mine else None
+        self._failures = RepeatedFailure(log, "systemd notification failed", "systemd notified again")
 
     @property
     def enabled(self) -> bool:
@@ -37,4 +38,6 @@ class SystemdNotifier:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.sendto(message, self._address)
         except OSError as exc:
-            log.warning("systemd notification failed", error=str(exc))
+            self._failures.failed(str(exc))
+            return
+        self._failures.succeeded()

@@ -85,6 +85,72 @@ class Subscriber:
         self.client.disconnect()
 
 
+class BrokerGate:
+    """A TCP forwarder on its own loopback port in front of a broker. ``close()`` cuts every
+    connection through it and refuses new ones: the broker is away for whoever connects through the
+    gate, while it stays up for clients connected to it directly (a subscriber that must miss
+    nothing). ``open()`` lets connections through again."""
+
+    def __init__(self, broker_port: int):
+        self.port = free_port()
+        self._broker_port = broker_port
+        self._listener: socket.socket | None = None
+        self._accepting: threading.Thread | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def open(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.settimeout(0.2)
+        self._accepting = threading.Thread(target=self._accept, args=(self._listener,), daemon=True)
+        self._accepting.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client = listener.accept()[0]
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self._broker_port))
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for end in (source, target):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._accepting.join()  # until accept() returns, the kernel keeps the port listening
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for end in sockets:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+
 def require_mosquitto() -> None:
     if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
         pytest.fail("mosquitto is not installed: apt-get install mosquitto (.ci/run does)")

@@ -38,12 +38,15 @@ def test_discovery_ids_are_legal_for_home_assistant_and_distinct(tmp_path):
                for box, discovery in (("north", north), ("south", south))}
     for messages in configs.values():
         assert all(HA_DISCOVERY_TOPIC.fullmatch(topic) for topic, _ in messages), messages
-        assert [HA_DISCOVERY_TOPIC.fullmatch(topic)[1] for topic, _ in messages] == ["event", "sensor"]
+        assert [HA_DISCOVERY_TOPIC.fullmatch(topic)[1] for topic, _ in messages] == ["binary_sensor", "event", "sensor"]
         for _, config in messages:
             assert config["qos"] == 1
             assert config["origin"]["name"] == "edge-daemon" and config["origin"]["sw_version"]
             assert config["device"]["identifiers"][0].startswith("edge-daemon_")
-        assert messages[0][1]["event_types"] == ["recognized", "unknown", "uncertain"]
+        assert messages[1][1]["event_types"] == ["recognized", "unknown", "uncertain"]
+        degraded = messages[0][1]  # the box's diagnostic entity: on while it runs degraded
+        assert degraded["device_class"] == "problem" and degraded["entity_category"] == "diagnostic"
+        assert degraded["state_topic"] == degraded["json_attributes_topic"] and degraded["state_topic"].endswith("/health")
     topics = {box: {topic for topic, _ in messages} for box, messages in configs.items()}
     assert not topics["north"] & topics["south"]
     assert configs["north"][0][1]["device"] != configs["south"][0][1]["device"]
@@ -88,5 +91,5 @@ def test_an_unreadable_record_does_not_stop_discovery(tmp_path):
     (record,) = tmp_path.glob("ha-discovery-*.json")
     record.write_text("{not json")
     messages = HomeAssistantDiscovery("homeassistant", PREFIX, "box", ["door"], tmp_path).discovery_messages()
-    assert len(messages) == 2 and all(payload for _, payload in messages)
+    assert len(messages) == 3 and all(payload for _, payload in messages)
     assert json.loads(record.read_text())["topics"] == [topic for topic, _ in messages]  # and it is rewritten

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "edge_daemon"
 # names a module is the one it belongs to (edge_daemon.models.prepare is not edge_daemon.models).
 LAYERS: list[tuple[str, set[str]]] = [
     ("logging", {"logs"}),
-    ("ground floor", {"messages", "counters", "progress", "config"}),
+    ("ground floor", {"messages", "counters", "progress", "clock", "config"}),
     ("model files and sample assets", {"models", "demo"}),
     ("plugins", {"detectors", "embedders", "sources"}),
     ("recognition", {"recognition"}),

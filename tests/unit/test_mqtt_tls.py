@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_daemon.comms.broker import worth_logging
+from edge_daemon.logs import worth_logging
 
 
 def test_repeated_failures_are_logged_first_then_exponentially():

@@ -3,6 +3,7 @@ systemd status line and notifications, and /metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from prometheus_client import generate_latest
@@ -61,9 +62,10 @@ def test_the_stats_are_the_snapshot_as_plain_data():
         "events": {"events_recognized": 2, "events_ended": 1},
         "decisions": {"faces_dropped_useless": 1},
         "transports": {"spooled_mqtt": 3, "published_mqtt": 2},
-        "mqtt": {**DOWN, "spool_depth": 1, "spool_dropped": 0},
+        "mqtt": {**DOWN, "spool_depth": 1, "spool_dropped": 0, "memory_depth": 0, "memory_dropped": 0},
         "history": {},
         "gallery": {"version": "r1-abc", "adopted": 1},
+        "degraded": [],
     }
 
 
@@ -73,11 +75,25 @@ def test_health_and_the_status_line_come_from_the_snapshot():
     assert not health.healthy
     assert health.problems == ["embedder thread is not running", "door: no frame processed for 5 s"]
     assert health.cameras == {"door": "streaming", "yard": "stalled"}  # a stalled camera is reported, not unhealthy
-    assert health.mqtt == {**DOWN, "spool_depth": 1, "spool_dropped": 0}
+    assert health.mqtt == {**DOWN, "spool_depth": 1, "spool_dropped": 0, "memory_depth": 0, "memory_dropped": 0}
     assert monitor.status_line() == (
         "door streaming 0.0 fps (25% skipped: no motion), yard stalled 0.0 fps; 3 events; "
         "mqtt down since 2026-01-01T00:00:00.000Z: connection refused"
     )
+
+
+def test_a_degraded_daemon_says_why_in_health_stats_and_status_line_without_being_unhealthy():
+    problem = "face history cannot be written at /state/history: read-only file system"
+    degraded = lambda: dataclasses.replace(snapshot(), degraded=(problem,), workers=())  # noqa: E731
+    monitor = ServiceMonitor(degraded, RecordingNotifier(), stuck_after_s=600, ready_timeout_s=30)
+    health = monitor.health()
+    assert health.healthy and health.degraded == (problem,)
+    assert monitor.status_line().startswith(f"degraded: {problem}. door streaming")
+    assert degraded().stats()["degraded"] == [problem]
+    registry = CollectorRegistry()
+    registry.register(DaemonCollector(degraded, lambda: {}))
+    text = generate_latest(registry).decode()
+    assert "edge_daemon_degraded 1.0" in text and "edge_daemon_memory_dropped_total 0.0" in text
 
 
 def test_ready_once_no_camera_is_starting_and_no_watchdog_ping_while_unhealthy():

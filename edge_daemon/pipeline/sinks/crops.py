@@ -9,18 +9,19 @@ from pathlib import Path
 import cv2
 
 from edge_daemon.embedders.alignment import first_crop
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import RepeatedFailure, get_logger
 from edge_daemon.pipeline.sinks.base import Decided
 
 log = get_logger(__name__)
 
 
 class CropFiles:
-    """Writes ``<crops_dir>/<camera>/<event_id>.jpg``; a crop that cannot be written is logged and
-    the event goes on without it."""
+    """Writes ``<crops_dir>/<camera>/<event_id>.jpg``; a crop that cannot be written is counted and
+    logged (with counts, not once per crop) and the event goes on without it."""
 
     def __init__(self, crops_dir: Path):
         self._crops_dir = crops_dir
+        self._failures = RepeatedFailure(log, "cannot save face crops: events go on without them", "face crops saved again")
 
     def take(self, decided: Decided) -> Decided:
         if decided.face is None:
@@ -36,6 +37,7 @@ class CropFiles:
             if not cv2.imwrite(str(path), first_crop(decided.face.sample.crop)):
                 raise OSError("imwrite failed")
         except (OSError, cv2.error) as exc:
-            log.warning("cannot save face crop", path=str(path), error=str(exc))
+            self._failures.failed(str(exc), path=str(path))
             return None
+        self._failures.succeeded(crops_dir=str(self._crops_dir))
         return str(path)

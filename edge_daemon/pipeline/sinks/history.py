@@ -8,7 +8,7 @@ import numpy as np
 
 from edge_daemon.embedders.alignment import first_crop
 from edge_daemon.history import FaceHistory, HistoryGroups
-from edge_daemon.logs import get_logger
+from edge_daemon.logs import RepeatedFailure, get_logger
 from edge_daemon.messages import Event, Identification
 from edge_daemon.pipeline.sinks.base import Decided, TrackFaces
 from edge_daemon.recognition.thresholds import template
@@ -18,12 +18,14 @@ log = get_logger(__name__)
 
 class HistoryRecorder:
     """Records decisions' faces and ended tracks; ``groups`` None: faces only, tracks not grouped.
-    The history never stops the events: what it cannot store is logged, and the event goes on."""
+    The history never stops the events: what it cannot store is logged (with counts, not once per
+    event), and the event goes on."""
 
     def __init__(self, history: FaceHistory, groups: HistoryGroups | None = None):
         self._history = history
         self._groups = groups
         self._face_ids: dict[tuple[str, int], list[int]] = {}  # per live track: its faces recorded
+        self._failures = RepeatedFailure(log, "face history not written", "face history written again")
 
     def take(self, decided: Decided) -> Decided:
         event = decided.event
@@ -34,8 +36,10 @@ class HistoryRecorder:
                 face_ids = self._face_ids.pop((event.camera, event.track_id), [])
                 if self._groups is not None and decided.track is not None and decided.track.vectors:
                     self._record_track(event, decided.track, face_ids)
-        except Exception:
-            log.exception("face history not written", camera=event.camera, track_id=event.track_id, event=event.type)
+        except Exception as exc:  # noqa: BLE001 - the history never stops the events
+            self._failures.failed(f"{type(exc).__name__}: {exc}", camera=event.camera, track_id=event.track_id, event=event.type)
+            return decided
+        self._failures.succeeded()
         return decided
 
     def _record_face(self, event: Event, face: Identification) -> None:
