@@ -30,7 +30,10 @@ THRESHOLDS: dict[tuple[str, str], float] = {
     ("mobilefacenet", "mobilefacenet-human-models-3.0.4+flip"): 0.36029,
     ("fused", "fused(dlib_onnx:dlib_face_recognition_resnet_model_v1+flip*0.8100,mobilefacenet:mobilefacenet-human-models-3.0.4+flip*0.1900)"): 0.791828,
     ("fused", "fused(dlib_onnx:dlib_face_recognition_resnet_model_v1+flip*0.5000,mobilefacenet:mobilefacenet-human-models-3.0.4+flip*0.5000)"): 0.621645,
-    # embedder.precision = "int8": dlib's ResNet from its int8 copy (edge-daemon calibrate on DevTrain)
+    # embedder.precision = "int8": dlib's ResNet from its int8 copy (python -m bench.accuracy --precision int8;
+    # the fusion's also by edge-daemon calibrate, the same value)
+    ("dlib_onnx", "dlib_face_recognition_resnet_model_v1+int8"): 0.909162,
+    ("dlib_onnx", "dlib_face_recognition_resnet_model_v1+int8+flip"): 0.909509,
     ("fused", "fused(dlib_onnx:dlib_face_recognition_resnet_model_v1+int8*0.8100,mobilefacenet:mobilefacenet-human-models-3.0.4*0.1900)"): 0.789533,
 }
 # fmt: on
