@@ -18,6 +18,7 @@ worktree, for before/after); ``--rounds`` alternates the checkouts.
 
     .venv/bin/python -m bench.daemon_run --cameras 6 --seconds 60
     .venv/bin/python -m bench.daemon_run --cameras 6 8 --checkout /work/wt/base --checkout . --rounds 3
+    .venv/bin/python -m bench.daemon_run --clip idle --cameras 32 64   # the idle scene of bench.pipeline
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ RUN_CLI = "import sys; from edge_daemon.cli import main; sys.exit(main())"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def config_text(clip: Path, cameras: int, fps: float, state: Path, port: int, gallery: Path | None) -> str:
+def config_text(clip: Path, cameras: int, fps: float, state: Path, port: int, gallery: Path | None,
+                camera_options: list[str]) -> str:
     lines = []
     for index in range(cameras):
         lines += ["[[cameras]]", f'name = "cam{index}"', f'url = "{clip}"', "loop = true", "realtime = true",
-                  f"detect_fps = {fps}", ""]
+                  f"detect_fps = {fps}", *camera_options, ""]
     lines += ["[events]", f'jsonl = "{state / "events.jsonl"}"', "",
               "[history]", "enabled = true", f'path = "{state / "history"}"', "",
               "[spool]", f'path = "{state / "spool.db"}"', "",
@@ -104,11 +106,12 @@ def wait_for_metrics(port: int, process: subprocess.Popen, timeout_s: float = 90
     raise SystemExit("edge-daemon run served no metrics in time")
 
 
-def one_run(checkout: Path, clip: Path, cameras: int, fps: float, warmup_s: float, seconds: float, gallery: Path | None) -> dict:
+def one_run(checkout: Path, clip: Path, cameras: int, fps: float, warmup_s: float, seconds: float, gallery: Path | None,
+            camera_options: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         state, port = Path(scratch), free_port()
         config = state / "config.toml"
-        config.write_text(config_text(clip, cameras, fps, state, port, gallery))
+        config.write_text(config_text(clip, cameras, fps, state, port, gallery, camera_options))
         env = {**os.environ, "PYTHONPATH": str(checkout), "STATE_DIRECTORY": str(state)}
         with open(state / "daemon.log", "w") as log:
             process = subprocess.Popen([sys.executable, "-c", RUN_CLI, "run", "--config", str(config)],
@@ -150,15 +153,23 @@ def one_run(checkout: Path, clip: Path, cameras: int, fps: float, warmup_s: floa
 def main() -> int:
     parser = argument_parser(__doc__)
     parser.add_argument("--cameras", type=int, nargs="+", default=[6])
-    parser.add_argument("--clip", default="crowd", help="'crowd' (1080p25), 'hamilton', or a video file")
+    parser.add_argument("--clip", default="crowd",
+                        help="'crowd' (1080p25), 'hamilton', 'idle' (bench.pipeline's idle scene, 720p25), or a video file")
     parser.add_argument("--fps", type=float, default=5.0, help="detect_fps of every camera")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds of each run")
     parser.add_argument("--warmup-s", type=float, default=15.0, help="seconds after start-up left out")
     parser.add_argument("--gallery", type=Path, help="a gallery directory (default: none, every face unknown)")
     parser.add_argument("--checkout", type=Path, action="append", help="a checkout to run (repeatable; default: this one)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the checkouts this many times")
+    parser.add_argument("--camera-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a TOML line for every camera, e.g. idle_keyframes_after_s=30")
     args = parser.parse_args()
-    clip = {"crowd": CROWD_CLIP, "hamilton": HAMILTON_CLIP}.get(args.clip, Path(args.clip))
+    if args.clip == "idle":
+        from bench.pipeline import IDLE_FPS, IDLE_SECONDS, IDLE_SIZE, write_idle_clip
+
+        clip = write_idle_clip(Path(tempfile.gettempdir()) / f"edge-daemon-idle-{IDLE_SIZE[1]}p{IDLE_FPS}-{IDLE_SECONDS}s.mp4")
+    else:
+        clip = {"crowd": CROWD_CLIP, "hamilton": HAMILTON_CLIP}.get(args.clip, Path(args.clip))
     if not clip.exists():
         parser.error(f"clip not found: {clip}")
     checkouts = [path.resolve() for path in (args.checkout or [ROOT])]
@@ -170,7 +181,8 @@ def main() -> int:
         for checkout in checkouts:
             for cameras in args.cameras:
                 row = {"round": round_number + 1,
-                       **one_run(checkout, clip, cameras, args.fps, args.warmup_s, args.seconds, args.gallery)}
+                       **one_run(checkout, clip, cameras, args.fps, args.warmup_s, args.seconds, args.gallery,
+                                 args.camera_option)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print_table(rows, 10, cut=True)

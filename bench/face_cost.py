@@ -8,9 +8,11 @@ photo. "photos per GFLOP" = photos per CPU second / the float32 matmul rate on o
 in the same run): a ratio that carries from one box to another.
 
 ``--checkout DIR`` runs another checkout's code with its own ``models/`` (a frozen worktree of an
-older commit, for before/after); ``--rounds`` alternates the checkouts that many times.
+older commit, for before/after); ``--rounds`` alternates the checkouts that many times; ``--env``
+sets configuration for every run (``EDGE_EMBEDDER__PRECISION=int8``).
 
     .venv/bin/python -m bench.face_cost --checkout /work/wt/base --checkout . --rounds 3
+    .venv/bin/python -m bench.face_cost --env EDGE_EMBEDDER__PRECISION=int8
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ def gallery_directory(root: Path, people: list[tuple[str, list[Path]]]) -> Path:
     return root
 
 
-def build_cpu_seconds(checkout: Path, photos_dir: Path, out: Path) -> tuple[float, float, dict]:
+def build_cpu_seconds(checkout: Path, photos_dir: Path, out: Path, settings: dict[str, str]) -> tuple[float, float, dict]:
     """CPU and wall seconds of one ``gallery build`` of ``photos_dir`` with ``checkout``'s code, on one core."""
-    env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, **settings, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     command = ["taskset", "-c", "0", sys.executable, "-c", RUN_CLI, "gallery", "build", str(photos_dir), "--out", str(out), "--force"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -73,14 +75,17 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=40)
     parser.add_argument("--photos", type=int, default=4, help="photos per person")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the checkouts this many times")
+    parser.add_argument("--env", action="append", default=[], metavar="EDGE_NAME=VALUE", help="configuration for every run")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.env)
     if shutil.which("taskset") is None:
         raise SystemExit("taskset (util-linux) is needed to pin the command to one core")
     checkouts = [path.resolve() for path in (args.checkout or [ROOT])]
     people = lfw_people(args.people, args.photos)
     photos = sum(len(images) for _, images in people)
     rate = matmul_gflops_on(1)
-    print(f"float32 matmul on one thread: {rate:.1f} GFLOP/s; {photos} LFW photos of {len(people)} people", flush=True)
+    print(f"float32 matmul on one thread: {rate:.1f} GFLOP/s; {photos} LFW photos of {len(people)} people; "
+          f"settings {settings or 'default'}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -89,8 +94,8 @@ def main() -> None:
         full = gallery_directory(scratch / "all", people)
         for round_number in range(args.rounds):
             for checkout in checkouts:
-                start_cpu, _, _ = build_cpu_seconds(checkout, small, scratch / "out")
-                cpu, wall, summary = build_cpu_seconds(checkout, full, scratch / "out")
+                start_cpu, _, _ = build_cpu_seconds(checkout, small, scratch / "out", settings)
+                cpu, wall, summary = build_cpu_seconds(checkout, full, scratch / "out", settings)
                 ms_per_photo = 1000 * (cpu - start_cpu) / (photos - 1)
                 row = {
                     "checkout": str(checkout), "round": round_number + 1, "photos": photos,
