@@ -9,7 +9,8 @@
 # 2. Build (podman build --layers --network host, with the host's CA bundle mounted for the build's
 #    RUN steps only): the dependency layers stay cached while pyproject.toml is unchanged, so a
 #    re-run after a code change rebuilds the project layer and prepares the models again only.
-#    The image must run as a non-root user and hold no npm, node, compiler or test data.
+#    The image must run as a non-root user, hold no npm, node, compiler or test data, and accept
+#    deploy/compose/config.toml (edge-daemon config check).
 # 3. The image with no arguments and --read-only: the demo's events on stdout (grace_hopper and
 #    eileen_collins recognised, one unknown, three ended) and every log line JSON.
 # 4. With ../shared/data: a gallery built in the container from the Hamilton gallery photos, then the
@@ -100,9 +101,10 @@ export CONTAINERS_CONF="$CACHE/container/containers.conf"
 podman info >"$WORK/podman-info.log" 2>&1 || skip "podman cannot run here: $(tail -1 "$WORK/podman-info.log")"
 log "engine: $(podman --version), runtime $(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null), storage $(podman info --format '{{.Store.GraphDriverName}}' 2>/dev/null)"
 
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     podman rm -f -t 0 "$NAME" "$NAME-mqtt" >/dev/null 2>&1 || true
-    [ -n "${BROKER_PID:-}" ] && kill "$BROKER_PID" 2>/dev/null || true
+    if [ -n "${BROKER_PID:-}" ]; then kill "$BROKER_PID" 2>/dev/null || true; fi
     return 0
 }
 trap cleanup EXIT
@@ -149,20 +151,25 @@ for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_
 done
 case "${PIP_EXTRA_INDEX_URL:-}" in *file:*) die "PIP_EXTRA_INDEX_URL names a local path, which the build cannot see";; esac
 [ "${EDGE_CONTAINER_REBUILD:-0}" = 1 ] && build_args+=(--no-cache)
-old_image="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+# The build stage is tagged too (a second, cached build), so that the images a code change replaces
+# can be removed with the layers only they use: the cache stays one build deep, not one per commit.
+BUILD_STAGE_IMAGE="${IMAGE%:*}-build:${IMAGE##*:}"
+old_images="$(podman image inspect --format '{{.Id}}' "$IMAGE" "$BUILD_STAGE_IMAGE" 2>/dev/null || true)"
 log "build: podman build --layers -t $IMAGE (a few minutes when nothing is cached)"
 t0=$(date +%s)
 podman build --format docker --layers --pull=never --network host "${build_args[@]}" \
     -t "$IMAGE" -f Containerfile . >"$WORK/build.log" 2>&1 \
     || { tail -25 "$WORK/build.log"; die "podman build failed (log: $WORK/build.log)"; }
 build_s=$(($(date +%s) - t0))
-new_image="$(podman image inspect --format '{{.Id}}' "$IMAGE")"
-# the last image this script built goes once a new one replaces it (its layers shared with the new one stay)
-if [ -n "$old_image" ] && [ "$old_image" != "$new_image" ]; then
-    podman rmi "$old_image" >/dev/null 2>&1 || true
-fi
-size_mb=$(($(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000))
 cached_steps=$(grep -c -- '--> Using cache' "$WORK/build.log" || true)
+podman build --format docker --layers --pull=never --network host "${build_args[@]}" --target build \
+    -t "$BUILD_STAGE_IMAGE" -f Containerfile . >>"$WORK/build.log" 2>&1 \
+    || die "tagging the build stage failed (log: $WORK/build.log)"
+new_images="$(podman image inspect --format '{{.Id}}' "$IMAGE" "$BUILD_STAGE_IMAGE")"
+for old in $old_images; do
+    case "$new_images" in *"$old"*) ;; *) podman rmi "$old" >/dev/null 2>&1 || true;; esac
+done
+size_mb=$(($(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000))
 check "build" PASS "$build_s s, $cached_steps steps from cache, image $size_mb MB"
 
 user="$(podman image inspect --format '{{.Config.User}}' "$IMAGE")"
@@ -182,6 +189,14 @@ if [ -z "$leftovers" ]; then
     check "no build tools or data" PASS "no npm, node, compiler, pip, model sources or video in the image"
 else
     check "no build tools or data" FAIL "found: $(echo "$leftovers" | tr '\n' ' ')"
+fi
+
+# the compose stack's configuration, as the image reads it
+if podman run --rm --network none --no-healthcheck -v "$REPO/deploy/compose/config.toml:/config/config.toml:ro" "$IMAGE" \
+    config check /config/config.toml >"$WORK/compose-config.out" 2>"$WORK/compose-config.err"; then
+    check "compose config" PASS "deploy/compose/config.toml is valid in the image"
+else
+    check "compose config" FAIL "$(tail -3 "$WORK/compose-config.err" | tr '\n' ' ' | cut -c1-300)"
 fi
 
 # --- 3. the demo: the image with no arguments ----------------------------------------------------------
@@ -267,7 +282,7 @@ log "gallery: edge-daemon gallery build in the container"
 podman run --rm --read-only --network none --no-healthcheck -v "$HAMILTON/gallery:/photos:ro" -v "$WORK/data:/data" "$IMAGE" \
     gallery build /photos --out /data/gallery --force >"$WORK/gallery.out" 2>"$WORK/gallery.err" \
     || { check "gallery build in the container" FAIL "$(tail -2 "$WORK/gallery.err" | cut -c1-300)"; summarise; }
-check "gallery build in the container" PASS "$(ls "$WORK/data/gallery" | wc -l) files in /data/gallery"
+check "gallery build in the container" PASS "$(find "$WORK/data/gallery" -type f | wc -l) files in /data/gallery"
 
 # a subscriber from the image's own Python (paho-mqtt), printing topic TAB payload per message
 podman run -d --name "$NAME-mqtt" --network host --no-healthcheck --entrypoint python3 "$IMAGE" -c '
