@@ -103,7 +103,7 @@ log "engine: $(podman --version), runtime $(podman info --format '{{.Host.OCIRun
 
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-    podman rm -f -t 0 "$NAME" "$NAME-mqtt" >/dev/null 2>&1 || true
+    podman rm -f -v -t 0 "$NAME" "$NAME-mqtt" >/dev/null 2>&1 || true  # -v: their anonymous /data volumes
     if [ -n "${BROKER_PID:-}" ]; then kill "$BROKER_PID" 2>/dev/null || true; fi
     return 0
 }
