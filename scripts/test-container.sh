@@ -276,7 +276,6 @@ url = "mqtt://127.0.0.1:$BROKER_PORT"
 
 [service]
 box = "container-test"
-metrics_port = $METRICS_PORT
 EOF
 log "gallery: edge-daemon gallery build in the container"
 podman run --rm --read-only --network none --no-healthcheck -v "$HAMILTON/gallery:/photos:ro" -v "$WORK/data:/data" "$IMAGE" \
@@ -297,7 +296,9 @@ client.loop_forever()' "$BROKER_PORT" >/dev/null 2>>"$WORK/podman.log"
 for _ in $(seq 100); do podman logs "$NAME-mqtt" 2>/dev/null | grep -q SUBSCRIBED && break; sleep 0.2; done
 
 log "daemon: podman run --read-only -v config.toml:/config/config.toml -v data:/data (the Hamilton clip, looped)"
-podman run -d --name "$NAME" --read-only --network host \
+# the image's environment sets the metrics port (and the health check reads it from there): a free
+# one, as the host's network is shared
+podman run -d --name "$NAME" --read-only --network host -e EDGE_SERVICE__METRICS_PORT="$METRICS_PORT" \
     -v "$WORK/config.toml:/config/config.toml:ro" -v "$WORK/data:/data" -v "$HAMILTON/short_hamilton_clip.mp4:/media/hamilton.mp4:ro" \
     "$IMAGE" >/dev/null 2>>"$WORK/podman.log"  # podman's complaint that it has no systemd timer for the check
 t0=$(date +%s)
