@@ -134,13 +134,13 @@ class Camera(threading.Thread):
             if media_time + 1e-6 < next_due:
                 continue
             next_due = max(next_due + period, media_time)
-            image = source.retrieve()
-            if image is None:
+            decoded = source.retrieve()  # converted later, only as far as the frame's stages need
+            if decoded is None:
                 self.counters.add("frames_bad")
                 continue
             self._seq += 1
             self._stream_time = stream_start + media_time
-            self._hand_on(Frame(self.config.name, self._seq, image, time.time(), self._stream_time))
+            self._hand_on(Frame(self.config.name, self._seq, decoded, time.time(), self._stream_time))
         return "stopped"
 
     def _stalled(self, silent_s: float) -> None:

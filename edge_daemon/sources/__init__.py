@@ -5,8 +5,9 @@
           (B-frames, then all non-reference frames) while the rest still cover ``detect_fps``
 
 A source yields frames one at a time: ``grab()`` decodes the next one and returns its media time
-in seconds (None when the stream ended, failed or timed out), ``retrieve()`` converts it to a BGR
-image, which is done only for the frames handed to detection.
+in seconds (None when the stream ended, failed or timed out), ``retrieve()`` hands it over, only for
+the frames handed to detection: OpenCV's as a BGR image, PyAV's as a ``Picture`` that converts only
+what a stage asks of it (the motion mask's small grey copy, the detector's shrunk frame, BGR).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_daemon.config import CameraConfig
+from edge_daemon.messages import Picture
 
 # PyAV's timeout bounds each wait for data, so a third of the stall timeout notices a stall within
 # it. OpenCV's bounds a whole read(), which also waits for the next decodable frame (up to a
@@ -28,7 +29,7 @@ class VideoSource(Protocol):
 
     def grab(self) -> float | None: ...
 
-    def retrieve(self) -> np.ndarray | None: ...
+    def retrieve(self) -> np.ndarray | Picture | None: ...
 
     def release(self) -> None: ...
 

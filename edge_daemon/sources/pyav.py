@@ -99,11 +99,38 @@ class PyAvSource:
         self.skipping.delivered(media_time)
         return media_time
 
-    def retrieve(self) -> np.ndarray | None:
-        return None if self._frame is None else self._frame.to_ndarray(format="bgr24")
+    def retrieve(self) -> PyAvPicture | None:
+        return None if self._frame is None else PyAvPicture(self._frame)
 
     def release(self) -> None:
         self._container.close()
+
+
+class PyAvPicture:
+    """A decoded frame (``messages.Picture``) converted by FFmpeg's swscale only when a stage asks,
+    straight from the decoder's planes: the small grey copy for motion reads only the luma plane,
+    and the shrunk BGR frame for the detector is scaled and converted in one pass, both far cheaper
+    than converting the whole frame to BGR and shrinking that."""
+
+    def __init__(self, frame: av.VideoFrame):
+        self._frame = frame
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._frame.width, self._frame.height
+
+    def bgr(self) -> np.ndarray:
+        return self._frame.to_ndarray(format="bgr24")
+
+    def grey(self, size: tuple[int, int]) -> np.ndarray:
+        return self._scaled(size, "gray")
+
+    def bgr_shrunk(self, size: tuple[int, int]) -> np.ndarray:
+        return self._scaled(size, "bgr24")
+
+    def _scaled(self, size: tuple[int, int], pixel_format: str) -> np.ndarray:
+        width, height = size
+        return self._frame.reformat(width=width, height=height, format=pixel_format, interpolation="AREA").to_ndarray()
 
 
 def _reason(exc: Exception) -> str:
