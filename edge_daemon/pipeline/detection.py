@@ -315,9 +315,12 @@ class CameraDetection:
         policy: DetectionPolicy | None = None,
         motion: SceneMotion | None = None,
         every_frame: bool = False,
+        scene_observer: Callable[[float, bool], None] | None = None,
     ):
         """``every_frame``: no frame of this camera is skipped as stale (``realtime = false`` files
-        promise to lose nothing; the queue still serves them in turn with the others)."""
+        promise to lose nothing; the queue still serves them in turn with the others).
+        ``scene_observer``: told each frame's ``stream_time`` and whether its scene was quiet (no
+        motion, no live track), with motion gating (the capture's ``IdleScene``)."""
         if (policy is None) != (motion is None):
             raise ValueError("motion gating needs both a policy and a motion mask, or neither")
         self.camera = camera
@@ -325,6 +328,7 @@ class CameraDetection:
         self.motion = motion
         self._queue = detect_queue
         self._every_frame = every_frame
+        self._scene_observer = scene_observer
         self._results = detect_queue.add_camera(camera)
 
     def detect(self, frame: Frame, tracked: Sequence[TrackedFace] = ()) -> list[Detection] | None:
@@ -342,6 +346,8 @@ class CameraDetection:
         if self.policy is not None:
             # The motion mask reads the decoder's picture when there is one: a skipped frame is never made BGR.
             motion = self.motion.update(frame.image if picture is None else picture)
+            if self._scene_observer is not None:
+                self._scene_observer(frame.stream_time, not (motion.boxes or motion.relearned or tracked))
             plan = self.policy.plan(frame.stream_time, frame.size, motion, tracked)
             if plan.kind == "skip":
                 return []

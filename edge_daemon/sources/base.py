@@ -26,6 +26,8 @@ class VideoSource(Protocol):
     width: int
     height: int
     native_fps: float
+    last_read_at: float  # time.monotonic() when data last came from the stream
+    keyframes_only: bool  # the last frame came from keyframe-only decoding
 
     def grab(self) -> float | None: ...
 
