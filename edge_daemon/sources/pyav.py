@@ -10,10 +10,9 @@ An idle camera can decode only keyframes (``cameras.idle_keyframes_after_s``): t
 ``keyframes_only`` check, asked at every packet, says when. Keyframe packets alone go to the decoder,
 which is drained after each (one that reorders B-frames would hold a keyframe back until the next:
 FFmpeg's own ``skip_frame = NONKEY`` does, a keyframe interval late); the packets after the last
-keyframe are kept, not decoded. When the check
-turns false (something moved), those packets are decoded first, from that keyframe, so decoding goes
-on from where the stream is with no missing reference: the cost is one burst of up to a keyframe
-interval's frames. A file read in real time is read ahead to its next keyframe while idle (its
+keyframe are kept, not decoded. When the check turns false (something moved), those packets are
+decoded first, from that keyframe, so decoding goes on from where the stream is with no missing
+reference: the cost is one burst of up to a keyframe interval's frames. A file read in real time is read ahead to its next keyframe while idle (its
 packets come at once, not in real time), so it notices motion at that keyframe and goes on from the
 one before.
 """
@@ -84,7 +83,7 @@ class KeyframeDecoder:
         self._codec = codec_context
         self._keyframes_only = keyframes_only
         self.active = False  # the last frame came from keyframe-only decoding
-        self.last_pts: int | None = None  # of the last frame handed out
+        self._last_pts: int | None = None  # of the last frame handed out
         self._kept: list = []  # packets not decoded since the last keyframe (or since keyframe-only decoding began)
         self._await_keyframe = False  # the kept packets overflowed: normal decoding waits for a keyframe
 
@@ -126,15 +125,16 @@ class KeyframeDecoder:
         kept, self._kept = self._kept, []
         if kept and kept[0].is_keyframe:
             self._codec.flush_buffers()
+        handed_out = self._last_pts
         for packet in kept:
-            yield from self._handed_out(self._codec.decode(packet))
+            yield from self._handed_out(
+                frame for frame in self._codec.decode(packet)
+                if frame.pts is None or handed_out is None or frame.pts > handed_out  # not the keyframe again
+            )
 
     def _handed_out(self, frames) -> Iterator:
         for frame in frames:
-            if frame.pts is not None and self.last_pts is not None and frame.pts <= self.last_pts:
-                continue  # the keyframe, decoded again to go on from it
-            if frame.pts is not None:
-                self.last_pts = frame.pts
+            self._last_pts = frame.pts if frame.pts is not None else self._last_pts
             yield frame
 
 

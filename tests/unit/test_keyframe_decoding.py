@@ -73,6 +73,12 @@ def test_an_idle_source_decodes_only_keyframes_then_goes_on_from_the_last_one_wi
     assert not any(20 < index < 30 for index in indexes)  # skipped, never decoded
 
 
+def test_a_source_idle_for_less_than_a_keyframe_interval_goes_on_from_where_it_stopped(clip):
+    frames = read_all(clip, PacketClock(range(12, 16)))  # no keyframe comes while idle: nothing to decode
+    assert [index for index, _, _ in frames] == list(range(FRAMES))
+    assert all(abs(level - index) <= 1 for index, _, level in frames)
+
+
 def test_a_source_never_told_to_idle_decodes_every_frame(clip):
     frames = read_all(clip, PacketClock(range(0)))
     assert [index for index, _, _ in frames] == list(range(FRAMES))
