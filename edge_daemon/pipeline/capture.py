@@ -122,7 +122,7 @@ class Camera(threading.Thread):
             self.last_error = f"file not found: {url}"
         else:
             try:
-                source = open_source(self.config, self.idle.keyframes_only)
+                source = open_source(self.config, self._keyframes_only)
             except SourceError as exc:
                 self.last_error = f"cannot open {redact(url)}: {exc}"
                 if url.startswith("rtsp://"):
@@ -179,6 +179,11 @@ class Camera(threading.Thread):
             return "stopped"
         finally:
             self._count_keyframes_only(False)
+
+    def _keyframes_only(self) -> bool:
+        """Asked by the source at every packet. A stopping camera decodes every frame again, so its
+        next frame comes at once and it stops, not a keyframe interval later."""
+        return self.idle.keyframes_only() and not self._stopping.is_set()
 
     def _count_keyframes_only(self, active: bool) -> None:
         """Counts a frame of keyframe-only decoding and the time spent so; logs when it begins and ends."""

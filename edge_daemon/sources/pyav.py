@@ -12,9 +12,10 @@ which is drained after each (one that reorders B-frames would hold a keyframe ba
 FFmpeg's own ``skip_frame = NONKEY`` does, a keyframe interval late); the packets after the last
 keyframe are kept, not decoded. When the check turns false (something moved), those packets are
 decoded first, from that keyframe, so decoding goes on from where the stream is with no missing
-reference: the cost is one burst of up to a keyframe interval's frames. A file read in real time is read ahead to its next keyframe while idle (its
-packets come at once, not in real time), so it notices motion at that keyframe and goes on from the
-one before.
+reference: the cost is one burst of up to a keyframe interval's frames. A file read in real time
+has its packets paced while only keyframes are decoded, as a live camera's come (the camera paces the
+frames it gets, and it gets few): read at once, it would reach its next keyframe before the motion in
+this one was seen.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ SKIP_FROM_FRAMES_PER_DETECTION = 2.0
 # Packets kept while decoding only keyframes, to go on from the last one: over two minutes at 25 fps.
 # A stream with rarer keyframes waits for its next keyframe instead.
 MAX_KEPT_PACKETS = 3000
+# The longest wait for one packet of a file paced in real time: a gap in its timestamps is no pause.
+MAX_PACE_S = 1.0
 
 
 class FrameSkipping:
@@ -87,10 +90,13 @@ class KeyframeDecoder:
         self._kept: list = []  # packets not decoded since the last keyframe (or since keyframe-only decoding began)
         self._await_keyframe = False  # the kept packets overflowed: normal decoding waits for a keyframe
 
-    def frames(self, packets) -> Iterator:
+    def frames(self, packets, pace: Callable[[object], None] | None = None) -> Iterator:
+        """``pace``: called with each packet read while only keyframes are decoded (a file read in real time)."""
         for packet in packets:
             if self._keyframes_only():
                 self.active = True
+                if pace is not None:
+                    pace(packet)
                 yield from self._keyframe_only(packet)
                 continue
             if self.active:
@@ -167,7 +173,9 @@ class PyAvSource:
         self._start = self._stream.start_time or 0
         self.last_read_at = time.monotonic()  # when the last packet came: what a stall is measured by
         self._decoder = KeyframeDecoder(self._stream.codec_context, keyframes_only)
-        self._frames = self._decoder.frames(self._packets())
+        self._opened_at = time.monotonic()  # media time 0 of a file read in real time
+        realtime_file = config.is_file and config.realtime
+        self._frames = self._decoder.frames(self._packets(), self._pace if realtime_file else None)
         self._frame = None
         self._count = 0
         self._was_keyframes_only = False
@@ -176,6 +184,15 @@ class PyAvSource:
     def keyframes_only(self) -> bool:
         """Whether the last frame came from keyframe-only decoding."""
         return self._decoder.active
+
+    def _pace(self, packet) -> None:
+        """Wait until the packet's media time has come (a file read in real time, decoding only keyframes)."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or not self._time_base:
+            return
+        ahead = (stamp - self._start) * self._time_base - (time.monotonic() - self._opened_at)
+        if ahead > 0:
+            time.sleep(min(ahead, MAX_PACE_S))
 
     def _packets(self):
         for packet in self._container.demux(self._stream):
