@@ -39,7 +39,8 @@ from edge_daemon.sources.pyav import PyAvSource
 
 def source(mode: str, url: str, detect_fps: float):
     """(the daemon's source for ``mode``, whether every frame is converted)."""
-    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0])
+    # realtime = false: a file is read as fast as it decodes, never paced (keyframe-only decoding paces a realtime file).
+    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0], realtime=False)
     if mode.startswith("opencv"):
         return OpenCvSource(config), mode == "opencv read"
     level = mode.split()[1]
