@@ -5,7 +5,8 @@ what is tracked, or nothing.
 wide): the frame differenced against a running background and thresholded; a dilation joins the
 changed pixels into blobs, and each blob of at least ``min_area`` is returned as the box of its
 changed pixels, in frame pixels. It costs a fraction of detecting the frame, most of it making the
-small grey copy (docs/design/detection-cost.md).
+small grey copy (docs/design/detection-cost.md); from a decoder's picture (``messages.Picture``)
+that copy is made from the luma plane in one pass, with no BGR frame at all.
 
 - Sensor noise: shrinking with area averaging and a blur average each small pixel over many
   sensor pixels, so per-pixel noise falls far below ``threshold`` grey levels; a static noisy scene

@@ -3,12 +3,14 @@ the decoder's pictures that the motion mask and the detector read without a BGR 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from edge_daemon.config import CameraConfig
 from edge_daemon.messages import Detection, Frame
-from edge_daemon.pipeline.capture import IdleScene
+from edge_daemon.pipeline.capture import Camera, IdleScene
 from edge_daemon.pipeline.motion_gate import SceneMotion
 from edge_daemon.pipeline.regions import shrunk_frame_detections
 from edge_daemon.sources import open_source
@@ -100,10 +102,6 @@ def test_idle_after_quiet_for_the_set_time_and_active_again_on_motion():
 
 
 def test_a_realtime_false_file_never_decodes_keyframes_only(tmp_path):
-    import threading
-
-    from edge_daemon.pipeline.capture import Camera
-
     camera = Camera(CameraConfig(name="file", url=str(tmp_path / "x.mp4"), realtime=False, idle_keyframes_after_s=1), threading.Event())
     assert camera.idle.after_s == 0
 
