@@ -8,6 +8,8 @@ thread each:
   pyav nonref         PyAV skips non-reference frames
   pyav bidir          PyAV skips B-frames
   pyav auto           the daemon's PyAV source: B-frames skipped while the rest cover detect_fps
+  pyav keyframes      the daemon's PyAV source on an idle camera (cameras.idle_keyframes_after_s):
+                      keyframes only, each handed on
 
 File mode reads the clip as fast as possible (several passes): video frames/s, the share of frames
 decoded, frames handed on, and CPU milliseconds per handed frame. ``--rtsp`` serves the clip live
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from bench.common import CROWD_CLIP, argument_parser, clip_facts, cpu_seconds, print_table, served_over_rtsp
 from edge_daemon.config import CameraConfig
@@ -36,14 +39,24 @@ from edge_daemon.sources.pyav import PyAvSource
 
 def source(mode: str, url: str, detect_fps: float):
     """(the daemon's source for ``mode``, whether every frame is converted)."""
-    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0])
+    # realtime = false: a file is read as fast as it decodes, never paced (keyframe-only decoding paces a realtime file).
+    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0], realtime=False)
     if mode.startswith("opencv"):
         return OpenCvSource(config), mode == "opencv read"
     level = mode.split()[1]
+    if level == "keyframes":
+        return PyAvSource(config, keyframes_only=lambda: True), False
     return PyAvSource(config, None if level == "auto" else level.upper().replace("ALL", "DEFAULT")), False
 
 
-MODES = ("opencv read", "opencv grab", "pyav all", "pyav nonref", "pyav bidir", "pyav auto")
+MODES = ("opencv read", "opencv grab", "pyav all", "pyav nonref", "pyav bidir", "pyav auto", "pyav keyframes")
+
+
+def to_bgr(decoded) -> None:
+    """What handing a frame on to detection costs at most: PyAV's picture converted to BGR (the daemon
+    converts only the frames it detects; OpenCV's come converted)."""
+    if decoded is not None and not isinstance(decoded, np.ndarray):
+        decoded.bgr()
 
 
 def handed_on(reader, convert_all: bool, detect_fps: float, clock):
@@ -56,7 +69,7 @@ def handed_on(reader, convert_all: bool, detect_fps: float, clock):
         now = clock(media_time)
         due = next_due is None or now + 1e-6 >= next_due
         if due or convert_all:
-            reader.retrieve()
+            to_bgr(reader.retrieve())
         if due:
             handed += 1
             next_due = max((now if next_due is None else next_due) + 1 / detect_fps, now)

@@ -13,7 +13,8 @@ import queue
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from functools import cached_property
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -26,13 +27,45 @@ Verdict = Literal["recognized", "unknown", "uncertain"]
 a face (or template) to tell a stranger from an enrolled person at the target stranger rate."""
 
 
-@dataclass(frozen=True)
+class Picture(Protocol):
+    """A decoded frame that is converted only as far as a stage asks: a source's own picture (PyAV's
+    YUV frame), so a frame that nothing detects is never made BGR, and the motion mask's small grey
+    copy and the detector's shrunk frame are made in one pass from the decoder's planes."""
+
+    @property
+    def size(self) -> tuple[int, int]: ...  # width, height
+
+    def bgr(self) -> np.ndarray: ...  # the whole frame, BGR uint8
+
+    def grey(self, size: tuple[int, int]) -> np.ndarray: ...  # shrunk to (width, height) by area averaging
+
+    def bgr_shrunk(self, size: tuple[int, int]) -> np.ndarray: ...  # the same, in BGR
+
+
+@dataclass(frozen=True, eq=False)
 class Frame:
     camera: str
     seq: int
-    image: np.ndarray  # BGR, uint8
+    decoded: np.ndarray | Picture  # a BGR uint8 image, or a picture converted when ``image`` is first read
     captured_at: float  # wall-clock seconds (time.time()) when the frame was read
     stream_time: float  # seconds of video since the camera first opened, never decreasing: the tracker's clock
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The whole frame, BGR uint8 (a picture is converted once, by the first stage that reads it)."""
+        return self.decoded if isinstance(self.decoded, np.ndarray) else self.decoded.bgr()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height, without converting anything."""
+        if isinstance(self.decoded, np.ndarray):
+            return self.decoded.shape[1], self.decoded.shape[0]
+        return self.decoded.size
+
+    @property
+    def picture(self) -> Picture | None:
+        """The decoder's picture, when the source gave one (None for a plain BGR image)."""
+        return None if isinstance(self.decoded, np.ndarray) else self.decoded
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,17 @@ class CameraConfig(Section):
         "Each camera has its own point in this period (from its name), the first detection included, so cameras "
         "started together take turns; a file with realtime = false has its first frame detected whole.",
     )
+    idle_keyframes_after_s: float = Field(
+        0.0,
+        ge=0,
+        le=86400,
+        title="Keyframes only after",
+        description="Seconds (of video) with no motion and no live track after which the camera decodes only "
+        "keyframes and looks for motion in them, until something moves: an idle camera then costs a fraction of "
+        "its decoding. Someone walking in is found up to one keyframe interval later than with every frame "
+        "decoded. 0: always decode every frame detection needs (a door that must react at once). Needs decoder "
+        "'pyav' and motion.enabled; a file with realtime = false decodes every frame.",
+    )
     motion_threshold: int = Field(
         15,
         ge=1,

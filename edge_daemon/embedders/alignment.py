@@ -79,13 +79,14 @@ class DlibChipAligner:
         margin = max(w, h, 1.0)
         left, top = max(0, int(x - margin)), max(0, int(y - margin))
         right, bottom = min(image.shape[1], int(x + w + margin) + 2), min(image.shape[0], int(y + h + margin) + 2)
-        rgb = np.ascontiguousarray(image[top:bottom, left:right, ::-1])
+        # OpenCV swaps the channels an order of magnitude faster than numpy copying a reversed view.
+        rgb = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_BGR2RGB)
         rect = self._dlib.rectangle(
             int(round(x)) - left, int(round(y)) - top, int(round(x + w)) - left, int(round(y + h)) - top
         )
         shape = self._predictor(rgb, rect)
         chip_rgb = self._dlib.get_face_chip(rgb, shape, size=self.size, padding=0.25)
-        return np.ascontiguousarray(chip_rgb[:, :, ::-1])
+        return cv2.cvtColor(chip_rgb, cv2.COLOR_RGB2BGR)
 
 
 class EachAligner:

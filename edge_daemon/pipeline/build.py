@@ -7,6 +7,7 @@ import os
 import tempfile
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_daemon.comms.dispatcher import EventDispatcher, Transport
@@ -112,8 +113,11 @@ def motion_settings(motion: MotionConfig, threshold: int) -> MotionSettings:
     return MotionSettings(motion.width, threshold, motion.min_area, motion.dilate_px, motion.learning_rate, motion.light_change)
 
 
-def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: DetectionQueue) -> CameraDetection:
-    """A camera's side of detection: gated by its motion, or (motion.enabled = false) every frame whole."""
+def camera_detection(
+    camera: CameraConfig, settings: Settings, detect_queue: DetectionQueue, scene_observer: Callable[[float, bool], None] | None = None
+) -> CameraDetection:
+    """A camera's side of detection: gated by its motion, or (motion.enabled = false) every frame whole.
+    ``scene_observer`` is told whether each frame's scene was quiet (the capture's ``IdleScene``)."""
     motion = settings.motion
     every_frame = camera.is_file and not camera.realtime
     if not motion.enabled:
@@ -123,7 +127,7 @@ def camera_detection(camera: CameraConfig, settings: Settings, detect_queue: Det
     phase = None if every_frame else zlib.crc32(camera.name.encode()) / 2**32
     policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, region_settings(motion), motion.max_region_cost, phase)
     mask = SceneMotion(motion_settings(motion, camera.motion_threshold))
-    return CameraDetection(camera.name, detect_queue, policy, mask, every_frame)
+    return CameraDetection(camera.name, detect_queue, policy, mask, every_frame, scene_observer)
 
 
 def build_trackers(
@@ -136,7 +140,7 @@ def build_trackers(
             camera.config.name,
             camera.frames,
             faces,
-            camera_detection(camera.config, settings, detect_queue),
+            camera_detection(camera.config, settings, detect_queue, camera.idle.observe),
             gate,
             embedder.aligner,
             settings.tracker,

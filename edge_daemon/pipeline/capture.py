@@ -9,7 +9,15 @@ A network stream can also stall: the server keeps the connection open and sends 
 readers would then block for 30 s a read, so network sources are opened with open and read
 timeouts and a read that gives up is the camera going ``stalled`` (logged, counted, reopened).
 Decoding is the sources' business (``edge_daemon.sources``): the camera asks for the next frame's
-media time, and for the image only of the frames it hands on.
+media time, and for the image only of the frames it hands on. A stall is measured from the source's
+last packet, not its last frame: a source decoding only keyframes delivers a frame a keyframe
+interval, and a stream that ends or fails long after its last frame is no stall.
+
+An idle scene (``cameras.idle_keyframes_after_s``): the camera's tracking thread tells ``IdleScene``
+after every frame whether the scene was quiet (no motion, no live track); once it has been quiet for
+that long, the source decodes only keyframes, until the tracking thread sees something move in one
+(docs/guide/cameras.md#idle-cameras-decode-only-keyframes). Counted per camera:
+``frames_keyframe_only`` (frames decoded so), ``keyframe_only_periods`` and ``keyframe_only_ms``.
 """
 
 from __future__ import annotations
@@ -26,9 +34,30 @@ from edge_daemon.config import CameraConfig
 from edge_daemon.counters import StageCounters
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import Frame, FrameQueue, StreamEnded
-from edge_daemon.sources import SourceError, VideoSource, is_network, open_source, read_timeout_s
+from edge_daemon.sources import SourceError, VideoSource, decoder_for, is_network, open_source, read_timeout_s
 
 log = get_logger(__name__)
+
+
+class IdleScene:
+    """Whether a camera's scene has been quiet (no motion, no live track) for ``after_s`` seconds of
+    video: told by its tracking thread after every frame, asked by its source at every packet."""
+
+    def __init__(self, after_s: float):
+        self.after_s = after_s
+        self._quiet_since: float | None = None
+        self._latest = 0.0
+
+    def observe(self, stream_time: float, quiet: bool) -> None:
+        self._latest = stream_time
+        if not quiet:
+            self._quiet_since = None
+        elif self._quiet_since is None:
+            self._quiet_since = stream_time
+
+    def keyframes_only(self) -> bool:
+        since = self._quiet_since  # read once: the tracking thread may clear it meanwhile
+        return self.after_s > 0 and since is not None and self._latest - since >= self.after_s
 
 
 class Camera(threading.Thread):
@@ -46,6 +75,12 @@ class Camera(threading.Thread):
         self._drop_when_full = not config.is_file or config.realtime
         self._seq = 0
         self._stream_time = 0.0
+        # Only a camera that may lose frames decodes keyframes only: a realtime = false file loses nothing.
+        self.idle = IdleScene(config.idle_keyframes_after_s if self._drop_when_full else 0.0)
+        self._keyframes_only_at: float | None = None  # monotonic time of the last keyframe-only frame
+        if self.idle.after_s and decoder_for(config) != "pyav":
+            log.warning("idle_keyframes_after_s needs decoder 'pyav': this camera decodes every frame when idle",
+                        camera=config.name, decoder=decoder_for(config))
 
     def run(self) -> None:
         reason = "stopped"
@@ -87,7 +122,7 @@ class Camera(threading.Thread):
             self.last_error = f"file not found: {url}"
         else:
             try:
-                source = open_source(self.config)
+                source = open_source(self.config, self._keyframes_only)
             except SourceError as exc:
                 self.last_error = f"cannot open {redact(url)}: {exc}"
                 if url.startswith("rtsp://"):
@@ -113,35 +148,58 @@ class Camera(threading.Thread):
         stream_start = self._stream_time + period
         next_due = 0.0
         index = 0
-        last_frame_at = time.monotonic()
-        while not self._stopping.is_set():
-            file_time = source.grab()
-            if file_time is None:
-                silent_s = time.monotonic() - last_frame_at
-                if is_network(self.config.url) and silent_s >= read_timeout_s(self.config):
-                    self._stalled(silent_s)
-                    return "stalled"
-                return "ended" if index else "no frame"
-            last_frame_at = time.monotonic()
-            # Media time: position in the file, or the wall clock for live sources.
-            media_time = file_time if self.config.is_file else time.monotonic() - started
-            index += 1
-            self.counters.add("frames_read")
-            if self.config.is_file and self.config.realtime:
-                ahead = media_time - (time.monotonic() - started)
-                if ahead > 0 and self._stopping.wait(ahead):
-                    break
-            if media_time + 1e-6 < next_due:
-                continue
-            next_due = max(next_due + period, media_time)
-            image = source.retrieve()
-            if image is None:
-                self.counters.add("frames_bad")
-                continue
-            self._seq += 1
-            self._stream_time = stream_start + media_time
-            self._hand_on(Frame(self.config.name, self._seq, image, time.time(), self._stream_time))
-        return "stopped"
+        try:
+            while not self._stopping.is_set():
+                file_time = source.grab()
+                if file_time is None:
+                    silent_s = time.monotonic() - source.last_read_at
+                    if is_network(self.config.url) and silent_s >= read_timeout_s(self.config):
+                        self._stalled(silent_s)
+                        return "stalled"
+                    return "ended" if index else "no frame"
+                self._count_keyframes_only(source.keyframes_only)
+                # Media time: position in the file, or the wall clock for live sources.
+                media_time = file_time if self.config.is_file else time.monotonic() - started
+                index += 1
+                self.counters.add("frames_read")
+                if self.config.is_file and self.config.realtime:
+                    ahead = media_time - (time.monotonic() - started)
+                    if ahead > 0 and self._stopping.wait(ahead):
+                        break
+                if media_time + 1e-6 < next_due:
+                    continue
+                next_due = max(next_due + period, media_time)
+                decoded = source.retrieve()  # converted later, only as far as the frame's stages need
+                if decoded is None:
+                    self.counters.add("frames_bad")
+                    continue
+                self._seq += 1
+                self._stream_time = stream_start + media_time
+                self._hand_on(Frame(self.config.name, self._seq, decoded, time.time(), self._stream_time))
+            return "stopped"
+        finally:
+            self._count_keyframes_only(False)
+
+    def _keyframes_only(self) -> bool:
+        """Asked by the source at every packet. A stopping camera decodes every frame again, so its
+        next frame comes at once and it stops, not a keyframe interval later."""
+        return self.idle.keyframes_only() and not self._stopping.is_set()
+
+    def _count_keyframes_only(self, active: bool) -> None:
+        """Counts a frame of keyframe-only decoding and the time spent so; logs when it begins and ends."""
+        now = time.monotonic()
+        if active:
+            self.counters.add("frames_keyframe_only")
+            if self._keyframes_only_at is None:
+                self.counters.add("keyframe_only_periods")
+                log.info("camera idle: decoding keyframes only", camera=self.config.name, after_s=self.idle.after_s)
+            else:
+                self.counters.add("keyframe_only_ms", round(1000 * (now - self._keyframes_only_at)))
+            self._keyframes_only_at = now
+        elif self._keyframes_only_at is not None:
+            self.counters.add("keyframe_only_ms", round(1000 * (now - self._keyframes_only_at)))
+            self._keyframes_only_at = None
+            log.info("camera active: decoding every frame again", camera=self.config.name)
 
     def _stalled(self, silent_s: float) -> None:
         self.state = "stalled"

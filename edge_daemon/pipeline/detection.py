@@ -42,9 +42,16 @@ import numpy as np
 from edge_daemon.counters import StageCounters
 from edge_daemon.detectors.base import Detector
 from edge_daemon.logs import get_logger
-from edge_daemon.messages import Detection, Frame, TrackedFace
+from edge_daemon.messages import Detection, Frame, Picture, TrackedFace
 from edge_daemon.pipeline.motion_gate import DetectionPolicy, SceneMotion
-from edge_daemon.pipeline.regions import Mosaic, Region, RegionSettings, merge_mosaic_detections, pack_mosaics
+from edge_daemon.pipeline.regions import (
+    Mosaic,
+    Region,
+    RegionSettings,
+    merge_mosaic_detections,
+    pack_mosaics,
+    shrunk_frame_detections,
+)
 
 log = get_logger(__name__)
 
@@ -61,6 +68,9 @@ class DetectRequest:
     regions: tuple[Region, ...] | None = None  # None: detect the whole frame
     may_expire: bool = True  # False: detected however late (a file read as fast as the pipeline takes it)
     mosaic_side: int = 0  # the detector's max_side: small regions are packed into mosaics; 0: each alone
+    # The whole frame already shrunk to the detector's max_side by the decoder (``Picture.bgr_shrunk``),
+    # detected instead of ``image`` when the whole frame is: cheaper than shrinking the BGR frame.
+    shrunk: np.ndarray | None = None
 
     @cached_property
     def mosaics(self) -> list[Mosaic]:
@@ -70,7 +80,7 @@ class DetectRequest:
     def images(self) -> list[np.ndarray]:
         """What the detector runs on: the frame, or the regions' mosaics (``regions.pack_mosaics``)."""
         if self.regions is None:
-            return [self.image]
+            return [self.image if self.shrunk is None else self.shrunk]
         return [mosaic.image(self.image) for mosaic in self.mosaics]
 
 
@@ -100,10 +110,13 @@ def detect_requests(
     for request, per_request in zip(requests, images):
         per_image = found[start : start + len(per_request)]
         start += len(per_request)
-        if request.regions is None:
+        height, width = request.image.shape[:2]
+        if request.regions is None and request.shrunk is None:
             detections.append(list(per_image[0]))
+        elif request.regions is None:
+            shrunk_size = request.shrunk.shape[1], request.shrunk.shape[0]
+            detections.append(shrunk_frame_detections(per_image[0], shrunk_size, (width, height)))
         else:
-            height, width = request.image.shape[:2]
             detections.append(merge_mosaic_detections(request.mosaics, per_image, (width, height), duplicate_iou))
     return detections
 
@@ -302,9 +315,12 @@ class CameraDetection:
         policy: DetectionPolicy | None = None,
         motion: SceneMotion | None = None,
         every_frame: bool = False,
+        scene_observer: Callable[[float, bool], None] | None = None,
     ):
         """``every_frame``: no frame of this camera is skipped as stale (``realtime = false`` files
-        promise to lose nothing; the queue still serves them in turn with the others)."""
+        promise to lose nothing; the queue still serves them in turn with the others).
+        ``scene_observer``: told each frame's ``stream_time`` and whether its scene was quiet (no
+        motion, no live track), with motion gating (the capture's ``IdleScene``)."""
         if (policy is None) != (motion is None):
             raise ValueError("motion gating needs both a policy and a motion mask, or neither")
         self.camera = camera
@@ -312,6 +328,7 @@ class CameraDetection:
         self.motion = motion
         self._queue = detect_queue
         self._every_frame = every_frame
+        self._scene_observer = scene_observer
         self._results = detect_queue.add_camera(camera)
 
     def detect(self, frame: Frame, tracked: Sequence[TrackedFace] = ()) -> list[Detection] | None:
@@ -324,16 +341,23 @@ class CameraDetection:
         or slower than real time still gets a full detection every ``idle_detect_s`` of its video);
         the queue's staleness on ``captured_at`` (wall time, how late the answer would come)."""
         regions = None
+        shrunk = None
+        picture = frame.picture
         if self.policy is not None:
-            height, width = frame.image.shape[:2]
-            plan = self.policy.plan(frame.stream_time, (width, height), self.motion.update(frame.image), tracked)
+            # The motion mask reads the decoder's picture when there is one: a skipped frame is never made BGR.
+            motion = self.motion.update(frame.image if picture is None else picture)
+            if self._scene_observer is not None:
+                self._scene_observer(frame.stream_time, not (motion.boxes or motion.relearned or tracked))
+            plan = self.policy.plan(frame.stream_time, frame.size, motion, tracked)
             if plan.kind == "skip":
                 return []
             regions = plan.regions or None
+            if regions is None and picture is not None:
+                shrunk = _shrunk_whole_frame(picture, self.policy.max_side)
         self._queue.submit(
             DetectRequest(
                 self.camera, frame.seq, frame.captured_at, frame.image, regions, may_expire=not self._every_frame,
-                mosaic_side=self.policy.max_side if self.policy is not None else 0,
+                mosaic_side=self.policy.max_side if self.policy is not None else 0, shrunk=shrunk,
             )
         )
         while True:
@@ -344,3 +368,13 @@ class CameraDetection:
                     return None
                 continue
             return result.detections if result.status == "detected" else None
+
+
+def _shrunk_whole_frame(picture: Picture, max_side: int) -> np.ndarray | None:
+    """The whole frame at the detector's size (its longer side ``max_side``, as the detector's own
+    downscale rounds it), scaled and converted by the decoder in one pass; None when it needs no shrinking."""
+    width, height = picture.size
+    scale = max_side / max(width, height)
+    if scale >= 1:
+        return None
+    return picture.bgr_shrunk((max(1, round(width * scale)), max(1, round(height * scale))))

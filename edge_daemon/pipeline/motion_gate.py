@@ -5,7 +5,8 @@ what is tracked, or nothing.
 wide): the frame differenced against a running background and thresholded; a dilation joins the
 changed pixels into blobs, and each blob of at least ``min_area`` is returned as the box of its
 changed pixels, in frame pixels. It costs a fraction of detecting the frame, most of it making the
-small grey copy (docs/design/detection-cost.md).
+small grey copy (docs/design/detection-cost.md); from a decoder's picture (``messages.Picture``)
+that copy is made from the luma plane in one pass, with no BGR frame at all.
 
 - Sensor noise: shrinking with area averaging and a blur average each small pixel over many
   sensor pixels, so per-pixel noise falls far below ``threshold`` grey levels; a static noisy scene
@@ -31,7 +32,7 @@ import cv2
 import numpy as np
 
 from edge_daemon.counters import StageCounters
-from edge_daemon.messages import BBox, TrackedFace
+from edge_daemon.messages import BBox, Picture, TrackedFace
 from edge_daemon.pipeline.regions import Region, RegionSettings, face_scale, plan_regions, regions_cost, require_fractions
 
 BLUR_PX = 5  # on the small frame: smooths what the area averaging left of the sensor noise
@@ -81,20 +82,29 @@ class SceneMotion:
         self._geometry: tuple[int, ...] | None = None
         self._kernel = np.ones((2 * self.settings.dilate_px + 1,) * 2, np.uint8)
 
-    def _small_grey(self, frame: np.ndarray) -> np.ndarray:
-        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        height, width = grey.shape
+    def _small_size(self, width: int, height: int) -> tuple[int, int]:
         small_width = min(self.settings.width, width)
-        small_height = max(1, round(height * small_width / width))
-        small = cv2.resize(grey, (small_width, small_height), interpolation=cv2.INTER_AREA)
+        return small_width, max(1, round(height * small_width / width))
+
+    def _small_grey(self, frame: np.ndarray | Picture) -> np.ndarray:
+        if isinstance(frame, np.ndarray):
+            grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            small = cv2.resize(grey, self._small_size(grey.shape[1], grey.shape[0]), interpolation=cv2.INTER_AREA)
+        else:  # the decoder's picture: only its luma plane is read, shrunk in one pass
+            small = frame.grey(self._small_size(*frame.size))
         return cv2.GaussianBlur(small, (BLUR_PX, BLUR_PX), 0).astype(np.float32)
 
-    def update(self, frame: np.ndarray) -> Motion:
-        if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)) or frame.dtype != np.uint8 or frame.size == 0:
-            raise ValueError(f"expected a BGR or grey uint8 frame, got {frame.dtype} of shape {frame.shape}")
+    def update(self, frame: np.ndarray | Picture) -> Motion:
+        """``frame``: a BGR or grey uint8 image, or a decoder's picture (``messages.Picture``)."""
+        if isinstance(frame, np.ndarray):
+            if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)) or frame.dtype != np.uint8 or frame.size == 0:
+                raise ValueError(f"expected a BGR or grey uint8 frame, got {frame.dtype} of shape {frame.shape}")
+            geometry = frame.shape[:2]
+        else:
+            geometry = frame.size[::-1]
         small = self._small_grey(frame)
-        if self._background is None or frame.shape[:2] != self._geometry:
-            self._background, self._geometry = small, frame.shape[:2]
+        if self._background is None or geometry != self._geometry:
+            self._background, self._geometry = small, geometry
             return Motion([], 1.0, True)
         moving = (cv2.absdiff(small, self._background) > self.settings.threshold).astype(np.uint8)
         changed = float(moving.mean())
@@ -102,7 +112,7 @@ class SceneMotion:
             self._background = small
             return Motion([], changed, True)
         cv2.accumulateWeighted(small, self._background, self.settings.learning_rate)
-        scale_x, scale_y = frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0]
+        scale_x, scale_y = geometry[1] / small.shape[1], geometry[0] / small.shape[0]
         boxes = [
             (float(x * scale_x), float(y * scale_y), float(w * scale_x), float(h * scale_y))
             for x, y, w, h in self._blobs(moving)

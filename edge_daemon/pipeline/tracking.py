@@ -204,14 +204,14 @@ class TrackingWorker(threading.Thread):
                 log.exception("frame processing failed", camera=self.camera, seq=message.seq)
 
     def _process(self, frame: Frame) -> None:
-        geometry = frame.image.shape[:2]
+        width, height = frame.size  # not frame.image: a frame that nothing detects is never converted
+        geometry = (height, width)
         if self._geometry is not None and geometry != self._geometry:
             # The camera came back with another resolution: boxes of the old geometry mean nothing now.
             log.info("camera geometry changed: tracks ended", camera=self.camera, was=self._geometry, now=geometry)
             self.counters.add("geometry_changes")
             self._end_tracks(self._tracker.end_all())
         self._geometry = geometry
-        height, width = geometry
         detections = self.detection.detect(frame, self._tracker.predicted_faces(frame.stream_time, (width, height)))
         # Every frame taken counts, looked at or not: the health check takes a camera whose frames stop
         # being processed for stuck, and an idle scene that skips detection is not.

@@ -5,11 +5,16 @@
           (B-frames, then all non-reference frames) while the rest still cover ``detect_fps``
 
 A source yields frames one at a time: ``grab()`` decodes the next one and returns its media time
-in seconds (None when the stream ended, failed or timed out), ``retrieve()`` converts it to a BGR
-image, which is done only for the frames handed to detection.
+in seconds (None when the stream ended, failed or timed out), ``retrieve()`` hands it over, only for
+the frames handed to detection: OpenCV's as a BGR image, PyAV's as a ``Picture`` that converts only
+what a stage asks of it (the motion mask's small grey copy, the detector's shrunk frame, BGR).
+``last_read_at`` is when data last came (a stall is measured from it), ``keyframes_only`` whether the
+last frame came from keyframe-only decoding (PyAV only).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from edge_daemon.config import CameraConfig
 from edge_daemon.sources import opencv, pyav
@@ -20,6 +25,10 @@ __all__ = ["BACKENDS", "SourceError", "VideoSource", "is_network", "open_source"
 BACKENDS = {"opencv": opencv.OpenCvSource, "pyav": pyav.PyAvSource}
 
 
-def open_source(config: CameraConfig) -> VideoSource:
-    """The camera's source, opened; ``SourceError`` if it cannot be."""
+def open_source(config: CameraConfig, keyframes_only: Callable[[], bool] | None = None) -> VideoSource:
+    """The camera's source, opened; ``SourceError`` if it cannot be. ``keyframes_only``: asked while
+    decoding whether to decode only keyframes (an idle scene); only PyAV can, OpenCV's reader decodes
+    every frame whatever it is told (it has no way to skip frames before decoding them)."""
+    if decoder_for(config) == "pyav" and keyframes_only is not None:
+        return pyav.PyAvSource(config, keyframes_only=keyframes_only)
     return BACKENDS[decoder_for(config)](config)

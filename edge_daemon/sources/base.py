@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_daemon.config import CameraConfig
+from edge_daemon.messages import Picture
 
 # PyAV's timeout bounds each wait for data, so a third of the stall timeout notices a stall within
 # it. OpenCV's bounds a whole read(), which also waits for the next decodable frame (up to a
@@ -25,10 +26,12 @@ class VideoSource(Protocol):
     width: int
     height: int
     native_fps: float
+    last_read_at: float  # time.monotonic() when data last came from the stream
+    keyframes_only: bool  # the last frame came from keyframe-only decoding
 
     def grab(self) -> float | None: ...
 
-    def retrieve(self) -> np.ndarray | None: ...
+    def retrieve(self) -> np.ndarray | Picture | None: ...
 
     def release(self) -> None: ...
 

@@ -1,6 +1,11 @@
-"""OpenCV's reader: every frame is decoded (``grab``), converted only when wanted (``retrieve``)."""
+"""OpenCV's reader: every frame is decoded (``grab``), converted only when wanted (``retrieve``).
+
+It cannot decode only keyframes (``cameras.idle_keyframes_after_s``): ``VideoCapture`` has no way to
+skip a frame before decoding it, nor to say which frames are keyframes before they are decoded."""
 
 from __future__ import annotations
+
+import time
 
 import cv2
 import numpy as np
@@ -11,6 +16,7 @@ from edge_daemon.sources.base import SourceError, is_network, read_timeout_s
 
 class OpenCvSource:
     decoder = "opencv"
+    keyframes_only = False
 
     def __init__(self, config: CameraConfig):
         url = config.url
@@ -33,10 +39,12 @@ class OpenCvSource:
         self.native_fps = fps if 0 < fps < 1000 else 25.0
         self.width, self.height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self._index = 0
+        self.last_read_at = time.monotonic()
 
     def grab(self) -> float | None:
         if not self._capture.grab():
             return None
+        self.last_read_at = time.monotonic()
         self._index += 1
         return (self._index - 1) / self.native_fps
 

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -19,6 +20,8 @@ from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.daemon import Daemon
 from edge_daemon.service.health import ServiceMonitor
 from edge_daemon.service.systemd import SystemdNotifier
+from tests.support.keyframe_clips import FPS, quiet_frames, walk_in_frames, write_h264
+from tests.support.pasted_faces import load_faces
 from tests.support.paths import CROWD_CLIP, HAMILTON_CLIP, ROOT
 from tests.support.rtsp import RtspServer, require_clip, require_gstreamer
 from tests.support.systemd import FakeSystemd
@@ -74,6 +77,58 @@ def test_a_stall_with_the_connection_open_is_noticed_and_the_camera_recovers(rts
     finally:
         daemon.request_stop()
         daemon.shutdown()
+
+
+def test_a_camera_decoding_only_keyframes_is_no_stall_and_a_stall_is_still_noticed(scene, tmp_path):
+    """Idle, the camera decodes a frame a keyframe interval, longer here than the stall timeout:
+    a stall is data that stops coming, not frames."""
+    require_gstreamer()
+    keyframe_s = STALL_TIMEOUT_S + 1
+    clip = tmp_path / "quiet.mp4"
+    write_h264(clip, quiet_frames(scene.astype(np.uint8), 3 * keyframe_s), FPS, round(keyframe_s * FPS))
+    server = RtspServer(clip, tmp_path)
+    server.start()
+    daemon = start_daemon(tmp_path, {"name": "door", "url": server.url, **LIVE, "idle_keyframes_after_s": 1.0})
+    camera = daemon.cameras[0]
+    try:
+        assert wait_until(lambda: camera.counters.get("frames_keyframe_only") >= 3, 8 * keyframe_s)
+        assert camera.state == "streaming" and camera.counters.get("stalls") == 0
+        server.pause()
+        paused_at = time.monotonic()
+        assert wait_until(lambda: camera.state == "stalled", 4 * STALL_TIMEOUT_S)
+        assert time.monotonic() - paused_at <= STALL_TIMEOUT_S + 1.5
+        read = camera.counters.get("frames_read")
+        server.resume()
+        assert wait_until(lambda: camera.state == "streaming" and camera.counters.get("frames_read") > read, 30)
+    finally:
+        daemon.request_stop()
+        daemon.shutdown()
+        server.stop()
+
+
+def test_an_idle_live_camera_decodes_every_frame_again_from_the_keyframe_that_shows_someone(default_detector, scene, tmp_path):
+    """Live, packets come in real time: the motion in the keyframe that first shows the person turns
+    every-frame decoding back on before the next packets are read, not a keyframe interval later."""
+    require_gstreamer()
+    keyframe_s, quiet_s = 2.0, 8.0
+    clip = tmp_path / "entry.mp4"
+    face = load_faces(default_detector, 1)[0]
+    write_h264(clip, walk_in_frames(scene.astype(np.uint8), face, quiet_s, 6.0, []), FPS, round(keyframe_s * FPS))
+    server = RtspServer(clip, tmp_path)
+    server.start()
+    daemon = start_daemon(tmp_path, {"name": "door", "url": server.url, **LIVE, "idle_keyframes_after_s": 2.0})
+    camera, tracker = daemon.cameras[0], daemon.trackers[0]
+    try:
+        assert wait_until(lambda: camera.counters.get("frames_keyframe_only") >= 1, 4 * keyframe_s + 10)
+        assert wait_until(lambda: tracker.counters.get("faces_detected") >= 1, 2 * quiet_s + 10)
+        processed_then = processed(daemon, 0)
+        time.sleep(1.5)
+        assert processed(daemon, 0) - processed_then >= 4  # 5 fps again, not a frame a keyframe interval
+        assert camera.counters.get("stalls") == 0
+    finally:
+        daemon.request_stop()
+        daemon.shutdown()
+        server.stop()
 
 
 def test_a_killed_server_is_reconnected_and_another_resolution_ends_the_old_tracks(rtsp_server, tmp_path):

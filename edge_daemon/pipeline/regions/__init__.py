@@ -18,7 +18,7 @@ from edge_daemon.pipeline.regions.cost import (
     regions_cost,
 )
 from edge_daemon.pipeline.regions.geometry import Region, iou
-from edge_daemon.pipeline.regions.merging import merge_mosaic_detections
+from edge_daemon.pipeline.regions.merging import merge_mosaic_detections, shrunk_frame_detections
 from edge_daemon.pipeline.regions.mosaic import MOSAIC_GAP_PX, Mosaic, pack_mosaics
 from edge_daemon.pipeline.regions.planning import (
     FACE_DETECT_PX,
@@ -49,4 +49,5 @@ __all__ = [
     "region_around",
     "regions_cost",
     "require_fractions",
+    "shrunk_frame_detections",
 ]

@@ -17,13 +17,25 @@ CUT_OVERLAP = 0.5  # a cut face mostly inside a kept face is that face
 
 
 def _to_frame(detection: Detection, region: Region) -> Detection:
-    x, y, w, h = detection.bbox
     # The shrunk crop's own size, not the scale, maps back: its sides were rounded to whole pixels.
     detected_width, detected_height = region.detected_size
-    fx, fy = region.width / detected_width, region.height / detected_height
+    return _mapped(detection, region.width / detected_width, region.height / detected_height, region.x, region.y)
+
+
+def _mapped(detection: Detection, fx: float, fy: float, left: float = 0.0, top: float = 0.0) -> Detection:
+    x, y, w, h = detection.bbox
     dtype = detection.landmarks.dtype
-    landmarks = detection.landmarks * np.array([fx, fy], dtype=dtype) + np.array([region.x, region.y], dtype=dtype)
-    return Detection((x * fx + region.x, y * fy + region.y, w * fx, h * fy), detection.score, landmarks)
+    landmarks = detection.landmarks * np.array([fx, fy], dtype=dtype) + np.array([left, top], dtype=dtype)
+    return Detection((x * fx + left, y * fy + top, w * fx, h * fy), detection.score, landmarks)
+
+
+def shrunk_frame_detections(
+    found: Sequence[Detection], shrunk_size: tuple[int, int], frame_size: tuple[int, int]
+) -> list[Detection]:
+    """What the detector found in the whole frame shrunk to ``shrunk_size`` (width, height), in
+    frame coordinates."""
+    fx, fy = frame_size[0] / shrunk_size[0], frame_size[1] / shrunk_size[1]
+    return [_mapped(detection, fx, fy) for detection in found]
 
 
 def _is_cut(detection: Detection, region: Region, frame_size: tuple[int, int]) -> bool:
