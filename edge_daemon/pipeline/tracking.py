@@ -123,6 +123,10 @@ class Tracker:
             if self._gone(track, now, frame_size):
                 continue
             (cx, cy, w, h), covariance = track.motion.expected(now)
+            if w < 1 or h < 1:
+                # a face that shrank fast, predicted well past its last detection (a busy box), can come
+                # out at no size at all: there is no box to look in, so nothing to plan a region around
+                continue
             margin_x, margin_y = PREDICTION_SD * np.sqrt(np.diag(covariance)[:2])
             left, top = float(cx - w / 2), float(cy - h / 2)
             faces.append(TrackedFace(

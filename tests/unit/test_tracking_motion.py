@@ -58,6 +58,16 @@ def test_predicted_faces_hold_where_a_walker_will_be_and_widen_with_time():
     assert tracker.predicted_faces(3.0, (1280, 720)) == []  # walked out at 430 px/s
 
 
+def test_a_face_predicted_to_shrink_to_nothing_has_no_predicted_box():
+    """A face shrinking fast, predicted late (a busy box), would have a negative width: it is left out."""
+    tracker = Tracker(TrackerConfig())
+    for step in range(5):
+        tracker.update([face(640, 300, width=120 - 20 * step)], now=0.2 * step, frame_size=(1280, 720))
+    assert tracker.predicted_faces(0.9, (1280, 720))  # still a face a little later
+    assert tracker.predicted_faces(1.4, (1280, 720)) == []  # predicted below one pixel
+    assert all(f.face[2] >= 1 for f in tracker.predicted_faces(1.0, (1280, 720)))
+
+
 def test_two_people_crossing_keep_their_tracks():
     tracker = Tracker(TrackerConfig())
     first = ids(tracker.update([face(100, 300), face(900, 330)], now=0.0)[0])
