@@ -165,9 +165,9 @@ def main() -> int:
                         help="a TOML line for every camera, e.g. idle_keyframes_after_s=30")
     args = parser.parse_args()
     if args.clip == "idle":
-        from bench.pipeline import IDLE_FPS, IDLE_SECONDS, IDLE_SIZE, write_idle_clip
+        from bench.pipeline import idle_clip
 
-        clip = write_idle_clip(Path(tempfile.gettempdir()) / f"edge-daemon-idle-{IDLE_SIZE[1]}p{IDLE_FPS}-{IDLE_SECONDS}s.mp4")
+        clip = idle_clip()
     else:
         clip = {"crowd": CROWD_CLIP, "hamilton": HAMILTON_CLIP}.get(args.clip, Path(args.clip))
     if not clip.exists():

@@ -49,6 +49,13 @@ from edge_daemon.pipeline.daemon import Daemon
 IDLE_SIZE, IDLE_FPS, IDLE_SECONDS = (1280, 720), 25, 60
 IDLE_CROSSING_EVERY_S, IDLE_CROSSING_S = 20.0, 4.0  # a person crosses the whole view in 4 s, every 20 s
 IDLE_NOISE_SD = 4.0  # grey levels of sensor noise per pixel and frame
+IDLE_KEYFRAME_S = 2.0  # a keyframe every 2 s, as IP cameras are commonly set (x264's default is 10 s)
+
+
+def idle_clip() -> Path:
+    """The idle scene's clip in the temp directory, written the first time."""
+    name = f"edge-daemon-idle-{IDLE_SIZE[1]}p{IDLE_FPS}-{IDLE_SECONDS}s-gop{IDLE_KEYFRAME_S:g}s.mp4"
+    return write_idle_clip(Path(tempfile.gettempdir()) / name)
 
 
 def write_idle_clip(path: Path) -> Path:
@@ -72,6 +79,7 @@ def write_idle_clip(path: Path) -> Path:
     with av.open(str(partial), "w") as container:
         stream = container.add_stream("libx264", rate=IDLE_FPS, options={"preset": "veryfast", "crf": "23"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = round(IDLE_FPS * IDLE_KEYFRAME_S)
         for index in range(IDLE_FPS * IDLE_SECONDS):
             frame = scene + rng.normal(0.0, IDLE_NOISE_SD, scene.shape)
             t = index / IDLE_FPS
@@ -260,7 +268,7 @@ def main() -> int:
     parser.add_argument("--cost", action="store_true", help="one camera, the clip once as fast as it goes: detection's cost")
     args = parser.parse_args()
     if str(args.clip) == "idle":
-        args.clip = write_idle_clip(Path(tempfile.gettempdir()) / f"edge-daemon-idle-{IDLE_SIZE[1]}p{IDLE_FPS}-{IDLE_SECONDS}s.mp4")
+        args.clip = idle_clip()
     if not args.clip.exists():
         parser.error(f"clip not found: {args.clip}")
     configure_logging("warning")
