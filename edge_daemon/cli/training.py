@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -95,11 +96,11 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 def cmd_export_tflite(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_daemon.api import ImageError, find_faces, load_image
     from edge_daemon.detectors import create_detector
     from edge_daemon.embedders.alignment import TemplateAligner
     from edge_daemon.embedders.vgg16 import Vgg16Embedder
     from edge_daemon.recognition.gallery import Gallery
+    from edge_daemon.recognition.images import one_face_crops
     from edge_daemon.training.tflite_export import export_tflite
 
     settings = settings_from(args)
@@ -110,17 +111,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
         sources = [Path(p) for p in Gallery.load(args.model_dir / "gallery").sources]
     detector = create_detector(settings.detector, separate_process=False)
     aligner = TemplateAligner(embedder.input_size)
-    crops = []
-    for path in sources:
-        try:
-            image = load_image(path)
-        except ImageError:
-            continue
-        faces = find_faces(image, detector)
-        if len(faces) == 1:
-            crops.append(aligner.align(image, faces[0]))
-        if len(crops) >= args.count:
-            break
+    crops = list(itertools.islice(one_face_crops(sources, detector, aligner), args.count))
     if not crops:
         raise UsageError("no real faces to check the conversion with: pass --faces DIR")
     runtime = "tflite_int8" if args.int8 else "tflite"

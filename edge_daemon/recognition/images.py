@@ -4,6 +4,7 @@ enrolment code alike, so it sits low: it knows detectors and embedders only by t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -69,3 +70,16 @@ def generous_crop(image: np.ndarray, detection: Detection, margin: float = 0.6, 
     if scale < 1:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(crop)
+
+
+def one_face_crops(paths: Iterable[Path], detector: Detector, aligner) -> Iterator[np.ndarray]:
+    """The aligned face of each photo that holds exactly one face, in order; unreadable photos and
+    photos with none or several faces are passed over (reference faces for checks and calibration)."""
+    for path in paths:
+        try:
+            image = load_image(path)
+        except ImageError:
+            continue
+        faces = find_faces(image, detector)
+        if len(faces) == 1:
+            yield aligner.align(image, faces[0])

@@ -11,6 +11,7 @@ or any other evaluation set. Writes ``edge_daemon/models/int8/<model>.ranges.jso
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +34,7 @@ def calibration_faces(directory: Path, model: str, count: int, seed: int = 0) ->
     """Up to ``count`` aligned RGB crops (float32) of one-face photos under ``directory``, in a seeded order."""
     from edge_daemon.config import DetectorConfig
     from edge_daemon.detectors import create_detector
-    from edge_daemon.recognition.images import ImageError, find_faces, load_image
+    from edge_daemon.recognition.images import one_face_crops
 
     photos = sorted(path for path in Path(directory).rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
@@ -42,17 +43,9 @@ def calibration_faces(directory: Path, model: str, count: int, seed: int = 0) ->
     detector, aligner = create_detector(DetectorConfig(), separate_process=False), embedder_aligner(model)
     crops = []
     progress = Progress(count, "calibration faces")
-    for path in photos:
-        try:
-            image = load_image(path)
-        except ImageError:
-            continue
-        faces = find_faces(image, detector)
-        if len(faces) == 1:
-            crops.append(aligner.align(image, faces[0])[:, :, ::-1].astype(np.float32))
-            progress()
-            if len(crops) == count:
-                break
+    for crop in itertools.islice(one_face_crops(photos, detector, aligner), count):
+        crops.append(crop[:, :, ::-1].astype(np.float32))
+        progress()
     return crops
 
 
