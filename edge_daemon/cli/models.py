@@ -21,8 +21,8 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
     store = _model_store(args)
     if args.source is not None:
-        for model in store.import_from(args.source):
-            print(json.dumps({"model": model, "copied_from": str(args.source)}))
+        for model, precision in store.import_from(args.source):
+            print(json.dumps({"model": model, "precision": precision, "copied_from": str(args.source)}))
     for model, precision, path in store.prepare():
         print(json.dumps({"model": model, "precision": precision, "file": str(path), "check": read_check(path)}))
     return 0
@@ -65,7 +65,7 @@ def add_commands(commands: argparse._SubParsersAction, parents: ParentParsers) -
     prepare.add_argument("--cache", type=Path, help="model directory (default: embedder.model_cache or its default)")
     prepare.add_argument(
         "--from", dest="source", type=Path, metavar="DIR",
-        help="first copy the converted models (and their checks) from DIR, another box's model directory; each "
+        help="first copy the converted models and their int8 copies (with their checks) from DIR, another box's model directory; each "
         "must have the manifest's sha256 and a passed check, else nothing of it is copied",
     )
     prepare.set_defaults(handler=cmd_models_prepare)

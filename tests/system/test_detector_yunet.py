@@ -3,6 +3,7 @@ verifies it (without yuface, without npm, or from another box)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,10 +25,11 @@ def store() -> ModelStore:
 
 
 def prepared_copy(store: ModelStore, destination: Path) -> Path:
-    """Another box's model directory: every converted model of this one, with its check."""
+    """Another box's model directory: every converted model of this one and its int8 copies, each
+    with its check."""
     destination.mkdir()
-    for model in store.models:
-        path = store.path(model)
+    for model, precision in store.variants():
+        path = store.path(model) if precision == "float32" else store.int8_path(model)
         shutil.copy(path, destination / path.name)
         shutil.copy(path.with_suffix(".check.json"), destination / path.with_suffix(".check.json").name)
     return destination
@@ -93,7 +95,27 @@ def test_prepare_from_another_box_copies_verified_models_and_refuses_a_corrupted
         path = target / entry["converted"]["file"]
         assert file_sha256(path) == entry["converted"]["sha256"]
         assert read_check(path)["passed"]
+    int8_copies = [(model, store.entry(model)["int8"]["file"]) for model, precision in store.variants() if precision == "int8"]
+    assert int8_copies
+    for model, name in int8_copies:  # copied with its check, not quantised again (a box without the sample photos cannot)
+        assert file_sha256(target / name) == file_sha256(other / name)
+        assert {"model": model, "precision": "int8", "copied_from": str(other)} in [json.loads(line) for line in copied.stdout.splitlines()]
+    assert "quantising model to int8" not in copied.stderr
     assert not (target / "sources").exists()  # nothing fetched
+
+
+def test_prepare_from_another_box_refuses_an_int8_copy_of_another_float_model(tmp_path, store):
+    other = prepared_copy(store, tmp_path / "other-box")
+    model = next(model for model, precision in store.variants() if precision == "int8")
+    int8_check = other / Path(store.entry(model)["int8"]["file"]).with_suffix(".check.json")
+    check = json.loads(int8_check.read_text())
+    check["float_sha256"] = "0" * 64
+    int8_check.write_text(json.dumps(check))
+    target = tmp_path / "this-box"
+    refused = models_prepare("--from", str(other), "--cache", str(target))
+    assert refused.returncode == 1
+    assert f"has no passed check made from the manifest's {model} model" in refused.stderr
+    assert not (target / store.entry(model)["int8"]["file"]).exists()
 
 
 def test_prepare_without_npm_is_one_error_naming_what_to_install(tmp_path):

@@ -140,35 +140,49 @@ class ModelStore:
         record_int8_check(model, entry, float_model, target, self)
         return target
 
-    def import_from(self, directory: Path) -> list[str]:
-        """Copy converted models from another box's model directory into this store, each only if
-        its sha256 is the manifest's and its recorded check passed for that file; a file that is
-        there but does not match is an error, and that file is not copied. Returns the models copied."""
+    def import_from(self, directory: Path) -> list[tuple[str, str]]:
+        """Copy converted models and their int8 copies from another box's model directory into this
+        store, each only if its sha256 is the manifest's and its recorded check passed for that file
+        (an int8 copy: made from that float model with this package's ranges); a file that is there
+        but does not match is an error, and that file is not copied. Returns (model, precision) of
+        each file copied."""
         directory = Path(directory)
         if not directory.is_dir():
             raise EmbedderError(f"{directory} is not a directory of prepared models")
         copied = []
         for model, entry in self.models.items():
             source = directory / entry["converted"]["file"]
-            if not source.is_file():
-                continue
-            digest = file_sha256(source)
-            if digest != entry["converted"]["sha256"]:
-                raise EmbedderError(
-                    f"{source} is not the {model} model the manifest names (sha256 {digest[:16]}…, expected "
-                    f"{entry['converted']['sha256'][:16]}…): not copied; prepare it again on that box or here"
-                )
-            check = read_check(source)
-            if not (check.get("passed") and check.get("sha256") == digest):
-                raise EmbedderError(f"{source} has no passed check for this file ({source.with_suffix('.check.json')}): not copied")
-            self.writable.mkdir(parents=True, exist_ok=True)
-            for name in (source.name, source.with_suffix(".check.json").name):
-                temporary = self.writable / f".{name}.{os.getpid()}.tmp"
-                shutil.copyfile(directory / name, temporary)
-                temporary.replace(self.writable / name)
-            log.info("model copied", model=model, source=str(source), directory=str(self.writable))
-            copied.append(model)
+            if source.is_file():
+                digest = file_sha256(source)
+                if digest != entry["converted"]["sha256"]:
+                    raise EmbedderError(
+                        f"{source} is not the {model} model the manifest names (sha256 {digest[:16]}…, expected "
+                        f"{entry['converted']['sha256'][:16]}…): not copied; prepare it again on that box or here"
+                    )
+                check = read_check(source)
+                if not (check.get("passed") and check.get("sha256") == digest):
+                    raise EmbedderError(f"{source} has no passed check for this file ({source.with_suffix('.check.json')}): not copied")
+                self._copy_with_check(source, model, "float32")
+                copied.append((model, "float32"))
+            if "int8" in entry and (directory / entry["int8"]["file"]).is_file():
+                int8 = find_int8(model, entry, [directory])
+                if int8 is None:
+                    raise EmbedderError(
+                        f"{directory / entry['int8']['file']} has no passed check made from the manifest's {model} model "
+                        "with this package's int8 ranges: not copied; prepare it again on that box or here"
+                    )
+                self._copy_with_check(int8, model, "int8")
+                copied.append((model, "int8"))
         return copied
+
+    def _copy_with_check(self, source: Path, model: str, precision: str) -> None:
+        """Copy a verified model file and its check into this store, each file atomically."""
+        self.writable.mkdir(parents=True, exist_ok=True)
+        for path in (source, source.with_suffix(".check.json")):
+            temporary = self.writable / f".{path.name}.{os.getpid()}.tmp"
+            shutil.copyfile(path, temporary)
+            temporary.replace(self.writable / path.name)
+        log.info("model copied", model=model, precision=precision, source=str(source), directory=str(self.writable))
 
     def verification_detector(self):
         """The detector that finds the faces a converted embedder is checked on, in this process."""
