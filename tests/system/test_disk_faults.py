@@ -126,6 +126,7 @@ def test_a_state_directory_filling_up_mid_run_loses_no_event_to_the_broker(
     written = event_ids(jsonl)
     published = {json.loads(m.payload)["event_id"] for m in subscriber.on(f"{PREFIX}/events")}
     assert len(set(written) & published) >= 0.99 * len(written), f"{len(set(written) - published)} of {len(written)} missing"
+    print(f"disk full mid-run: {len(set(written) & published)} of {len(written)} events reached the broker")  # -s shows it
     entries = logs(log_file)
     stopped = next(entry for entry in entries if entry["event"] == "daemon stopped")
     transports = stopped["transports"]
