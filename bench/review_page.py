@@ -30,7 +30,7 @@ from edge_daemon.history import FaceHistory, GroupingRule, HistoryGroups
 from edge_daemon.logs import configure_logging
 from edge_daemon.progress import Progress
 from edge_daemon.recognition.thresholds import OpenSetTable
-from edge_daemon.service.review_pages import ReviewContext, ReviewPages
+from edge_daemon.service.review import ReviewContext, ReviewPages
 
 VERSION = next(iter(OPEN_SET))[1]  # the default fused configuration's table
 DAY_S = 24 * 3600

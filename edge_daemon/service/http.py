@@ -16,7 +16,7 @@ from prometheus_client.core import CollectorRegistry
 from edge_daemon.logs import get_logger
 from edge_daemon.service.health import Health
 from edge_daemon.service.metrics import DaemonCollector
-from edge_daemon.service.review_pages import Response, ReviewPages
+from edge_daemon.service.review import Response, ReviewPages
 
 log = get_logger(__name__)
 

@@ -21,7 +21,7 @@ from edge_daemon.pipeline.status import DaemonStatus
 from edge_daemon.service.health import ServiceMonitor
 from edge_daemon.service.http import HttpServer
 from edge_daemon.service.metrics import DaemonCollector
-from edge_daemon.service.review_pages import ReviewContext, ReviewPages
+from edge_daemon.service.review import ReviewContext, ReviewPages
 from edge_daemon.service.systemd import SystemdNotifier
 
 log = get_logger(__name__)
