@@ -44,7 +44,14 @@ class DaemonRunner:
         daemon, settings = self.daemon, self.settings
         review = None
         if settings.review.enabled:
-            context = ReviewContext(daemon.history, daemon.groups, settings.gallery.path, daemon.embedder.version, daemon.reload_gallery)
+            context = ReviewContext(
+                history=daemon.history,
+                groups=daemon.groups,
+                gallery_path=settings.gallery.path,
+                embedder_version=daemon.embedder.version,
+                reload_gallery=daemon.reload_gallery,
+                cameras=tuple(camera.name for camera in settings.cameras),
+            )
             review = ReviewPages(context, settings.review.token_file)
         collector = DaemonCollector(daemon.status, lambda: self.monitor.fps)
         return HttpServer(settings.service.metrics_host, settings.service.metrics_port, collector, self.monitor.health, review)

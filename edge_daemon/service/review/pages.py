@@ -25,7 +25,9 @@ class ReviewPages:
     def __init__(self, context: ReviewContext, token_file: Path):
         self._context = context
         self._access = Access(token_file)
-        self._pages = [UnknownFacesPage(context, self._access)]
+        self._pages = [
+            UnknownFacesPage(context, self._access),
+        ]
 
     def get(self, target: str, headers) -> Response:
         login = self._access.login(target)

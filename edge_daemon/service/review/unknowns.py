@@ -15,7 +15,6 @@ from edge_daemon.service.review.context import ReviewContext
 from edge_daemon.service.review.forms import Request
 from edge_daemon.service.review.layout import Response, not_found, page, redirect
 
-
 RECENT_FACES = 24
 SHOWN_GROUPS = 60  # the largest; a busy day has thousands of small ones
 UNKNOWN_WINDOW_S = 24 * 3600
