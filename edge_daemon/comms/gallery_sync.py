@@ -219,6 +219,14 @@ class GallerySync:
         self._timer = threading.Thread(target=self._expire, name="gallery-sync", daemon=True)
         self._timer.start()
 
+    def made_here(self, gallery: Gallery) -> None:
+        """``gallery`` was changed on this box and is being published: the revision coming back from
+        the broker is not adopted again, and an older one still on its way is refused rather than
+        written over the newer gallery on disk."""
+        with self._lock:
+            if gallery.revision > self._current_revision:
+                self.current_version, self._current_revision = gallery.version, gallery.revision
+
     def _on_message(self, client, userdata, message) -> None:
         try:
             with self._lock:

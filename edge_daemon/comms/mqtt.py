@@ -7,6 +7,11 @@ must not open a door); ``<prefix>/<box>/availability`` (retained: ``online`` on 
 and the Home Assistant discovery and entity topics (see ``homeassistant.py``). The client id is
 ``edge-daemon-<box>`` unless configured.
 
+Home Assistant discovery is published by the sender thread alone, between events: on connecting,
+when Home Assistant comes online, and when the gallery's people change (``announce_people``). One
+thread keeps a reconnection's announcement and a gallery change from interleaving, which could leave
+a removed person's config retained after its removal.
+
 ``publish`` appends to the spool. A sender thread delivers waiting events oldest first, one at a
 time, and deletes each only after the broker acknowledged all of its messages; while the broker is
 away events wait on disk and the client reconnects with backoff (``broker.BrokerLink``, which logs
@@ -28,7 +33,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from edge_daemon.comms.broker import BrokerLink, new_client
@@ -84,7 +89,9 @@ class MqttTransport:
         self._spool_reads = RepeatedFailure(log, "event spool cannot be read", "event spool read again")
         self._other_problems: Callable[[], list[str]] = list
         self._health_sent: list[str] | None = None
-        self._pending = threading.Condition()  # guards _memory; notified when an event arrives
+        self._pending = threading.Condition()  # guards _memory and the announcements due; notified when either grows
+        self._discovery_due = False  # every discovery message: after connecting, or when Home Assistant came online
+        self._people_due: list[str] | None = None  # the gallery's people, changed since last announced
         self._closing = threading.Event()
         self._client = new_client(config, config.client_id or f"edge-daemon-{box}", clean_session=False)
         self._client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
@@ -99,7 +106,7 @@ class MqttTransport:
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         if self._discovery is not None:
             client.subscribe(self._discovery.status_topic, qos=1)
-            self._announce()
+            self._announce_everything()
         self._send_health(client)  # the broker may have lost it
         waiting = self.spool_depth() + self.memory_depth()
         if waiting:
@@ -149,22 +156,42 @@ class MqttTransport:
         state = "degraded" if problems else "ok"
         client.publish(self.health_topic, json.dumps({"state": state, "problems": problems}), qos=1, retain=True)
 
-    def _announce(self) -> None:
-        for topic, payload in self._discovery.discovery_messages():
+    def _announce_everything(self) -> None:
+        with self._pending:
+            self._discovery_due = True
+            self._pending.notify_all()
+
+    def announce_people(self, people: Iterable[str]) -> None:
+        """The people of the gallery in use, at start and whenever it changes: Home Assistant gets
+        entities for those added and loses those of the removed (now when connected, else on connecting)."""
+        if self._discovery is None:
+            return
+        with self._pending:
+            self._people_due = list(people)
+            self._pending.notify_all()
+
+    def _publish_discovery(self) -> None:
+        """What is due of Home Assistant's discovery (in the sender thread only)."""
+        with self._pending:
+            people, self._people_due = self._people_due, None
+            everything, self._discovery_due = self._discovery_due, False
+        changes = self._discovery.set_people(people) if people is not None else []
+        for topic, payload in self._discovery.discovery_messages() if everything else changes:
             self._client.publish(topic, payload, qos=1, retain=True)
 
     def _on_message(self, client, userdata, message) -> None:
         if self._discovery is not None and message.topic == self._discovery.status_topic and message.payload == b"online":
             log.info("home assistant is online: publishing discovery again")
-            self._announce()
+            self._announce_everything()
 
     def publish_stats(self, stats: dict) -> None:
         """Best effort, not spooled: a stats message is only worth something now."""
         if self.connected.is_set():
             self._client.publish(f"{self._box_topic}/stats", json.dumps(stats), qos=0, retain=False)
 
-    def _messages(self, camera: str, payload: str) -> list[tuple[str, str]]:
-        messages = [(f"{self._config.prefix}/events", payload), (f"{self._box_topic}/{camera}/events", payload)]
+    def _messages(self, camera: str, payload: str) -> list[tuple[str, str, bool]]:
+        """(topic, payload, retained) of one event."""
+        messages = [(f"{self._config.prefix}/events", payload, False), (f"{self._box_topic}/{camera}/events", payload, False)]
         if self._discovery is not None:
             messages += self._discovery.entity_messages(json.loads(payload))
         return messages
@@ -231,6 +258,8 @@ class MqttTransport:
         while not self._closing.is_set():
             if not self.connected.wait(0.2):
                 continue
+            if self._discovery is not None:
+                self._publish_discovery()
             try:
                 item = self._next()
             except sqlite3.Error as exc:  # a damaged spool: what waits in memory still goes
@@ -241,8 +270,8 @@ class MqttTransport:
             if item is None:
                 continue
             infos = [
-                self._client.publish(topic, payload, qos=1, retain=False)
-                for topic, payload in self._messages(item.camera, item.payload)
+                self._client.publish(topic, payload, qos=1, retain=retain)
+                for topic, payload, retain in self._messages(item.camera, item.payload)
             ]
             # paho keeps an unacknowledged QoS 1 message across reconnects, so wait rather than resend.
             while not all(info.is_published() for info in infos):

@@ -46,7 +46,17 @@ class MqttConfig(Section):
     )
     keepalive_s: int = Field(30, ge=5, le=3600, title="Keepalive", description="MQTT keepalive in seconds.")
     homeassistant: bool = Field(
-        True, title="Home Assistant discovery", description="Announce an event entity and a last-identity sensor per camera."
+        True,
+        title="Home Assistant discovery",
+        description="Announce an event entity and a last-identity sensor per camera, and a last-seen sensor and a "
+        "presence sensor per person of the gallery.",
+    )
+    presence_timeout_s: int = Field(
+        300,
+        ge=1,
+        le=86400,
+        title="Presence timeout",
+        description="A person's Home Assistant presence sensor turns off this many seconds after they were last recognised.",
     )
     discovery_prefix: str = Field(
         "homeassistant", title="Discovery prefix", description="Home Assistant's MQTT discovery prefix.", pattern=r"^[^#+\x00]+$"

@@ -1,4 +1,4 @@
-"""``[review]``: the review page and its token."""
+"""``[review]``: the review pages, their token and the largest upload they take."""
 
 from __future__ import annotations
 
@@ -20,4 +20,12 @@ class ReviewConfig(Section):
         title="Review token file",
         description="File holding the access token (16+ characters, e.g. a systemd credential); required when "
         "enabled. Open /review?token=... once; the page is refused without it.",
+    )
+    max_upload_mb: float = Field(
+        20.0,
+        gt=0,
+        le=1024,
+        title="Largest upload",
+        description="Most megabytes (MiB) of photos one upload on the people page may carry, all files together; "
+        "a larger one is refused (413) before it is read.",
     )

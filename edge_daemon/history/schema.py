@@ -10,6 +10,10 @@
                track id, its decision (``identity``, ``verdict``), its template (the quality-weighted
                mean of all its faces, as decided on), the template's quality and effective number of
                faces, and ``group_id``: the unknown group it joined (``grouping.UnknownGroups``).
+               An unnamed track decided again after the gallery changed (``reprocess``) keeps what was
+               decided and sent at the time; the new decision is beside it: ``revised_identity``,
+               ``revised_verdict``, ``revised_score``, ``revised_at`` (when) and ``revised_gallery``
+               (the gallery version that decided it), NULL while never revised.
   crops/       the face as a JPEG, ``<face_id:09d>.jpg``, written to a temporary name and renamed.
 
 A database of an older schema version is upgraded in place when opened. A database found damaged
@@ -32,7 +36,7 @@ log = get_logger(__name__)
 
 DB_FILE = "history.db"
 CROPS_DIR = "crops"
-SCHEMA_VERSION = 3  # PRAGMA user_version of a history database; 2 added ``quality``, 3 ``tracks``
+SCHEMA_VERSION = 4  # PRAGMA user_version of a history database; 2 added ``quality``, 3 ``tracks``, 4 revisions
 EMBEDDING_DTYPE = np.dtype("<f4")
 
 COLUMNS = (
@@ -77,6 +81,7 @@ CREATE TABLE faces (
 CREATE INDEX faces_by_ts ON faces (ts);
 CREATE INDEX faces_by_track ON faces (track_ref);
 """
+REVISION_COLUMNS = ("revised_identity", "revised_verdict", "revised_score", "revised_at", "revised_gallery")
 TRACK_COLUMNS = (
     "track_ref",
     "first_ts",
@@ -92,6 +97,7 @@ TRACK_COLUMNS = (
     "dim",
     "embedding",
     "group_id",
+    *REVISION_COLUMNS,
 )
 TRACKS_SCHEMA = """
 CREATE TABLE tracks (
@@ -112,7 +118,20 @@ CREATE TABLE tracks (
 );
 CREATE INDEX tracks_by_last_ts ON tracks (last_ts);
 """
-SCHEMA = FACES_SCHEMA + TRACKS_SCHEMA
+# A history of schema 3 gains the revised decisions of tracks (none yet), and the indexes the review
+# pages' listings filter by: faces by camera, tracks by when they were revised.
+MIGRATE_3_TO_4 = """
+ALTER TABLE tracks ADD COLUMN revised_identity TEXT;
+ALTER TABLE tracks ADD COLUMN revised_verdict TEXT;
+ALTER TABLE tracks ADD COLUMN revised_score REAL;
+ALTER TABLE tracks ADD COLUMN revised_at REAL;
+ALTER TABLE tracks ADD COLUMN revised_gallery TEXT;
+CREATE INDEX IF NOT EXISTS faces_by_camera ON faces (camera, ts);
+CREATE INDEX IF NOT EXISTS tracks_by_revised_at ON tracks (revised_at);
+"""
+# A new database is made as schema 3 and upgraded: one definition of each table, and a new
+# database exactly like an upgraded one.
+SCHEMA = FACES_SCHEMA + TRACKS_SCHEMA + MIGRATE_3_TO_4
 # A history of schema 2 gains the tracks table; each of its faces becomes a track of one face (the
 # faces of one track were not tied together then), so its unknown faces can still be grouped.
 MIGRATE_2_TO_3 = f"""
@@ -126,6 +145,9 @@ INSERT INTO tracks (track_ref, first_ts, last_ts, camera, box, track_id, identit
            embedder_version, dim, embedding FROM faces;
 UPDATE faces SET track_ref = face_id;
 """
+# Who was seen when: the people page's "last seen" is one lookup per person in it, not a scan of
+# every face. Made when missing at each open, so a history of any schema version gains it.
+IDENTITY_INDEX = "CREATE INDEX IF NOT EXISTS faces_by_identity ON faces (identity, ts)"
 DAMAGE_ERRORS = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}  # other errors (locked, no permission) are not damage
 
 
@@ -217,6 +239,7 @@ def _open_database(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         _check_or_create_schema(db)
+        db.execute(IDENTITY_INDEX)
     except BaseException as exc:
         db.close()
         if isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorname", None) in DAMAGE_ERRORS:
@@ -238,17 +261,24 @@ def _check_or_create_schema(db: sqlite3.Connection) -> None:
     if not tables:
         db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         return
-    columns = tuple(row[1] for row in db.execute("PRAGMA table_info(faces)"))
+    columns = _columns(db, "faces")
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == 1 and columns == COLUMNS[:-2]:  # a history from before face quality: its faces have none
         db.executescript("BEGIN; ALTER TABLE faces ADD COLUMN quality REAL; PRAGMA user_version = 2; COMMIT;")
         columns, version = COLUMNS[:-1], 2
     if version == 2 and columns == COLUMNS[:-1] and "tracks" not in tables:
-        db.executescript(f"BEGIN; {MIGRATE_2_TO_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        columns, version = COLUMNS, SCHEMA_VERSION
-    track_columns = tuple(row[1] for row in db.execute("PRAGMA table_info(tracks)"))
+        db.executescript(f"BEGIN; {MIGRATE_2_TO_3} PRAGMA user_version = 3; COMMIT;")
+        columns, version = COLUMNS, 3
+    if version == 3 and columns == COLUMNS and _columns(db, "tracks") == TRACK_COLUMNS[:-len(REVISION_COLUMNS)]:
+        db.executescript(f"BEGIN; {MIGRATE_3_TO_4} PRAGMA user_version = 4; COMMIT;")
+        version = 4
+    track_columns = _columns(db, "tracks")
     if columns != COLUMNS or track_columns != TRACK_COLUMNS or version != SCHEMA_VERSION:
         raise DamagedHistory(
             f"not a face history database (schema version {version}, faces columns {list(columns)}, "
             f"tracks columns {list(track_columns)})"
         )
+
+
+def _columns(db: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    return tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))

@@ -28,7 +28,7 @@ import numpy as np
 
 from edge_daemon.clock import Clock, WallClockSteps
 from edge_daemon.config.paths import state_directory
-from edge_daemon.history.queries import HistoryQueries
+from edge_daemon.history.queries import HistoryQueries, Revision
 from edge_daemon.history.schema import CROPS_DIR, DB_FILE, crop_name, open_history_database, unit_vector
 from edge_daemon.logs import RepeatedFailure, get_logger
 from edge_daemon.recognition.gallery import validate_identity
@@ -154,6 +154,19 @@ class FaceHistory(HistoryQueries):
         with self._lock, self._transaction():
             self._db.executemany(
                 "UPDATE tracks SET group_id = ? WHERE track_ref = ?", [(int(g), int(t)) for t, g in groups.items()]
+            )
+
+    def revise(self, revisions: dict[int, Revision]) -> None:
+        """Record the revised decision of each of these tracks (track_ref -> ``Revision``), beside
+        what was decided at the time."""
+        with self._lock, self._transaction():
+            self._db.executemany(
+                "UPDATE tracks SET revised_identity = ?, revised_verdict = ?, revised_score = ?, revised_at = ?, "
+                "revised_gallery = ? WHERE track_ref = ?",
+                [
+                    (r.identity, r.verdict, float(r.score), float(r.at), r.gallery_version, int(track_ref))
+                    for track_ref, r in revisions.items()
+                ],
             )
 
     def mark_enrolled(self, face_ids: list[int], identity: str) -> int:

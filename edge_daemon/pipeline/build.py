@@ -23,14 +23,16 @@ from edge_daemon.history import FaceHistory, HistoryGroups, history_directory
 from edge_daemon.history.grouping import grouping_rule
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import FaceQueue, IdentificationQueue
+from edge_daemon.pipeline.camera_view import CameraViews, ObservedSceneMotion
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.decisions import DecisionMaker
 from edge_daemon.pipeline.detection import CameraDetection, DetectionQueue
 from edge_daemon.pipeline.embedding import EmbeddingWorker
-from edge_daemon.pipeline.motion_gate import DetectionPolicy, MotionSettings, SceneMotion
+from edge_daemon.pipeline.motion_gate import DetectionPolicy, MotionSettings
 from edge_daemon.pipeline.regions import RegionSettings
 from edge_daemon.pipeline.sinks import decision_sinks
 from edge_daemon.pipeline.tracking import TrackingWorker
+from edge_daemon.recognition.gallery import Gallery
 from edge_daemon.recognition.matcher import Matcher
 from edge_daemon.recognition.quality import QualityGate
 
@@ -67,6 +69,7 @@ def build_mqtt(settings: Settings) -> MqttTransport | None:
             settings.service.box_name,
             [camera.name for camera in settings.cameras],
             path.parent,  # the daemon's state directory: where it records what it announced
+            settings.mqtt.presence_timeout_s,
         )
     return MqttTransport(
         settings.mqtt, settings.service.box_name, spool, discovery, settings.spool.memory_events, no_spool_reason
@@ -126,14 +129,20 @@ def camera_detection(
     # none for a file that must lose nothing: its first frame is detected whole.
     phase = None if every_frame else zlib.crc32(camera.name.encode()) / 2**32
     policy = DetectionPolicy(camera.idle_detect_s, settings.detector.max_side, region_settings(motion), motion.max_region_cost, phase)
-    mask = SceneMotion(motion_settings(motion, camera.motion_threshold))
+    mask = ObservedSceneMotion(motion_settings(motion, camera.motion_threshold))  # its moving areas for the camera's view
     return CameraDetection(camera.name, detect_queue, policy, mask, every_frame, scene_observer)
 
 
 def build_trackers(
-    settings: Settings, cameras: list[Camera], faces: FaceQueue, detect_queue: DetectionQueue, embedder: Embedder
+    settings: Settings,
+    cameras: list[Camera],
+    faces: FaceQueue,
+    detect_queue: DetectionQueue,
+    embedder: Embedder,
+    views: CameraViews | None = None,
 ) -> list[TrackingWorker]:
-    """A tracking thread per camera, sending the faces worth embedding to ``faces``."""
+    """A tracking thread per camera, sending the faces worth embedding to ``faces`` and its latest
+    frame to ``views``."""
     gate = QualityGate(settings.detector)
     return [
         TrackingWorker(
@@ -144,9 +153,20 @@ def build_trackers(
             gate,
             embedder.aligner,
             settings.tracker,
+            views,
         )
         for camera in cameras
     ]
+
+
+def build_matcher(settings: Settings, embedder: Embedder, mqtt: MqttTransport | None) -> Matcher:
+    """The matcher over the configured gallery; the people of each gallery it takes into use (the
+    first, a reload, a revision from the fleet) are announced to Home Assistant through ``mqtt``."""
+
+    def announce(gallery: Gallery | None) -> None:
+        mqtt.announce_people(gallery.identities() if gallery else [])
+
+    return Matcher(settings.gallery, embedder, announce if mqtt else None)
 
 
 def build_embedding(
@@ -228,6 +248,7 @@ def build_decisions(
     history: FaceHistory | None,
     groups: HistoryGroups | None,
     crops_dir: Path | None,
+    views: CameraViews | None = None,
 ) -> DecisionMaker:
     return DecisionMaker(
         identifications,
@@ -237,4 +258,5 @@ def build_decisions(
         settings.service.box_name,
         matcher,
         settings.decisions,
+        views,
     )

@@ -22,6 +22,7 @@ from edge_daemon.pipeline.build import (
     build_detectors,
     build_embedding,
     build_gallery_sync,
+    build_matcher,
     build_mqtt,
     build_trackers,
     build_transports,
@@ -30,6 +31,7 @@ from edge_daemon.pipeline.build import (
     open_history,
     usable_crops_dir,
 )
+from edge_daemon.pipeline.camera_view import CameraViews
 from edge_daemon.pipeline.capture import Camera
 from edge_daemon.pipeline.status import (
     CameraStatus,
@@ -43,7 +45,6 @@ from edge_daemon.pipeline.status import (
     WorkerStatus,
 )
 from edge_daemon.pipeline.tracking import TrackingWorker
-from edge_daemon.recognition.matcher import Matcher
 
 log = get_logger(__name__)
 
@@ -61,13 +62,15 @@ class Daemon:
         self.mqtt = build_mqtt(settings)
         configure_threads(settings.threads)
         self.embedder = create_embedder(settings.embedder, threads=settings.threads.model_process)
-        self.matcher = Matcher(settings.gallery, self.embedder)
+        self.matcher = build_matcher(settings, self.embedder, self.mqtt)
         self.cameras = build_cameras(settings, self.stopping)
         self._faces = FaceQueue(maxsize=settings.embedder.queue_size)
         identifications = IdentificationQueue(maxsize=IDENTIFICATION_QUEUE_SIZE)
         self.detectors = build_detectors(settings)
         self.detect_queue = build_detection(settings, self.detectors)
-        self.trackers = build_trackers(settings, self.cameras, self._faces, self.detect_queue, self.embedder)
+        # What each camera sees now (the review pages' cameras view): ``camera_views.snapshot(name)``.
+        self.camera_views = CameraViews(self.cameras, settings.detector)
+        self.trackers = build_trackers(settings, self.cameras, self._faces, self.detect_queue, self.embedder, self.camera_views)
         self.embed_worker = build_embedding(settings, self.embedder, self.matcher, self._faces, identifications)
         self.gallery_sync = build_gallery_sync(settings, self.embedder, self.matcher)
         self.dispatcher = build_transports(settings, self.mqtt)
@@ -77,7 +80,8 @@ class Daemon:
         self.groups = open_groups(self.history, settings, self.embedder)
         crops_dir = usable_crops_dir(settings, self.state_problems)
         self.decisions = build_decisions(
-            settings, identifications, self.dispatcher, self.embedder, self.matcher, self.history, self.groups, crops_dir
+            settings, identifications, self.dispatcher, self.embedder, self.matcher, self.history, self.groups, crops_dir,
+            self.camera_views,
         )
         if self.mqtt is not None:
             self.mqtt.set_other_problems(self._problems_besides_mqtt)

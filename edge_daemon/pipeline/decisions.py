@@ -42,19 +42,14 @@ from edge_daemon.messages import (
     Verdict,
     utc_iso,
 )
+from edge_daemon.pipeline.camera_view import CameraViews
 from edge_daemon.pipeline.sinks import Decided, DecisionSink, TrackFaces
+from edge_daemon.pipeline.status import TrackVerdict
 from edge_daemon.recognition.matcher import Matcher
+from edge_daemon.recognition.templates import Decision, decide_templates
 from edge_daemon.recognition.thresholds import template
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Decision:
-    identity: str | None
-    verdict: Verdict
-    score: float
-    quality: float
 
 
 @dataclass
@@ -97,8 +92,10 @@ class DecisionMaker(threading.Thread):
         box: str,
         matcher: Matcher,
         config: DecisionConfig | None = None,
+        views: CameraViews | None = None,
     ):
-        """``sinks``: where each event goes, in order (``sinks.decision_sinks``)."""
+        """``sinks``: where each event goes, in order (``sinks.decision_sinks``); ``views``: told
+        each track's latest decision and its end (the cameras view)."""
         super().__init__(name="decisions", daemon=True)
         self.counters = StageCounters()  # events made, by type
         self.drops = StageCounters()  # faces left out of templates, by reason
@@ -111,6 +108,7 @@ class DecisionMaker(threading.Thread):
         self._matcher = matcher
         self._config = config or DecisionConfig()
         self._tracks: dict[tuple[str, int], TrackState] = {}
+        self._views = views
 
     def run(self) -> None:
         while True:
@@ -154,6 +152,8 @@ class DecisionMaker(threading.Thread):
     def _decided(self, track: TrackState, decision: Decision, camera: str, track_id: int, bbox, captured_at: float,
                  identification: Identification | None = None) -> None:
         """Publish ``decision`` for the track if it is its first or a change."""
+        if self._views is not None:  # every decision, not only the published: its score follows the template
+            self._views.track_decided(camera, track_id, TrackVerdict(decision.verdict, decision.identity, decision.score))
         previous, track.decision = track.decision, decision
         if previous is not None and (decision.identity, decision.verdict) == (previous.identity, previous.verdict):
             return  # the same answer: its score and quality follow the template without an event
@@ -181,11 +181,13 @@ class DecisionMaker(threading.Thread):
         if not track.vectors:
             return track.decision or Decision(None, "uncertain", 0.0, identification.sample.quality)
         vector, quality, faces = template(np.stack(track.vectors), track.qualities)
-        match = self._matcher.match(vector[None, :], [quality], [faces])[0][0]
-        return Decision(match.identity, match.verdict, match.score, quality)
+        decisions, _ = decide_templates(self._matcher, vector[None, :], [quality], [faces])
+        return decisions[0]
 
     def _ended(self, ended: TrackEnded) -> None:
         track = self._tracks.pop((ended.camera, ended.track_id), None)
+        if self._views is not None:
+            self._views.track_ended(ended.camera, ended.track_id)
         if track is None or track.decision is None:
             return
         faces = TrackFaces(tuple(track.vectors), tuple(track.qualities), track.first_seen, track.last_captured_at)

@@ -3,12 +3,57 @@
 The service layer reads only this (the health check, the systemd status line, ``/metrics``), and
 the stats dict is derived from it (the ``daemon stopped`` log line, the MQTT stats message). Every
 value is a copy taken when the snapshot was made: it stays as it was while the pipeline runs on.
+``CameraView`` is what one camera sees now, for the review pages' cameras view (``camera_view``).
 Times named ``*_at`` or ``*_since`` without a unit are ``time.monotonic()`` readings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+from edge_daemon.messages import BBox
+
+
+@dataclass(frozen=True)
+class TrackVerdict:
+    """A track's latest decision, as the decisions thread made it."""
+
+    verdict: str  # recognized, unknown or uncertain
+    identity: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """One face found in a camera's latest frame, and what became of it."""
+
+    track_id: int
+    bbox: BBox  # frame pixels
+    detector_score: float
+    quality: float  # the face-quality score (0 useless to 1), as face selection ranks faces
+    # The quality gate that keeps it from the embedder (too_small, low_score, profile, blurry); None: none does.
+    refused_by: str | None
+    verdict: TrackVerdict | None  # its track's latest decision; None: not decided (yet)
+
+    @property
+    def width_px(self) -> float:
+        return self.bbox[2]
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """What one camera sees now (``CameraViews.snapshot``). Unlike the other snapshots, ``image`` is
+    not a copy: it is the pipeline's own frame, made read-only, so a page scales it before drawing."""
+
+    name: str
+    state: str  # as CameraStatus.state
+    image: np.ndarray | None  # the latest frame taken by its tracking thread, BGR; None before the first
+    seq: int | None  # that frame's number from its camera
+    captured_at: float | None  # Unix time that frame was read
+    faces: tuple[FaceView, ...]
+    motion: tuple[BBox, ...]  # the moving areas the motion gate found in that frame (frame pixels); none without motion gating
 
 
 @dataclass(frozen=True)

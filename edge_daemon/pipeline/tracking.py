@@ -23,6 +23,7 @@ from edge_daemon.counters import StageCounters
 from edge_daemon.embedders.alignment import Aligner
 from edge_daemon.logs import get_logger
 from edge_daemon.messages import BBox, Detection, FaceQueue, Frame, FrameQueue, StreamEnded, TrackedFace
+from edge_daemon.pipeline.camera_view import CameraViews, moving_areas
 from edge_daemon.pipeline.detection import CameraDetection
 from edge_daemon.pipeline.face_selection import FaceSelection
 from edge_daemon.pipeline.kalman import FaceMotion, centre_distance, centre_offset, size_ratio
@@ -173,7 +174,8 @@ class Tracker:
 
 
 class TrackingWorker(threading.Thread):
-    """Owns one camera's tracker and its side of detection; sends forward what the embedder should see."""
+    """Owns one camera's tracker and its side of detection; sends forward what the embedder should
+    see, and hands each frame it had looked at to ``views`` (the cameras view), by reference."""
 
     def __init__(
         self,
@@ -184,6 +186,7 @@ class TrackingWorker(threading.Thread):
         gate: QualityGate,
         aligner: Aligner,
         config: TrackerConfig,
+        views: CameraViews | None = None,
     ):
         super().__init__(name=f"track-{camera}", daemon=True)
         self.camera = camera
@@ -194,6 +197,7 @@ class TrackingWorker(threading.Thread):
         self._selection = FaceSelection(camera, output, gate, aligner, config, self.counters)
         self._tracker = Tracker(config)
         self._geometry: tuple[int, int] | None = None
+        self._views = views
 
     def run(self) -> None:
         while True:
@@ -230,6 +234,9 @@ class TrackingWorker(threading.Thread):
         started = self._tracker.started
         pairs, ended = self._tracker.update(detections, frame.stream_time, (width, height))
         self.counters.add("tracks_started", self._tracker.started - started)
+        if self._views is not None:
+            faces = [(track.track_id, detection) for track, detection in pairs]
+            self._views.frame_seen(self.camera, frame, faces, moving_areas(self.detection.motion))
         for track, detection in pairs:
             self._selection.consider(frame, track.track_id, detection)
         self._end_tracks(ended)

@@ -68,7 +68,7 @@ class Enrolment:
         return np.array(self.vectors, dtype=np.float32).reshape(-1, dim)
 
 
-def _one_face(image: np.ndarray, detector: Detector) -> tuple[Detection | None, str]:
+def one_face(image: np.ndarray, detector: Detector) -> tuple[Detection | None, str]:
     detections = find_faces(image, detector)
     if len(detections) == 1:
         return detections[0], ""
@@ -85,7 +85,7 @@ def enrolment_embeddings(paths: list[Path], detector: Detector, embedder: Embedd
         except ImageError as exc:
             enrolment.skipped.append(Skipped(str(path), str(exc)))
         else:
-            detection, reason = _one_face(image, detector)
+            detection, reason = one_face(image, detector)
             if detection is None:
                 enrolment.skipped.append(Skipped(str(path), reason))
             else:
@@ -160,11 +160,11 @@ def rebuild_gallery(
             detection, reason = face_nearest_centre(find_faces(image, detector), image), "no face found in the kept crop"
             kept = face_path.read_bytes()
         else:
-            detection, reason = _one_face(image, detector)
+            detection, reason = one_face(image, detector)
             kept = generous_crop(image, detection) if detection is not None else None
         if detection is None:
             skipped.append(Skipped(str(path), f"{identity}: {reason}"))
         else:
-            gallery.add(identity, embed_faces(image, [detection], embedder), [source], [kept])
+            gallery.add(identity, embed_faces(image, [detection], embedder), [source], [kept], [old.added[row]])
         progress()
     return gallery, skipped

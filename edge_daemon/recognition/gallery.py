@@ -3,6 +3,7 @@
 Layout of a gallery directory (no pickle anywhere):
   gallery.json    embedder name and version, dimension, unknown-threshold and its source, revision
   labels.json     {"labels": [identity per row], "sources": [image per row], "faces": [face file per row],
+                   "added": [UTC time per row, "" for rows from before it was kept],
                    "rejected": [{"identity", "source"} per rejected.npy row]}
   embeddings.npy  float32 (N, dim), L2-normalised, loaded with allow_pickle=False
   rejected.npy    float32 (M, dim): faces someone said are *not* that identity ("not this person")
@@ -59,6 +60,8 @@ def validate_identity(name: str) -> str:
         raise ValueError(f"identity name {name!r} contains a path separator")
     if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in name):
         raise ValueError(f"identity name {name!r} contains control characters")
+    if "<" in name or ">" in name:  # a name travels to pages, dashboards and Home Assistant: never markup
+        raise ValueError(f"identity name {name!r} contains markup (< or >)")
     return name
 
 
@@ -88,6 +91,7 @@ class Gallery:
         faces: list[str] | None = None,
         rejected: list[dict] | None = None,
         rejected_vectors: np.ndarray | None = None,
+        added: list[str] | None = None,
     ):
         self.embedder = embedder
         self.embedder_version = embedder_version
@@ -97,6 +101,7 @@ class Gallery:
         self.labels = list(labels or [])
         self.sources = list(sources or [])
         self.faces = list(faces) if faces is not None else [""] * len(self.labels)  # "" : no face kept
+        self.added = list(added) if added is not None else [""] * len(self.labels)  # "": not known
         self._unsaved_faces: dict[str, bytes] = {}
         self.vectors = np.zeros((0, dim), dtype=np.float32) if vectors is None else np.asarray(vectors, np.float32)
         self.rejected = list(rejected or [])  # {"identity", "source"} per rejected_vectors row
@@ -186,38 +191,74 @@ class Gallery:
             )
 
     def add(
-        self, identity: str, vectors: np.ndarray, sources: list[str], faces: list[np.ndarray | bytes] | None = None
+        self,
+        identity: str,
+        vectors: np.ndarray,
+        sources: list[str],
+        faces: list[np.ndarray | bytes] | None = None,
+        added: list[str] | None = None,
     ) -> None:
         """Enrol ``vectors`` of one person; ``faces`` (one BGR image, or JPEG bytes, per vector) are
-        kept in the gallery for a later rebuild."""
+        kept in the gallery for a later rebuild; ``added``: when each was first enrolled (default now)."""
         identity = validate_identity(identity)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        if len(vectors) != len(sources) or (faces is not None and len(faces) != len(sources)):
-            raise ValueError("one source (and face) per vector")
+        if len(vectors) != len(sources) or any(rows is not None and len(rows) != len(sources) for rows in (faces, added)):
+            raise ValueError("one source (and face, and time) per vector")
         self.vectors = np.concatenate([self.vectors, vectors])
         self.labels += [identity] * len(vectors)
         self.sources += list(sources)
         self.faces += [self._keep_face(face) for face in faces] if faces is not None else [""] * len(vectors)
+        self.added += list(added) if added is not None else [datetime.now(timezone.utc).isoformat(timespec="seconds")] * len(vectors)
         self.revision += 1
         self._index = self._build_index()
         self._derive_operating_point()
 
     def remove(self, identity: str) -> int:
+        """Remove every row of ``identity`` and the faces said not to be them; returns the rows removed."""
         keep = [i for i, label in enumerate(self.labels) if label != identity]
         removed = len(self.labels) - len(keep)
         if removed:
-            self.vectors = self.vectors[keep]
-            self.labels = [self.labels[i] for i in keep]
-            self.sources = [self.sources[i] for i in keep]
-            self.faces = [self.faces[i] for i in keep]
             kept_rejected = [i for i, entry in enumerate(self.rejected) if entry["identity"] != identity]
             self.rejected = [self.rejected[i] for i in kept_rejected]
             self.rejected_vectors = self.rejected_vectors[kept_rejected]
             self._rejected_index = self._flat_index(self.rejected_vectors)
-            self.revision += 1
-            self._index = self._build_index()
-            self._derive_operating_point()
+            self._keep_rows(keep)
         return removed
+
+    def remove_row(self, row: int, identity: str) -> None:
+        """Remove one photo (row) of ``identity``; ``ValueError`` if that row is not theirs (a page
+        showing an older gallery). The last photo of someone removes them altogether, as ``remove``."""
+        if not 0 <= row < len(self.labels) or self.labels[row] != identity:
+            raise ValueError(f"photo {row} is not one of {identity!r}'s (the gallery changed meanwhile?)")
+        if self.labels.count(identity) == 1:
+            self.remove(identity)
+        else:
+            self._keep_rows([i for i in range(len(self.labels)) if i != row])
+
+    def rename(self, old: str, new: str) -> int:
+        """Call ``old`` ``new`` from now on, their "not this person" faces included; returns the
+        rows renamed. ``ValueError`` if ``old`` is not enrolled or ``new`` already is (or is refused)."""
+        new = validate_identity(new)
+        if old not in self.labels:
+            raise ValueError(f"{old!r} is not enrolled in this gallery")
+        if new == old:
+            raise ValueError(f"{old!r} is already their name")
+        if new in self.labels:
+            raise ValueError(f"{new!r} is already enrolled: remove or rename them first")
+        self.labels = [new if label == old else label for label in self.labels]
+        self.rejected = [{**entry, "identity": new} if entry["identity"] == old else entry for entry in self.rejected]
+        self.revision += 1
+        return self.labels.count(new)
+
+    def _keep_rows(self, keep: list[int]) -> None:
+        """Keep only these rows (every per-row list alike), rebuild the index and the thresholds."""
+        self.vectors = self.vectors[keep]
+        for name in ("labels", "sources", "faces", "added"):
+            values = getattr(self, name)
+            setattr(self, name, [values[i] for i in keep])
+        self.revision += 1
+        self._index = self._build_index()
+        self._derive_operating_point()
 
     def _keep_face(self, face: np.ndarray | bytes) -> str:
         if not isinstance(face, bytes):
@@ -341,6 +382,7 @@ class Gallery:
                 faces=[_face_file_name(face) for face in names["faces"]] if "faces" in names else None,
                 rejected=[{"identity": str(r["identity"]), "source": str(r["source"])} for r in names.get("rejected", [])],
                 rejected_vectors=rejected_vectors,
+                added=[str(when) for when in names["added"]] if "added" in names else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GalleryError(f"gallery {where} is incomplete or damaged: {exc!r}") from None
@@ -351,7 +393,7 @@ class Gallery:
             )
         if gallery.rejected_vectors.shape != (len(gallery.rejected), gallery.dim) or not np.isfinite(gallery.rejected_vectors).all():
             raise GalleryError(f"gallery {where} is damaged: rejected faces inconsistent")
-        if len({len(gallery.sources), len(gallery.faces), len(gallery.labels)}) != 1 or not np.isfinite(gallery.vectors).all():
+        if len({len(gallery.sources), len(gallery.faces), len(gallery.added), len(gallery.labels)}) != 1 or not np.isfinite(gallery.vectors).all():
             raise GalleryError(f"gallery {where} is damaged: sources or embeddings inconsistent")
         return gallery
 
@@ -370,7 +412,8 @@ class Gallery:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         labels = json.dumps(
-            {"labels": self.labels, "sources": self.sources, "faces": self.faces, "rejected": self.rejected},
+            {"labels": self.labels, "sources": self.sources, "faces": self.faces, "added": self.added,
+             "rejected": self.rejected},
             ensure_ascii=False, indent=1,
         )
         return {

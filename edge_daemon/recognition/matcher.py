@@ -4,6 +4,7 @@ thresholds derived for its number of people; the gallery can be swapped atomical
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +19,18 @@ log = get_logger(__name__)
 
 class Matcher:
     """Owns the gallery the daemon searches. ``reload()`` (on SIGHUP) builds the new gallery
-    aside and swaps one reference, so in-flight lookups finish on the old one and no frame waits."""
+    aside and swaps one reference, so in-flight lookups finish on the old one and no frame waits.
+    ``on_change`` is told the gallery in use at start and after every swap, in the order of the swaps."""
 
-    def __init__(self, config: GalleryConfig, embedder):
+    def __init__(self, config: GalleryConfig, embedder, on_change: Callable[[Gallery | None], None] | None = None):
         self._config = config
         self._embedder = embedder
-        self._lock = threading.Lock()  # serialises reloads, never lookups
+        self._on_change = on_change
+        self._lock = threading.Lock()  # serialises swaps, never lookups
         self.gallery: Gallery | None = None
         if config.path is not None and (config.sync == "off" or (Path(config.path) / META_FILE).exists()):
             self.gallery = self._load()
+        self._changed()
         if self.gallery is None and config.sync != "off":
             log.warning("no gallery on disk yet: every face is unknown until one arrives from the broker")
         elif self.gallery is None:
@@ -62,6 +66,7 @@ class Matcher:
             except Exception as exc:  # keep serving with the old gallery, say why
                 log.error("gallery reload failed, keeping the current one", error=str(exc))
                 return False
+            self._changed()
         return True
 
     def adopt(self, gallery: Gallery) -> None:
@@ -69,6 +74,11 @@ class Matcher:
         gallery = self._prepared(gallery, "the fleet's broker")
         with self._lock:
             self.gallery = gallery
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.gallery)
 
     def match(
         self, vectors: np.ndarray, qualities: list[float], faces: list[float] | None = None

@@ -17,17 +17,25 @@ from edge_daemon.logs import get_logger
 from edge_daemon.service.health import Health
 from edge_daemon.service.metrics import DaemonCollector
 from edge_daemon.service.review import Response, ReviewPages
+from edge_daemon.service.review.forms import MULTIPART
 
 log = get_logger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_BYTES = 64 * 1024  # a plain form; uploads (multipart) have review.max_upload_mb
+DRAIN_CHUNK_BYTES = 1 << 16
 
 
 class HttpServer:
     """Serves in its own thread from ``start`` to ``close``; ``port`` is the one bound (0 picks one)."""
 
     def __init__(
-        self, host: str, port: int, collector: DaemonCollector, health: Callable[[], Health], review: ReviewPages | None
+        self,
+        host: str,
+        port: int,
+        collector: DaemonCollector,
+        health: Callable[[], Health],
+        review: ReviewPages | None,
+        max_upload_bytes: int = MAX_FORM_BYTES,
     ):
         registry = CollectorRegistry()
         registry.register(collector)
@@ -40,9 +48,30 @@ class HttpServer:
                     length = int(self.headers.get("Content-Length") or 0)
                 except ValueError:
                     return self._send(Response(400, b"bad Content-Length\n", "text/plain"))
-                if not 0 <= length <= MAX_FORM_BYTES:
-                    return self._send(Response(413, b"form too large\n", "text/plain"))
+                upload = self.headers.get_content_type() == MULTIPART
+                limit = max_upload_bytes if upload else MAX_FORM_BYTES
+                if length < 0:
+                    return self._send(Response(400, b"bad Content-Length\n", "text/plain"))
+                if length > limit:
+                    what = f"upload over the limit of {limit / (1 << 20):g} MiB (review.max_upload_mb)" if upload else (
+                        f"form over the limit of {limit // 1024} KiB")
+                    return self._refuse_unread(length, limit, Response(413, f"{what}: refused\n".encode(), "text/plain"))
+                if upload and length > MAX_FORM_BYTES and not review.authorised(self.headers):
+                    # nobody without the token makes the box hold an upload in memory
+                    return self._refuse_unread(length, limit, Response(401, b"a valid review token is needed\n", "text/plain"))
                 self._send(review.post(self.path, self.headers, self.rfile.read(length)))
+
+            def _refuse_unread(self, length: int, limit: int, response: Response) -> None:
+                """Answer without keeping the body: read and dropped (up to twice ``limit``, so that a
+                client still sending it reads the answer rather than a reset connection), then closed."""
+                remaining = min(length, 2 * limit)
+                while remaining > 0:
+                    chunk = self.rfile.read(min(DRAIN_CHUNK_BYTES, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                self.close_connection = True
+                self._send(response)
 
             def _send(self, response: Response) -> None:
                 self.send_response(response.status)

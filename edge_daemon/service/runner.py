@@ -13,15 +13,22 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from functools import partial
 
+from edge_daemon.comms.gallery_sync import publish_gallery
 from edge_daemon.config import Settings
+from edge_daemon.detectors import create_detector
+from edge_daemon.embedders import ProcessEmbedder, create_embedder
+from edge_daemon.history import reprocess
 from edge_daemon.logs import get_logger
 from edge_daemon.pipeline.daemon import Daemon
 from edge_daemon.pipeline.status import DaemonStatus
+from edge_daemon.service.gallery_share import GalleryPublisher
 from edge_daemon.service.health import ServiceMonitor
 from edge_daemon.service.http import HttpServer
 from edge_daemon.service.metrics import DaemonCollector
 from edge_daemon.service.review import ReviewContext, ReviewPages
+from edge_daemon.service.review.photos import PhotoFaces
 from edge_daemon.service.systemd import SystemdNotifier
 
 log = get_logger(__name__)
@@ -36,6 +43,8 @@ class DaemonRunner:
         self.daemon = Daemon(settings)
         service = settings.service
         self.monitor = ServiceMonitor(self.daemon.status, SystemdNotifier(), service.stuck_after_s, service.ready_timeout_s)
+        self.photo_faces: PhotoFaces | None = None  # the people page's models, made on its first photo
+        self.gallery_publisher: GalleryPublisher | None = None
         self.http = self._http_server() if service.metrics_port else None
         self._reload_requested = threading.Event()
         self._stop_signal: str | None = None  # the signal that asked to stop, logged by the main loop
@@ -51,10 +60,48 @@ class DaemonRunner:
                 embedder_version=daemon.embedder.version,
                 reload_gallery=daemon.reload_gallery,
                 cameras=tuple(camera.name for camera in settings.cameras),
+                photo_faces=self._photo_faces(),
+                share_gallery=self._gallery_sharing(),
+                camera_views=daemon.camera_views.snapshot,
+                min_face_px=settings.detector.min_face_px,
+                matcher=daemon.matcher,
+                reprocess=None if daemon.history is None else partial(
+                    reprocess, daemon.history, daemon.matcher, daemon.embedder.version
+                ),
             )
             review = ReviewPages(context, settings.review.token_file)
         collector = DaemonCollector(daemon.status, lambda: self.monitor.fps)
-        return HttpServer(settings.service.metrics_host, settings.service.metrics_port, collector, self.monitor.health, review)
+        return HttpServer(
+            settings.service.metrics_host, settings.service.metrics_port, collector, self.monitor.health, review,
+            max_upload_bytes=round(settings.review.max_upload_mb * (1 << 20)),
+        )
+
+    def _photo_faces(self) -> PhotoFaces:
+        settings, embedder = self.settings, self.daemon.embedder
+        self.photo_faces = PhotoFaces(
+            new_detector=partial(create_detector, settings.detector, threads=settings.threads.model_process),
+            shared_embedder=embedder if isinstance(embedder, ProcessEmbedder) else None,
+            new_embedder=partial(create_embedder, settings.embedder, threads=settings.threads.model_process),
+        )
+        return self.photo_faces
+
+    def _gallery_sharing(self):
+        """What hands a gallery the pages changed on to the fleet: with gallery.sync = "mqtt" the
+        box takes its gallery from the broker, so a change made here is published there (else the
+        box's next adoption would undo it); without, the gallery is the box's own."""
+        sync, settings = self.daemon.gallery_sync, self.settings
+        if sync is None:
+            return None
+        self.gallery_publisher = GalleryPublisher(partial(
+            publish_gallery, settings.gallery.path, settings.mqtt, settings.mqtt.prefix, settings.gallery.sync_chunk_bytes
+        ))
+
+        def share() -> None:
+            if self.daemon.matcher.gallery is not None:
+                sync.made_here(self.daemon.matcher.gallery)
+            self.gallery_publisher.request()
+
+        return share
 
     def start(self) -> None:
         if self.http is not None:
@@ -101,6 +148,9 @@ class DaemonRunner:
         final = self.daemon.shutdown()
         if self.http is not None:
             self.http.close()
+        for part in (self.gallery_publisher, self.photo_faces):
+            if part is not None:
+                part.close()
         return final
 
     def _install_signal_handlers(self) -> None:

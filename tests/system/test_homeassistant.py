@@ -1,23 +1,28 @@
 """Home Assistant discovery read by Home Assistant core itself: entities, availability, removed
-cameras and boxes whose names sanitise alike."""
+cameras, boxes whose names sanitise alike, and each enrolled person's last seen and presence."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from edge_daemon.comms.homeassistant import discovery_id
+from edge_daemon.recognition.gallery import Gallery
 from tests.support.ha_core import HomeAssistant, StateChanges
 from tests.support.paths import HAMILTON_CLIP, ROOT, need
 from tests.support.waiting import free_port, wait_until
 
 PREFIX = "edgeha"
+PERSON_ENTITIES = ("last_seen", "presence")
 
 
 def event(verdict: str | None, identity: str | None, type_: str = "recognized") -> dict:
@@ -31,17 +36,19 @@ def unique_id(box: str, camera: str, entity: str) -> str:
 
 class Daemon:
     """The daemon as a user runs it (the CLI with a config file), one box; its state directory is
-    ``directory`` (the spool lives there, and the record of what it announced)."""
+    ``directory`` (the spool lives there, and the record of what it announced). ``mqtt_options``:
+    more lines of its ``[mqtt]`` table."""
 
     def __init__(self, directory: Path, box: str, cameras: dict[str, str], gallery: Path, broker_url: str,
-                 events: Path | None = None):
+                 events: Path | None = None, mqtt_options: str = ""):
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / f"{box}.toml"
         self.stderr = directory / f"{box}.stderr"
         cameras_toml = "".join(f'[[cameras]]\nname = "{name}"\nurl = "{url}"\nloop = false\n' for name, url in cameras.items())
         self.config.write_text(
             f'{cameras_toml}[gallery]\npath = "{gallery}"\n[events]\njsonl = "{events or ""}"\n'
-            f'[mqtt]\nurl = "{broker_url}"\nprefix = "{PREFIX}"\n[service]\nbox = "{box}"\n'
+            f'[mqtt]\nurl = "{broker_url}"\nprefix = "{PREFIX}"\n{mqtt_options}'
+            f'[service]\nbox = "{box}"\n'
             f'[spool]\npath = "{directory / "spool.db"}"\n'
         )
         self.process: subprocess.Popen | None = None
@@ -93,6 +100,11 @@ def entity_state(ha: HomeAssistant, box: str, camera: str, entity: str) -> dict 
     registered = ha.entity_by_unique_id(unique_id(box, camera, entity))
     state = registered and ha.state(registered["entity_id"])
     return state if state and not state["attributes"].get("restored") else None
+
+
+def person_entity(ha: HomeAssistant, box: str, person: str, entity: str) -> dict | None:
+    """The entity registry's entry of a person's entity (``last_seen`` or ``presence``), or None."""
+    return ha.entity_by_unique_id(f"edge-daemon_{discovery_id(box)}_person_{discovery_id(person)}_{entity}")
 
 
 def available(ha: HomeAssistant, box: str, camera: str) -> bool:
@@ -182,4 +194,47 @@ def test_boxes_whose_names_sanitise_alike_are_two_devices(home_assistant, hamilt
         first.stop()
         second.stop()
         assert wait_until(lambda: all(unavailable(ha, box, "gate") for box in boxes), 10)
+    assert not ha.discovery_warnings()
+
+
+@pytest.mark.slow
+def test_each_person_has_a_last_seen_and_a_presence_entity_that_follow_recognitions_and_the_gallery(
+        home_assistant, hamilton_gallery, tmp_path):
+    ha, box, person, presence_timeout_s = home_assistant, "peoplebox", "lin_manuel_miranda", 3
+    gallery = shutil.copytree(hamilton_gallery, tmp_path / "gallery")  # this test removes a person from it
+    people = list(Gallery.load(gallery).identities())
+    # The door camera never answers: the daemon runs on after the clip, until the person is removed.
+    cameras = {"stage": str(need(HAMILTON_CLIP)), "door": dead_camera()}
+    options = f"presence_timeout_s = {presence_timeout_s}\n"
+    started = time.time()
+    with StateChanges(ha) as changes, Daemon(tmp_path, box, cameras, gallery, ha.broker.url, mqtt_options=options).start() as daemon:
+        def everyone_announced() -> bool:
+            return all(person_entity(ha, box, someone, entity) for someone in people for entity in PERSON_ENTITIES)
+
+        assert wait_until(everyone_announced, 120), daemon.log()[-3000:]
+        last_seen, presence = (person_entity(ha, box, person, entity) for entity in PERSON_ENTITIES)
+        assert last_seen["device_id"] == presence["device_id"] == ha.entity_by_unique_id(unique_id(box, "stage", "face"))["device_id"]
+
+        # Recognised on the stage: present, and away once the timeout passed without another sighting.
+        def presence_changes() -> list[dict]:
+            return [s for s in changes.of(presence["entity_id"]) if s["state"] in ("on", "off")]
+
+        assert wait_until(lambda: [s["state"] for s in presence_changes()][:2] == ["on", "off"], 120), daemon.log()[-3000:]
+        on, off = (datetime.fromisoformat(s["last_changed"]) for s in presence_changes()[:2])
+        assert (off - on).total_seconds() >= presence_timeout_s
+        seen = ha.state(last_seen["entity_id"])
+        assert started <= datetime.fromisoformat(seen["state"]).timestamp() <= time.time(), seen
+        assert seen["attributes"]["camera"] == "stage" and 0 < seen["attributes"]["score"] <= 1, seen
+        assert isinstance(seen["attributes"]["track_id"], int)
+
+        # Removed from the gallery, and the running daemon told: the person's entities go, the others stay.
+        removed = subprocess.run([sys.executable, "-m", "edge_daemon.cli", "gallery", "remove", "--gallery", str(gallery), person],
+                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert removed.returncode == 0, removed.stderr
+        daemon.process.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: not any(person_entity(ha, box, person, entity) for entity in PERSON_ENTITIES), 30), \
+            daemon.log()[-3000:]
+        assert ha.state(last_seen["entity_id"]) is None and ha.state(presence["entity_id"]) is None
+        assert all(person_entity(ha, box, someone, entity) for someone in people if someone != person for entity in PERSON_ENTITIES)
+        daemon.stop()
     assert not ha.discovery_warnings()

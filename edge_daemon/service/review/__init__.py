@@ -7,6 +7,11 @@ server-rendered HTML, no external assets, usable from a phone and a keyboard.
   context.py   ``ReviewContext``: what the pages work with (history, gallery, matcher, cameras)
   pages.py     ``ReviewPages``: the router (access and CSRF checked here for every page)
   unknowns.py  ``/review``: unknown groups to enrol, recent faces, "not this person"
+  people.py    ``/review/people``: who is enrolled, with photos and last seen; add from uploaded
+               photos (``photos.py`` finds and embeds their faces), rename, remove a photo or a person
+  cameras.py   ``/review/cameras``: each camera's latest frame with its faces' widths, gates and verdicts
+  decisions.py ``/review/decisions``: the latest decisions, filtered; "this is …"; reprocessing the
+               history after the gallery changed (``history.reprocess``), and what it revised
 
 docs/guide/review.md is the user's guide to them.
 """

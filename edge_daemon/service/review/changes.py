@@ -1,7 +1,8 @@
 """Every change the review pages make to the gallery goes through ``change_gallery``: under the
 gallery's lock, loaded, changed, saved (atomically), then taken by the running daemon at once and,
-where the box shares its gallery over MQTT, handed on to the fleet; logged with what changed. A
-change that raises leaves the gallery on disk as it was."""
+where the box shares its gallery over MQTT, handed on to the fleet, and the history's recent unnamed
+tracks decided again against it (``context.reprocess``); logged with what changed. A change that
+raises leaves the gallery on disk as it was."""
 
 from __future__ import annotations
 
@@ -30,5 +31,12 @@ def change_gallery(context: ReviewContext, change: Callable[[Gallery], None], wh
         change(gallery)
         gallery.save(path)
     context.reload_gallery()
+    if context.share_gallery is not None:
+        context.share_gallery()
     log.info(f"review: {what}", gallery=gallery.version, **details)
+    if context.reprocess is not None:
+        try:
+            context.reprocess()
+        except Exception as exc:  # the change is saved and in use: a failed revision of the history must not hide it
+            log.error("review: reprocessing the history after a gallery change failed", error=str(exc))
     return gallery

@@ -11,9 +11,12 @@ from pathlib import Path
 
 from edge_daemon.logs import get_logger
 from edge_daemon.service.review.access import Access
+from edge_daemon.service.review.cameras import CamerasPage
 from edge_daemon.service.review.context import ReviewContext
+from edge_daemon.service.review.decisions import DecisionsPage
 from edge_daemon.service.review.forms import FormError, Request, parse_get, parse_post
 from edge_daemon.service.review.layout import Response, denied, not_found, refused, unavailable
+from edge_daemon.service.review.people import PeoplePage
 from edge_daemon.service.review.unknowns import UnknownFacesPage
 
 log = get_logger(__name__)
@@ -27,6 +30,9 @@ class ReviewPages:
         self._access = Access(token_file)
         self._pages = [
             UnknownFacesPage(context, self._access),
+            PeoplePage(context, self._access),
+            CamerasPage(context),
+            DecisionsPage(context, self._access),
         ]
 
     def get(self, target: str, headers) -> Response:
@@ -43,6 +49,10 @@ class ReviewPages:
         if page.needs_history and self._context.history is None:
             return unavailable()
         return handler(request)
+
+    def authorised(self, headers) -> bool:
+        """Whether the request carries the access cookie (the HTTP server asks before it reads an upload)."""
+        return self._access.authorised(headers)
 
     def post(self, target: str, headers, body: bytes) -> Response:
         if not self._access.authorised(headers):

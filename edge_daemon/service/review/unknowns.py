@@ -79,7 +79,9 @@ class UnknownFacesPage:
             lambda gallery: gallery.reject(row.identity, row.embedding, f"history:{row.face_id}"),
             "not this person", identity=row.identity, face=row.face_id,
         )
-        return redirect("/review?done=rejected")
+        back = request.form.get("back", "/review")
+        back = back if back.startswith("/review") else "/review"  # never a redirect to elsewhere
+        return redirect(f"{back}{'&' if '?' in back else '?'}done=rejected")
 
     # --- pages ----------------------------------------------------------------------------
 
