@@ -42,13 +42,8 @@ class ReviewPages:
         if not self._access.authorised(headers):
             return denied(401)
         request = parse_get(target)
-        found = self._route(request.path, "get_routes")
-        if found is None:
-            return not_found()
-        page, handler = found
-        if page.needs_history and self._context.history is None:
-            return unavailable()
-        return handler(request)
+        handler = self._handler(request.path, "get_routes")
+        return handler if isinstance(handler, Response) else handler(request)
 
     def authorised(self, headers) -> bool:
         """Whether the request carries the access cookie (the HTTP server asks before it reads an upload)."""
@@ -64,12 +59,9 @@ class ReviewPages:
         if not self._access.csrf_valid(request.form.get("csrf", "")):
             log.warning("review form without a valid CSRF token refused", path=request.path)
             return denied(403)
-        found = self._route(request.path, "post_routes")
-        if found is None:
-            return not_found()
-        page, handler = found
-        if page.needs_history and self._context.history is None:
-            return unavailable()
+        handler = self._handler(request.path, "post_routes")
+        if isinstance(handler, Response):
+            return handler
         try:
             return handler(request)
         except (ValueError, KeyError) as exc:
@@ -77,9 +69,13 @@ class ReviewPages:
             log.info("review request refused", path=request.path, reason=reason)
             return refused(reason, back=request.form.get("back", "/review"))
 
-    def _route(self, path: str, table: str):
+    def _handler(self, path: str, table: str) -> Handler | Response:
+        """The handler of ``path`` in each page's ``table`` (``get_routes`` or ``post_routes``), or
+        the answer when there is none: 404, or 503 for a page that needs the history without one."""
         for page in self._pages:
             for route, handler in getattr(page, table)().items():
                 if path == route or (route.endswith("/") and path.startswith(route)):
-                    return page, handler
-        return None
+                    if page.needs_history and self._context.history is None:
+                        return unavailable()
+                    return handler
+        return not_found()
