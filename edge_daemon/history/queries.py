@@ -315,7 +315,8 @@ _GROUP_KEY = "COALESCE(t.group_id, -f.face_id)"
 
 def _unknown_faces_where(since: float | None, camera: str | None, embedder_version: str) -> tuple[str, list]:
     conditions, parameters = _filters("f.ts", since, camera, embedder_version, unknown_only=True, table="f.")
-    return " AND ".join([*conditions, "f.enrolled_as IS NULL"]), parameters
+    # A track reprocessing has since named is no longer an unknown person to enrol.
+    return " AND ".join([*conditions, "f.enrolled_as IS NULL", "t.revised_identity IS NULL"]), parameters
 
 
 def _filters(time_column: str, since: float | None, camera: str | None, embedder_version: str | None,

@@ -119,14 +119,17 @@ def test_the_template_is_held_to_the_threshold_for_its_size(tmp_path):
     history.close()
 
 
-def test_removing_the_person_again_revises_the_track_back_to_unknown(tmp_path):
+def test_removing_the_person_again_revises_the_track_back_to_unknown_and_to_the_unknown_groups(tmp_path):
     rng = np.random.default_rng(3)
     person = unit(rng.normal(size=DIM))
     history = FaceHistory(tmp_path / "history")
     track = ended_track(history, at_cosine(person, 0.95, rng), 1)
+    assert len(history.unknown_groups(EMBEDDER.version)) == 1
     reprocess(history, matcher_over(tmp_path / "gallery", {"someone": person}), EMBEDDER.version)
+    assert history.unknown_groups(EMBEDDER.version) == []  # named now: no longer offered for enrolment
     result = reprocess(history, matcher_over(tmp_path / "empty", {}), EMBEDDER.version)
     assert result.changed == (track,) and result.named == 0
+    assert len(history.unknown_groups(EMBEDDER.version)) == 1  # unknown again: back among the groups
     revision = history.tracks(EMBEDDER.version)[0].revision
     assert (revision.identity, revision.verdict) == (None, "unknown")
     history.close()
