@@ -51,11 +51,11 @@ SIZES = (1, 3, 5)
 CHECKED_STILLS = 20  # stills per width run through api.recognize itself
 
 
-def bench_people(images: Path) -> tuple[list[str], list[str], list[str]]:
-    """DevTest people with six images or more, people with two or more (those first), and people
-    with one image (the strangers), in file order; only people whose photos used here are all in
-    the copy of LFW at hand (the shared one lacks some)."""
-    rows = [line.split() for line in (images / "_protocol" / "peopleDevTest.txt").read_text().splitlines()[1:]]
+def bench_people(images: Path, split: str = "DevTest") -> tuple[list[str], list[str], list[str]]:
+    """People of View 1's ``split`` (DevTest; DevTrain for choosing parameters) with six images or
+    more, people with two or more (those first), and people with one image (the strangers), in file
+    order; only people whose photos used here are all in the copy of LFW at hand (the shared one lacks some)."""
+    rows = [line.split() for line in (images / "_protocol" / f"people{split}.txt").read_text().splitlines()[1:]]
 
     def present(name: str, photos: int) -> bool:
         return all(lfw_image_path(images, name, number).is_file() for number in range(1, photos + 1))

@@ -62,6 +62,14 @@ class EmbedderConfig(Section):
         "accurate calibrated fusion on LFW (DevTest 99.4%): z-normalising weights (1 / spread of each member's "
         "impostor scores on LFW DevTrain), no flip averaging.",
     )
+    normalise: Literal["off", "auto"] = Field(
+        "off",
+        title="Photometric normalisation",
+        description="'auto': stretch the lightness of faces that are flat or have no colour -- an infrared "
+        "camera's night picture -- before they are embedded; well-exposed colour faces are embedded as they are, "
+        "so galleries stay valid. 'off' (default): never; measured, 'auto' does not help night faces overall. "
+        "docs/guide/night.md.",
+    )
     model_cache: Path | None = Field(
         None,
         title="Model cache",

@@ -14,6 +14,7 @@ from typing import Callable
 from edge_daemon.config import EmbedderConfig
 from edge_daemon.embedders import dlib_bin, dlib_onnx, fused, mobilefacenet, vgg16
 from edge_daemon.embedders.base import Embedder, EmbedderError, l2_normalise
+from edge_daemon.embedders.photometric import NormalisedEmbedder, Normaliser
 from edge_daemon.embedders.process import ProcessEmbedder
 
 __all__ = ["BACKENDS", "Embedder", "EmbedderError", "ProcessEmbedder", "create_embedder", "create_local_embedder", "l2_normalise"]
@@ -21,15 +22,22 @@ __all__ = ["BACKENDS", "Embedder", "EmbedderError", "ProcessEmbedder", "create_e
 BACKENDS: dict[str, Callable[[EmbedderConfig, int], Embedder]] = {
     "dlib_onnx": dlib_onnx.create,
     "mobilefacenet": mobilefacenet.create,
-    "fused": lambda config, threads: fused.create(config, threads, create_local_embedder),
+    "fused": lambda config, threads: fused.create(config, threads, _create_backend),
     "dlib_bin": dlib_bin.create,
     "vgg16": vgg16.create,
 }
 
 
-def create_local_embedder(config: EmbedderConfig, threads: int = 1) -> Embedder:
-    """The configured backend in this process, with ``threads`` compute threads."""
+def _create_backend(config: EmbedderConfig, threads: int) -> Embedder:
     return BACKENDS[config.backend](config, threads)
+
+
+def create_local_embedder(config: EmbedderConfig, threads: int = 1) -> Embedder:
+    """The configured backend in this process, with ``threads`` compute threads. Its faces are
+    normalised here (``embedder.normalise``), the one place every path to an embedding passes:
+    ``recognize``, gallery build and enrolment, and the daemon's embedder process."""
+    embedder = _create_backend(config, threads)
+    return embedder if config.normalise == "off" else NormalisedEmbedder(embedder, Normaliser(config.normalise))
 
 
 def create_embedder(config: EmbedderConfig, separate_process: bool | None = None, threads: int = 1) -> Embedder:
