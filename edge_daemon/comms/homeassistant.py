@@ -36,8 +36,9 @@ keeps no timers and publishes nothing while nobody is seen, and the sensor turns
 while the broker is away. A sighting older than the timeout (delivered late from the spool) updates
 last seen but claims no presence. The ``ON`` is not retained: a broker or HA restart would replay it
 and restart the delay long after the sighting; after HA restarts, presence is unknown until the
-person is next seen. A track makes no event between its decision and its end, so one that lasts
-longer than the timeout shows its person away from the timeout until it ends.
+person is next seen. A track makes no event between its decision and its end, so while a person's
+recognised track is in view (its decision delivered, its end not yet) ``presence_refresh`` says
+``ON`` again every half timeout: someone who stays in front of a camera stays present.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class HomeAssistantDiscovery:
         self._cameras = cameras
         self._presence_timeout_s = presence_timeout_s
         self._people: frozenset[str] | None = None  # unknown until set_people
+        self._in_view: dict[tuple[str, int], str] = {}  # (camera, track id) -> person of a recognised track not ended
+        self._presence_said: dict[str, float] = {}  # person -> when ON was last published (time.time())
         self._record = Path(state_directory) / f"ha-discovery-{box_id}.json"
         self._announced = self._recorded_topics()  # the retained topics this box holds on the broker
         self._stale: set[str] = set()  # announced once, no longer: cleared at every announcement
@@ -230,9 +233,27 @@ class HomeAssistantDiscovery:
         latest time they were seen), feed their last seen and, when recent, their presence."""
         messages = [] if event["type"] == "ended" else self._decision_messages(event)
         person = event["identity"]
-        if ha_event_type(event) == "recognized" and person in (self._people or ()):
+        named = ha_event_type(event) == "recognized" and person in (self._people or ())
+        track = (event["camera"], event["track_id"])
+        if named and event["type"] != "ended" and seconds_since(event["ts"]) < self._presence_timeout_s:
+            self._in_view[track] = person
+        else:
+            self._in_view.pop(track, None)
+        if named:
             messages += self._sighting_messages(person, event)
         return messages
+
+    def presence_refresh(self, now: float | None = None) -> list[tuple[str, str, bool]]:
+        """(topic, payload, retained) of ``ON`` for each person whose recognised track is still in
+        view and whose presence was last said half a timeout ago or more."""
+        now = time.time() if now is None else now
+        due = sorted({
+            person for person in self._in_view.values()
+            if person in (self._people or ()) and now - self._presence_said.get(person, 0.0) >= self._presence_timeout_s / 2
+        })
+        for person in due:
+            self._presence_said[person] = now
+        return [(self.presence_topic(person), "ON", False) for person in due]
 
     def _decision_messages(self, event: dict) -> list[tuple[str, str, bool]]:
         camera = event["camera"]
@@ -255,4 +276,5 @@ class HomeAssistantDiscovery:
         messages = [(self.last_seen_topic(person), json.dumps(seen), True)]
         if seconds_since(event["ts"]) < self._presence_timeout_s:
             messages.append((self.presence_topic(person), "ON", False))
+            self._presence_said[person] = time.time()
         return messages

@@ -260,6 +260,8 @@ class MqttTransport:
                 continue
             if self._discovery is not None:
                 self._publish_discovery()
+                for topic, payload, retain in self._discovery.presence_refresh():
+                    self._client.publish(topic, payload, qos=1, retain=retain)
             try:
                 item = self._next()
             except sqlite3.Error as exc:  # a damaged spool: what waits in memory still goes

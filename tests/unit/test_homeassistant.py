@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -182,3 +183,22 @@ def test_a_recognition_feeds_that_persons_last_seen_and_presence(tmp_path):
     for other in (event("unknown", None), event("uncertain", "ada"), event("recognized", "eve"), event(None, None, "unknown")):
         assert [retained for _, _, retained in discovery.entity_messages(other)] == [False, False]
     assert discovery.entity_messages(event("unknown", None, "ended")) == []
+
+
+def test_a_person_who_stays_in_view_stays_present(tmp_path):
+    """A track publishes its decision once: while it is in view (not ended) its person's presence is
+    said again every half timeout, and no more once it ended or turned into someone unknown."""
+    discovery = announcing("box", ["lobby.cam-2"], tmp_path, ["ada", "bob"])
+    discovery.entity_messages(event("recognized", "ada"))
+    now = time.time()
+    assert discovery.presence_refresh(now) == []  # just said with the decision
+    later = now + PRESENCE_TIMEOUT_S / 2
+    assert discovery.presence_refresh(later) == [(discovery.presence_topic("ada"), "ON", False)]
+    assert discovery.presence_refresh(later + 1) == []  # not again before another half timeout
+    discovery.entity_messages(event("recognized", "ada", "ended"))
+    assert discovery.presence_refresh(later + PRESENCE_TIMEOUT_S) == []  # gone: HA turns it off by itself
+    discovery.entity_messages(event("recognized", "bob"))
+    discovery.entity_messages(event("unknown", None))  # the same track, no longer bob
+    assert discovery.presence_refresh(now + 10 * PRESENCE_TIMEOUT_S) == []
+    discovery.entity_messages(event("recognized", "ada", seen_ago_s=PRESENCE_TIMEOUT_S + 1))  # late from the spool
+    assert discovery.presence_refresh(now + 20 * PRESENCE_TIMEOUT_S) == []
