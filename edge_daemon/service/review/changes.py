@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_daemon.logs import get_logger
+from edge_daemon.recognition.enrolment import enrolment_from_history
 from edge_daemon.recognition.gallery import Gallery, locked
 from edge_daemon.service.review.context import ReviewContext
 
@@ -40,3 +41,17 @@ def change_gallery(context: ReviewContext, change: Callable[[Gallery], None], wh
         except Exception as exc:  # the change is saved and in use: a failed revision of the history must not hide it
             log.error("review: reprocessing the history after a gallery change failed", error=str(exc))
     return gallery
+
+
+def enrol_history_faces(context: ReviewContext, name: str, rows, crops_gone: str, what: str, **details) -> None:
+    """Add history faces (``FaceRow``; their stored embeddings and crops) to ``name`` in the gallery
+    and mark them enrolled; ``ValueError(crops_gone)`` when none of their crops is left."""
+    enrolment = enrolment_from_history(rows)
+    if not enrolment.vectors:
+        raise ValueError(crops_gone)
+    change_gallery(
+        context,
+        lambda gallery: gallery.add(name, enrolment.matrix(gallery.dim), enrolment.sources, enrolment.faces),
+        what, identity=name, **details,
+    )
+    context.history.mark_enrolled([row.face_id for row in rows], name)

@@ -14,10 +14,9 @@ from urllib.parse import urlencode
 from edge_daemon.history import DecisionRow, RevisedTrack
 from edge_daemon.history.reprocess import REPROCESS_WINDOW_S
 from edge_daemon.messages import Verdict, utc_iso
-from edge_daemon.recognition.enrolment import enrolment_from_history
 from edge_daemon.recognition.gallery import validate_identity
 from edge_daemon.service.review.access import Access
-from edge_daemon.service.review.changes import change_gallery
+from edge_daemon.service.review.changes import enrol_history_faces
 from edge_daemon.service.review.context import ReviewContext
 from edge_daemon.service.review.forms import Request
 from edge_daemon.service.review.layout import Response, page, redirect, refused
@@ -78,15 +77,10 @@ class DecisionsPage:
             raise ValueError(f"face {row.face_id} was embedded by another embedder version ({row.embedder_version})")
         if row.enrolled_as is not None:
             raise ValueError(f"face {row.face_id} is already enrolled as {row.enrolled_as}")
-        enrolment = enrolment_from_history([row])
-        if not enrolment.vectors:
-            raise ValueError(f"the crop of face {row.face_id} is gone")
-        change_gallery(
-            self._context,
-            lambda gallery: gallery.add(name, enrolment.matrix(gallery.dim), enrolment.sources, enrolment.faces),
-            "face named from the decisions", identity=name, face=row.face_id, decided_as=row.identity,
+        enrol_history_faces(
+            self._context, name, [row], f"the crop of face {row.face_id} is gone", "face named from the decisions",
+            face=row.face_id, decided_as=row.identity,
         )
-        self._context.history.mark_enrolled([row.face_id], name)
         return redirect(_listing(filters, done="named"))
 
     def _reprocess(self, request: Request) -> Response:

@@ -7,10 +7,9 @@ import html
 import time
 
 from edge_daemon.messages import utc_iso
-from edge_daemon.recognition.enrolment import enrolment_from_history
 from edge_daemon.recognition.gallery import validate_identity
 from edge_daemon.service.review.access import Access
-from edge_daemon.service.review.changes import change_gallery
+from edge_daemon.service.review.changes import change_gallery, enrol_history_faces
 from edge_daemon.service.review.context import ReviewContext
 from edge_daemon.service.review.forms import Request
 from edge_daemon.service.review.layout import Response, not_found, page, redirect
@@ -57,16 +56,10 @@ class UnknownFacesPage:
         rows = [row for row in rows if row is not None and row.embedder_version == self._context.embedder_version]
         if not rows:
             raise ValueError("none of these faces can be enrolled with this embedder")
-        enrolment = enrolment_from_history(rows)
-        if not enrolment.vectors:
-            raise ValueError("the crops of these faces are gone")
-        face_ids = [row.face_id for row in rows]
-        change_gallery(
-            self._context,
-            lambda gallery: gallery.add(name, enrolment.matrix(gallery.dim), enrolment.sources, enrolment.faces),
-            "faces enrolled", identity=name, faces=face_ids,
+        enrol_history_faces(
+            self._context, name, rows, "the crops of these faces are gone", "faces enrolled",
+            faces=[row.face_id for row in rows],
         )
-        history.mark_enrolled(face_ids, name)
         return redirect("/review?done=enrolled")
 
     def _reject(self, request: Request) -> Response:
