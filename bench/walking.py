@@ -18,112 +18,12 @@ seen well enough to say so, else ``uncertain`` (every face too small or too poor
 from __future__ import annotations
 
 import json
-import shutil
-import time
-from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 from bench.common import LFW, ROOT, argument_parser
-from edge_daemon.config import DetectorConfig, EmbedderConfig, Settings
+from edge_daemon.config import Settings
 from edge_daemon.logs import configure_logging
-from tests.support.walking_clip import Walk, choose_walks, truth, walk_at, write_clip
-
-DECISIONS = ("recognized", "unknown", "updated")
-
-
-def enrol(candidates: dict[str, list[str]], out: Path, detector: dict) -> tuple[Path, dict[str, str]]:
-    """The gallery of the enrolled walkers, one photo each: the first of their photos not walked past
-    with in which enrolment finds one face. Returns the gallery and the photo each was enrolled with."""
-    from edge_daemon.api import build_gallery, find_faces, load_image
-    from edge_daemon.detectors import create_detector
-    from edge_daemon.embedders import create_embedder
-
-    face_finder = create_detector(DetectorConfig(**detector), separate_process=False)
-    embedder = create_embedder(EmbedderConfig(), separate_process=False)
-    try:
-        chosen = {
-            identity: next((photo for photo in photos if len(find_faces(load_image(photo), face_finder)) == 1),
-                           photos[0])  # none holds one face: enrolment below says why
-            for identity, photos in candidates.items()
-        }
-        photos = out / "gallery-photos"
-        shutil.rmtree(photos, ignore_errors=True)
-        for identity, photo in chosen.items():
-            (photos / identity).mkdir(parents=True)
-            (photos / identity / Path(photo).name).symlink_to(photo)
-        gallery, skipped = build_gallery(photos, face_finder, embedder)
-    finally:
-        face_finder.close()
-        embedder.close()
-    if skipped:
-        raise SystemExit("not enrolled: " + ", ".join(f"{item.path} ({item.reason})" for item in skipped))
-    path = out / "gallery"
-    shutil.rmtree(path, ignore_errors=True)
-    gallery.save(path)
-    return path, chosen
-
-
-def watch(clip: Path, gallery: Path, events: Path, detect_fps: float, detector: dict) -> tuple[float, dict]:
-    """Runs the daemon on the clip until it ends. Returns the wall-clock time the clip started
-    playing and the daemon's stats."""
-    from edge_daemon.service.runner import DaemonRunner
-
-    settings = Settings(
-        cameras=[{"name": "walk", "url": str(clip), "realtime": True, "detect_fps": detect_fps}],
-        detector=detector,
-        gallery={"path": str(gallery)},
-        events={"jsonl": str(events)},
-    )
-    runner = DaemonRunner(settings)
-    wall_minus_monotonic = time.time() - time.monotonic()
-    code = runner.run()
-    if code != 0:
-        raise SystemExit(f"the daemon exited with {code}")
-    return runner.daemon.cameras[0].streaming_since + wall_minus_monotonic, runner.daemon.stats()
-
-
-def score(walks: list[Walk], events: list[dict], started_at: float) -> dict:
-    """Per walk: its decided tracks and the names they were given; then the totals."""
-    tracks: dict[int, dict] = {}
-    for event in events:
-        if event["type"] in DECISIONS:
-            track = tracks.setdefault(event["track_id"], {"first_frame_ts": event["frame_ts"], "names": set(), "verdicts": set()})
-            track["verdicts"].add(event["verdict"])
-            if event["identity"] is not None:
-                track["names"].add(event["identity"])
-    per_walk: list[list[dict]] = [[] for _ in walks]
-    unplaced = 0
-    for track in tracks.values():
-        seconds = datetime.fromisoformat(track["first_frame_ts"].replace("Z", "+00:00")).timestamp() - started_at
-        index = walk_at(walks, seconds, margin_s=0.3)
-        if index is None:
-            unplaced += 1
-        else:
-            per_walk[index].append(track)
-    outcome: Counter = Counter()
-    for walk, walk_tracks in zip(walks, per_walk):
-        names = set().union(*(track["names"] for track in walk_tracks))
-        # Unnamed: "unknown" if any of its tracks was seen well enough to say so, else "uncertain".
-        unnamed = "unknown" if any("unknown" in track["verdicts"] for track in walk_tracks) else "uncertain"
-        if not walk_tracks:
-            outcome["not decided"] += 1
-        elif walk.enrolled:
-            outcome["enrolled: named wrong" if names - {walk.identity} else
-                    "enrolled: named right" if names else f"enrolled: not named, {unnamed}"] += 1
-        else:
-            outcome["stranger: named" if names else f"stranger: not named, {unnamed}"] += 1
-    enrolled = sum(walk.enrolled for walk in walks)
-    return {
-        "walks": len(walks),
-        "enrolled_walks": enrolled,
-        "stranger_walks": len(walks) - enrolled,
-        "decided_tracks": len(tracks),
-        "decided_tracks_per_walk": round(sum(map(len, per_walk)) / len(walks), 2),
-        "most_tracks_in_a_walk": max(map(len, per_walk)),
-        "tracks_outside_walks": unplaced,
-        **dict(sorted(outcome.items())),
-    }
+from tests.support.walking_clip import choose_walks, enrol, score, truth, watch, write_clip
 
 
 def main() -> int:

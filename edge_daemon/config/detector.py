@@ -52,7 +52,13 @@ class DetectorConfig(Section):
         "on every call, so this bounds its growth (docs/guide/models.md); a spare takes over without a pause.",
     )
     min_face_px: int = Field(
-        40, ge=0, title="Minimum face size", description="Faces narrower than this (frame pixels) are not embedded."
+        20,
+        ge=0,
+        title="Minimum face size",
+        description="Faces narrower than this (frame pixels) are not embedded. Faces from 20 px up are evidence: "
+        "their quality weights them in the track's template and the open-set thresholds for that quality decide, "
+        "'uncertain' where they cannot tell. Below 20 px the detector misses too many faces to follow a walker "
+        "(docs/guide/night.md#by-face-width).",
     )
     max_yaw: float = Field(
         0.8,
