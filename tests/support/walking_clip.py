@@ -7,6 +7,11 @@ wide (48 px: a person a few metres from a 720p camera; 28: further away). A norm
 about 9 face widths a second at any distance (a face is about 16 cm wide), so a 48 px walker
 crosses the whole frame in the 3 s and a 28 px one, further away, the middle 60% of it.
 
+``condition`` renders every frame as a camera sees it in difficult light
+(``edge_daemon.evaluation.conditions``; ``infrared``: a night-vision camera), each walk with its own
+camera settings drawn from the condition's range and every frame with fresh sensor noise; the
+gallery stays enrolled from colour photos.
+
 LFW rather than pins14: the clip needs many different people (40 strangers beside the enrolled)
 with several photos each, and LFW's deep-funnelled photos put every face at the same place and
 size, so a face's width in the clip is set exactly without detecting it first. The clip measures
@@ -148,22 +153,30 @@ def duration(walks: list[Walk]) -> float:
     return walks[-1].end_s + GAP_S
 
 
-def write_clip(path: Path, walks: list[Walk], face_px: int) -> None:
+def write_clip(path: Path, walks: list[Walk], face_px: int, condition: str = "daylight", seed: int = 0) -> None:
+    from edge_daemon.evaluation.conditions import photo_rng, render
+
     painter = Painter(walks, face_px)
+    noise = np.random.default_rng([seed, len(walks)])
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, FRAME_SIZE)
     try:
         for index in range(round(duration(walks) * FPS)):
-            writer.write(painter.frame(index / FPS))
+            t = index / FPS
+            # The settings of the walk in view, or of the nearer walk in the gap between two.
+            walk = walk_at(walks, t, margin_s=GAP_S / 2)
+            settings = photo_rng(seed, f"walk-{len(walks) - 1 if walk is None else walk}")
+            writer.write(render(painter.frame(t), condition, settings, noise))
     finally:
         writer.release()
 
 
-def truth(walks: list[Walk], gallery: dict[str, str], face_px: int) -> dict:
+def truth(walks: list[Walk], gallery: dict[str, str], face_px: int, condition: str = "daylight") -> dict:
     """Who walks when, and the photo each enrolled walker was enrolled with: the clip's ground truth."""
     return {
         "frame_size": FRAME_SIZE,
         "fps": FPS,
         "face_px": face_px,
+        "condition": condition,
         "gallery": gallery,
         "walks": [{**asdict(walk), "end_s": walk.end_s} for walk in walks],
     }

@@ -28,6 +28,18 @@ def test_photos_and_seeds_draw_different_nights(photo):
     assert not np.array_equal(one, render(photo, "infrared", photo_rng(0, "biden")))
 
 
+def test_video_frames_keep_the_cameras_settings_with_fresh_noise(photo):
+    """Two frames of one camera: the same settings (one generator made afresh from one seed), their
+    own sensor noise (one running generator): they differ pixel by pixel, not in level or contrast."""
+    noise = np.random.default_rng(0)
+    first, second = (render(photo, "infrared", photo_rng(0, "walk-3"), noise) for _ in range(2))
+    assert not np.array_equal(first, second)
+    assert abs(float(first.mean()) - float(second.mean())) < 1.0
+    assert abs(float(first.std()) - float(second.std())) < 1.0
+    other_night = render(photo, "infrared", photo_rng(0, "walk-4"), noise)
+    assert abs(float(first.mean()) - float(other_night.mean())) > 1.0 or abs(float(first.std()) - float(other_night.std())) > 1.0
+
+
 def test_infrared_has_no_chroma_and_less_contrast(photo):
     night = render(photo, "infrared", photo_rng(0, "obama"))
     assert np.array_equal(night[:, :, 0], night[:, :, 1]) and np.array_equal(night[:, :, 1], night[:, :, 2])
