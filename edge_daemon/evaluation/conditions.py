@@ -24,7 +24,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-Renderer = Callable[[np.ndarray, np.random.Generator, "np.random.Generator | None"], np.ndarray]
+Renderer = Callable[[np.ndarray, np.random.Generator, np.random.Generator], np.ndarray]  # image, settings, noise
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -43,31 +43,31 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
-def daylight(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator | None = None) -> np.ndarray:
+def daylight(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator) -> np.ndarray:
     return image
 
 
-def grey(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator | None = None) -> np.ndarray:
+def grey(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(_grey(image), cv2.COLOR_GRAY2BGR)
 
 
-def infrared(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator | None = None) -> np.ndarray:
+def infrared(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator) -> np.ndarray:
     # The grey stream is encoded with one channel, so the result has no chroma at all (as an IR
     # camera's frames have none).
     contrast = rng.uniform(0.35, 0.65)
     lift = rng.uniform(0.3, 1.0) * 255 * (1 - contrast)  # the black level, never above white
     flat = _grey(image).astype(np.float32) * contrast + lift
     blurred = cv2.GaussianBlur(flat, (0, 0), rng.uniform(0.5, 1.2))
-    noisy = _noisy(blurred, rng.uniform(3.0, 8.0), noise or rng)
+    noisy = _noisy(blurred, rng.uniform(3.0, 8.0), noise)
     return cv2.cvtColor(_jpeg(noisy, rng.integers(15, 36)), cv2.COLOR_GRAY2BGR)
 
 
-def low_light(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator | None = None) -> np.ndarray:
+def low_light(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator) -> np.ndarray:
     dark = image.astype(np.float32) * rng.uniform(0.15, 0.35)
-    return _jpeg(_noisy(dark, rng.uniform(2.0, 5.0), noise or rng), rng.integers(40, 71))
+    return _jpeg(_noisy(dark, rng.uniform(2.0, 5.0), noise), rng.integers(40, 71))
 
 
-def motion_blur(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator | None = None) -> np.ndarray:
+def motion_blur(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator) -> np.ndarray:
     length = int(rng.integers(5, 12))
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0 / length
@@ -76,7 +76,7 @@ def motion_blur(image: np.ndarray, rng: np.random.Generator, noise: np.random.Ge
     return cv2.filter2D(image, -1, kernel / kernel.sum())
 
 
-def low_bitrate(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator | None = None) -> np.ndarray:
+def low_bitrate(image: np.ndarray, rng: np.random.Generator, noise: np.random.Generator) -> np.ndarray:
     return _jpeg(image, rng.integers(8, 16))
 
 
@@ -100,4 +100,4 @@ def render(image: np.ndarray, condition: str, rng: np.random.Generator, noise: n
     same size; sensor noise drawn from ``noise`` where given, else from ``rng``."""
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}: one of {', '.join(CONDITIONS)}")
-    return CONDITIONS[condition](image, rng, noise)
+    return CONDITIONS[condition](image, rng, rng if noise is None else noise)

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from edge_daemon.config import DetectorConfig, EmbedderConfig, Settings
+from edge_daemon.evaluation.conditions import photo_rng, render
 
 FRAME_SIZE = (1280, 720)  # width, height
 FPS = 15  # a typical surveillance stream rate; detection samples it at detect_fps
@@ -154,8 +155,6 @@ def duration(walks: list[Walk]) -> float:
 
 
 def write_clip(path: Path, walks: list[Walk], face_px: int, condition: str = "daylight", seed: int = 0) -> None:
-    from edge_daemon.evaluation.conditions import photo_rng, render
-
     painter = Painter(walks, face_px)
     noise = np.random.default_rng([seed, len(walks)])
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, FRAME_SIZE)
