@@ -8,11 +8,15 @@ thread each:
   pyav nonref         PyAV skips non-reference frames
   pyav bidir          PyAV skips B-frames
   pyav auto           the daemon's PyAV source: B-frames skipped while the rest cover detect_fps
+                      (every pyav mode without the deblocking filter, the daemon's default)
+  pyav auto deblocked the same with cameras.deblocking = true
   pyav keyframes      the daemon's PyAV source on an idle camera (cameras.idle_keyframes_after_s):
                       keyframes only, each handed on
 
 File mode reads the clip as fast as possible (several passes): video frames/s, the share of frames
-decoded, frames handed on, and CPU milliseconds per handed frame. ``--rtsp`` serves the clip live
+decoded, frames handed on, and CPU milliseconds per handed frame; then how far the frames decoded
+without the deblocking filter are from the deblocked ones (PSNR of their luma, every frame the
+daemon's source gives). ``--rtsp`` serves the clip live
 from the test suite's GStreamer RTSP server (tests/support/rtsp.py) and measures the share of a core each
 mode costs per live stream.
 
@@ -40,7 +44,8 @@ from edge_daemon.sources.pyav import PyAvSource
 def source(mode: str, url: str, detect_fps: float):
     """(the daemon's source for ``mode``, whether every frame is converted)."""
     # realtime = false: a file is read as fast as it decodes, never paced (keyframe-only decoding paces a realtime file).
-    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0], realtime=False)
+    config = CameraConfig(name="bench", url=url, detect_fps=detect_fps, decoder=mode.split()[0], realtime=False,
+                          deblocking=mode.endswith("deblocked"))
     if mode.startswith("opencv"):
         return OpenCvSource(config), mode == "opencv read"
     level = mode.split()[1]
@@ -49,7 +54,8 @@ def source(mode: str, url: str, detect_fps: float):
     return PyAvSource(config, None if level == "auto" else level.upper().replace("ALL", "DEFAULT")), False
 
 
-MODES = ("opencv read", "opencv grab", "pyav all", "pyav nonref", "pyav bidir", "pyav auto", "pyav keyframes")
+MODES = ("opencv read", "opencv grab", "pyav all", "pyav nonref", "pyav bidir", "pyav auto", "pyav auto deblocked",
+         "pyav keyframes")
 
 
 def to_bgr(decoded) -> None:
@@ -99,6 +105,25 @@ def file_run(mode: str, clip: Path, passes: int, detect_fps: float) -> dict:
     }
 
 
+def deblocking_difference(clip: Path, detect_fps: float) -> dict:
+    """PSNR (dB) of each frame the daemon's source gives without the deblocking filter against the
+    same frame deblocked: its luma planes, at full size. Both are read side by side, a frame at a time."""
+
+    def lumas(deblocking: bool):
+        config = CameraConfig(name="bench", url=str(clip), detect_fps=detect_fps, realtime=False, deblocking=deblocking)
+        reader = PyAvSource(config)
+        try:
+            while reader.grab() is not None:
+                picture = reader.retrieve()
+                yield picture.grey(picture.size).astype(np.float32)
+        finally:
+            reader.release()
+
+    errors = np.array([np.mean((a - b) ** 2) for a, b in zip(lumas(False), lumas(True), strict=True)])
+    psnr = 10 * np.log10(255**2 / np.maximum(errors, 1e-12))
+    return {"frames": len(psnr), "psnr_min_db": round(float(psnr.min()), 1), "psnr_median_db": round(float(np.median(psnr)), 1)}
+
+
 def live_run(mode: str, url: str, seconds: float, detect_fps: float) -> dict:
     """Read the live stream for ``seconds``, media time the wall clock; CPU of this process only
     (the server is another process)."""
@@ -133,6 +158,9 @@ def main() -> int:
     files = [file_run(mode, args.clip, args.passes, args.detect_fps) for mode in MODES]
     print(f"file {args.clip.name}, {args.passes} passes per mode, one thread, detection at {args.detect_fps:g} fps")
     print_table(files, 24, cut=True)
+    difference = deblocking_difference(args.clip, args.detect_fps)
+    print(f"without deblocking against deblocked, luma PSNR over {difference['frames']} frames: "
+          f"min {difference['psnr_min_db']} dB, median {difference['psnr_median_db']} dB")
     live = []
     if not args.no_rtsp:
         with served_over_rtsp(args.clip) as url:
@@ -143,7 +171,7 @@ def main() -> int:
         auto = next(row for row in live if row["mode"] == "pyav auto")["core_share"]
         print(f"pyav auto / opencv read, share of a core per live stream: {auto / base:.2f}")
     if args.json:
-        print(json.dumps({"clip": str(args.clip), "file": files, "live": live}))
+        print(json.dumps({"clip": str(args.clip), "file": files, "deblocking_difference": difference, "live": live}))
     return 0
 
 

@@ -48,6 +48,14 @@ class CameraConfig(Section):
         "while the rest still cover detect_fps); 'opencv' decodes every frame and reads usb:N devices. "
         "'auto': pyav, except opencv for usb:N.",
     )
+    deblocking: bool = Field(
+        False,
+        title="Deblocking filter",
+        description="Run the codec's in-loop deblocking filter while decoding (decoder 'pyav'). Off by default: "
+        "decoding costs less, and the frames differ from a full decode by a faint blockiness "
+        "(docs/guide/cameras.md#deblocking). Turn it on for a stream with very long keyframe "
+        "intervals, where that difference grows from one keyframe to the next.",
+    )
     stall_timeout_s: float = Field(
         6.0,
         ge=1,

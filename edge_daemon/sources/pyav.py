@@ -165,6 +165,9 @@ class PyAvSource:
             raise SourceError(f"PyAV cannot open it: {_reason(exc)}") from None
         self._stream.thread_type = "SLICE"  # no frame threading: it would delay every frame
         self._stream.codec_context.thread_count = 1
+        if not config.deblocking:
+            # Read when the decoder opens, at the first packet (docs/guide/cameras.md#deblocking).
+            self._stream.codec_context.options = {"skip_loop_filter": "all"}
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.native_fps = float(rate) if rate and 0 < float(rate) < 1000 else 25.0
         self.width, self.height = self._stream.codec_context.width, self._stream.codec_context.height
