@@ -109,9 +109,8 @@ def deblocking_difference(clip: Path, detect_fps: float) -> dict:
     """PSNR (dB) of each frame the daemon's source gives without the deblocking filter against the
     same frame deblocked: its luma planes, at full size. Both are read side by side, a frame at a time."""
 
-    def lumas(deblocking: bool):
-        config = CameraConfig(name="bench", url=str(clip), detect_fps=detect_fps, realtime=False, deblocking=deblocking)
-        reader = PyAvSource(config)
+    def lumas(mode: str):
+        reader, _ = source(mode, str(clip), detect_fps)
         try:
             while reader.grab() is not None:
                 picture = reader.retrieve()
@@ -119,7 +118,7 @@ def deblocking_difference(clip: Path, detect_fps: float) -> dict:
         finally:
             reader.release()
 
-    errors = np.array([np.mean((a - b) ** 2) for a, b in zip(lumas(False), lumas(True), strict=True)])
+    errors = np.array([np.mean((a - b) ** 2) for a, b in zip(lumas("pyav auto"), lumas("pyav auto deblocked"), strict=True)])
     psnr = 10 * np.log10(255**2 / np.maximum(errors, 1e-12))
     return {"frames": len(psnr), "psnr_min_db": round(float(psnr.min()), 1), "psnr_median_db": round(float(np.median(psnr)), 1)}
 
